@@ -1,0 +1,439 @@
+"""The streaming engine: host blocks of any size in, the same number of samples out, delayed by a
+fixed latency that it reports exactly.
+
+Data path for one :meth:`Engine.process` call (worker thread, never the audio callback)::
+
+    host block ─▶ [resample host→model] ─▶ input FIFO ─▶ whole engine blocks ─▶ StepChains
+      (K steps, C candidates, policy) ─▶ synthesis ─▶ output controls (attenuation limit, wet/dry,
+      bypass; all delay-aligned) ─▶ [resample model→host] ─▶ output FIFO ─▶ host block
+
+Latency (host samples) = output-FIFO prefill + separator latency (+ ``(K_max)·latency`` for waveform
+separators, whose steps each add their latency; fewer steps in use are padded to keep it constant).
+The prefill is one engine block when no resampling happens; with resampling it also covers soxr's
+internal buffering, measured once at construction.
+
+Decision blocks (``config.block`` samples at the model rate) are independent of the host block size,
+so a deterministic policy gives the same output for any host block size (the parity property).
+"""
+from __future__ import annotations
+
+import math
+import queue
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+import torch
+
+from streamsep.policies import ENGINE_POLICIES, OracleBlock, PolicyError, make_policy
+from streamsep.refine import DelayLine, StepChains, StepRecord
+from streamsep.separators.base import FrameSeparator, Separator
+
+MAX_HOST_BLOCK = 8192
+
+
+class ConfigError(ValueError):
+    """An engine configuration value out of range; the message names the key."""
+
+
+@dataclass
+class EngineConfig:
+    """Everything that defines how the engine runs.  Units: samples at the model rate, dB."""
+
+    model: str = "nsnet2"
+    steps: int = 0                 # K refinement steps after the one-step pass (0 = plain model)
+    candidates: int = 1            # ratios tried per step (searching policies)
+    policy: str = "fixed"          # fixed | heuristic | proxy
+    ratios: list[float] | None = None  # fixed schedule, one ratio per step
+    block: int = 0                 # decision block in samples at the model rate (0 = one hop)
+    mix: float = 1.0               # wet/dry, 1.0 = fully processed
+    atten_db: float | None = None  # attenuation limit in dB (None = unlimited)
+    bypass: bool = False
+    device: str = "cpu"
+    proxy: str | None = None       # proxy score for policy "proxy" (None = the default)
+    resample_quality: str = "LQ"   # soxr quality for device-rate conversion: QQ, LQ, MQ, HQ, VHQ
+
+    def validate(self) -> "EngineConfig":
+        """Check ranges; raise :class:`ConfigError` naming the bad key."""
+        if not isinstance(self.steps, int) or not 0 <= self.steps <= 16:
+            raise ConfigError(f"steps: must be an integer in 0..16, got {self.steps!r}")
+        if not isinstance(self.candidates, int) or not 1 <= self.candidates <= 64:
+            raise ConfigError(f"candidates: must be an integer in 1..64, got {self.candidates!r}")
+        if self.policy not in ENGINE_POLICIES and self.policy != "oracle-block" and not str(self.policy).startswith("proxy:"):
+            raise ConfigError(f"policy: unknown '{self.policy}' (known: {', '.join(ENGINE_POLICIES)})")
+        if not 0.0 <= float(self.mix) <= 1.0:
+            raise ConfigError(f"mix: must be in [0, 1], got {self.mix!r}")
+        if self.atten_db is not None and not 0.0 <= float(self.atten_db) <= 120.0:
+            raise ConfigError(f"atten_db: must be in [0, 120] dB, got {self.atten_db!r}")
+        if not isinstance(self.block, int) or self.block < 0:
+            raise ConfigError(f"block: must be a non-negative integer (samples), got {self.block!r}")
+        if self.ratios is not None and any(not 0.0 <= float(r) <= 1.0 for r in self.ratios):
+            raise ConfigError(f"ratios: every ratio must be in [0, 1], got {self.ratios!r}")
+        if self.resample_quality not in ("QQ", "LQ", "MQ", "HQ", "VHQ"):
+            raise ConfigError(f"resample_quality: one of QQ, LQ, MQ, HQ, VHQ, got {self.resample_quality!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+LIVE_KEYS = ("steps", "candidates", "policy", "ratios", "mix", "atten_db", "bypass", "proxy")
+
+
+@dataclass
+class EngineStats:
+    """Counters and levels updated by :meth:`Engine.process` (read them from any thread)."""
+
+    steps_in_use: int = 0
+    candidates_in_use: int = 1
+    ratios: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    input_peak_db: float = -120.0
+    output_peak_db: float = -120.0
+    input_rms_db: float = -120.0
+    output_rms_db: float = -120.0
+    blocks: int = 0
+    resets: int = 0
+    dry_blocks: int = 0
+    seconds: float = 0.0
+    compute_seconds: float = 0.0
+
+
+def db(v: float) -> float:
+    """Amplitude to dB, floored at −120 dB."""
+    return 20.0 * math.log10(max(float(v), 1e-6))
+
+
+class _Fifo:
+    """A growable float32 FIFO (worker-side only; the audio callback uses lock-free rings)."""
+
+    def __init__(self, prefill: int = 0) -> None:
+        self.buf = np.zeros(max(1024, 2 * prefill), dtype=np.float32)
+        self.start, self.end = 0, prefill
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def push(self, x: np.ndarray) -> None:
+        n = len(x)
+        if self.end + n > len(self.buf):
+            live = self.buf[self.start:self.end].copy()
+            size = max(len(self.buf), 2 * (len(live) + n))
+            self.buf = np.zeros(size, dtype=np.float32)
+            self.buf[: len(live)] = live
+            self.start, self.end = 0, len(live)
+        self.buf[self.end:self.end + n] = x
+        self.end += n
+
+    def pop(self, n: int) -> np.ndarray:
+        out = self.buf[self.start:self.start + n].copy()
+        self.start += n
+        if self.start == self.end:
+            self.start = self.end = 0
+        return out
+
+
+class _Resampler:
+    """Streaming soxr resampler for one mono stream (output is delay-compensated by soxr)."""
+
+    def __init__(self, src: int, dst: int, quality: str) -> None:
+        import soxr
+
+        self.src, self.dst = src, dst
+        self.rs = soxr.ResampleStream(src, dst, 1, dtype="float32", quality=quality)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.rs.resample_chunk(np.ascontiguousarray(x, dtype=np.float32))
+
+
+class Engine:
+    """Block-by-block multi-step refinement with a constant, exactly reported latency."""
+
+    def __init__(self, config: EngineConfig, rate: int | None = None, separator: Separator | None = None,
+                 host_block: int | None = None, max_steps: int | None = None) -> None:
+        self.config = replace(config).validate()
+        if separator is None:
+            from streamsep.separators.registry import create
+
+            separator = create(config.model, device=config.device)
+        self.sep = separator
+        self.sr = separator.sample_rate
+        self.rate = int(rate or self.sr)
+        hop = separator.hop
+        block = config.block or hop
+        if block % hop:
+            raise ConfigError(f"block: {block} samples is not a multiple of the {separator.name} hop ({hop})")
+        self.block = block
+        self.max_steps = int(max(config.steps, max_steps or 0))
+        self.frame = isinstance(separator, FrameSeparator) and separator.frame_domain
+        self.chains = StepChains(separator, self.max_steps, block // hop)
+        self._apply_policy()
+        self.stats = EngineStats(ratios=np.full(self.max_steps, np.nan))
+        self._mailbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._limit_steps: int | None = None
+        self._limit_cands: int | None = None
+        # model-domain latency (samples at model rate) of the processed path
+        sep_lat = separator.latency * (1 if self.frame else self.max_steps + 1)
+        self.model_latency = sep_lat
+        self.dry_delay = DelayLine(sep_lat)
+        self.pad_delay = DelayLine(0)
+        if self.frame:
+            self.ana = separator.stft.new_analysis_state(1)
+            self.syn = separator.stft.new_synthesis_state(1)
+        self._gain_prev = self._target_gains()
+        self.in_fifo = _Fifo()
+        self.resample = self.rate != self.sr
+        if self.resample:
+            q = config.resample_quality
+            self.rs_in = _Resampler(self.rate, self.sr, q)
+            self.rs_out = _Resampler(self.sr, self.rate, q)
+            prefill = self._measure_prefill(host_block or max(1, round(hop * self.rate / self.sr)), q)
+        else:
+            prefill = block
+        self.prefill = prefill
+        self.out_fifo = _Fifo(prefill)
+        ratio = self.rate / self.sr
+        #: latency in host samples (exact when no resampling; soxr is delay-compensated otherwise)
+        self.latency = int(round(prefill + sep_lat * ratio))
+        self.latency_ms = 1000.0 * (prefill + sep_lat * ratio) / self.rate
+        self._was_dry = False
+
+    # -- configuration ------------------------------------------------------------------------
+    def _apply_policy(self) -> None:
+        c = self.config
+        self.policy = make_policy(c.policy, c.ratios, c.proxy)
+
+    def _measure_prefill(self, host_block: int, quality: str) -> int:
+        """Host samples of output prefill that soxr's bursty streaming needs (simulated on zeros)."""
+        a = _Resampler(self.rate, self.sr, quality)
+        b = _Resampler(self.sr, self.rate, quality)
+        fifo_m = 0
+        produced = 0
+        demanded = 0
+        worst = 0
+        total = int(2.0 * self.rate)
+        for start in range(0, total, host_block):
+            n = min(host_block, total - start)
+            fifo_m += len(a(np.zeros(n, np.float32)))
+            whole = (fifo_m // self.block) * self.block
+            fifo_m -= whole
+            if whole:
+                produced += len(b(np.zeros(whole, np.float32)))
+            demanded += n
+            worst = max(worst, demanded - produced)
+        return int(worst + host_block)
+
+    def set_params(self, **kw) -> None:
+        """Queue live parameter changes (thread-safe); applied at the start of the next process()."""
+        bad = [k for k in kw if k not in LIVE_KEYS]
+        if bad:
+            raise ConfigError(f"{bad[0]}: not a live parameter (live: {', '.join(LIVE_KEYS)})")
+        replace(self.config, **kw).validate()  # fail fast in the caller's thread
+        self._mailbox.put(dict(kw))
+
+    def set_load_limit(self, steps: int | None, candidates: int | None) -> None:
+        """Caps from the deadline controller (None = no cap).  Never changes the latency."""
+        self._limit_steps, self._limit_cands = steps, candidates
+
+    def _drain_mailbox(self) -> None:
+        changed = {}
+        while True:
+            try:
+                changed.update(self._mailbox.get_nowait())
+            except queue.Empty:
+                break
+        if not changed:
+            return
+        if "steps" in changed and changed["steps"] > self.max_steps:
+            if self.frame:  # frame-domain steps add no latency: grow the chains
+                self.chains.grow(int(changed["steps"]))
+                self.max_steps = self.chains.max_steps
+                self.stats.ratios = np.full(self.max_steps, np.nan)
+            else:  # waveform steps add latency, fixed at construction (use max_steps=)
+                changed["steps"] = self.max_steps
+        self.config = replace(self.config, **changed).validate()
+        if {"policy", "ratios", "proxy"} & changed.keys():
+            self._apply_policy()
+
+    def effective(self) -> tuple[int, int]:
+        """(steps, candidates) in use after the deadline caps."""
+        s, c = self.config.steps, self.config.candidates
+        if self._limit_steps is not None:
+            s = min(s, self._limit_steps)
+        if self._limit_cands is not None:
+            c = min(c, self._limit_cands)
+        return max(0, min(s, self.max_steps)), max(1, c)
+
+    def _target_gains(self) -> tuple[float, float]:
+        """(wet weight, attenuation floor) targets from mix/bypass/atten_db."""
+        c = self.config
+        wet = 0.0 if c.bypass else float(c.mix)
+        floor = 0.0 if c.atten_db is None else 10.0 ** (-float(c.atten_db) / 20.0)
+        return wet, floor
+
+    # -- processing ---------------------------------------------------------------------------
+    def process(self, block: np.ndarray, dry: bool = False) -> np.ndarray:
+        """Process one host block (1-D, any length ≥ 1) and return as many output samples."""
+        x = np.asarray(block, dtype=np.float32).reshape(-1)
+        t0 = time.perf_counter()
+        self._drain_mailbox()
+        xin = self.rs_in(x) if self.resample else x
+        if len(xin):
+            self.in_fifo.push(xin)
+        n_blocks = len(self.in_fifo) // self.block
+        if n_blocks:
+            xm = self.in_fifo.pop(n_blocks * self.block)
+            ym = self._process_model(xm, dry)
+            out = self.rs_out(ym) if self.resample else ym
+            if len(out):
+                self.out_fifo.push(out)
+        n = len(x)
+        if len(self.out_fifo) < n:  # cannot happen with a correct prefill; never emit garbage
+            self.out_fifo.push(np.zeros(n - len(self.out_fifo), np.float32))
+        y = self.out_fifo.pop(n)
+        st = self.stats
+        st.seconds += n / self.rate
+        st.compute_seconds += time.perf_counter() - t0
+        if n:
+            pk_in, pk_out = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
+            st.input_peak_db, st.output_peak_db = db(pk_in), db(pk_out)
+            st.input_rms_db = db(math.sqrt(float(np.mean(x * x))))
+            st.output_rms_db = db(math.sqrt(float(np.mean(y * y))))
+        return y
+
+    def process_dry(self, block: np.ndarray) -> np.ndarray:
+        """Same latency as :meth:`process`, no model: the delay-aligned input (deadline fallback)."""
+        return self.process(block, dry=True)
+
+    def _sanitize(self, x: np.ndarray) -> np.ndarray:
+        if not np.isfinite(x).all():
+            x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+        return np.clip(x, -4.0, 4.0)
+
+    def _process_model(self, xm: np.ndarray, dry: bool, ctx: dict | None = None,
+                       keep_steps: list | None = None) -> np.ndarray:
+        """Whole engine blocks at the model rate → the same number of output samples."""
+        xm = self._sanitize(xm)
+        steps, cands = self.effective()
+        st = self.stats
+        st.steps_in_use, st.candidates_in_use = steps, cands
+        st.blocks += len(xm) // self.block
+        x_d = self.dry_delay(xm)
+        if dry:
+            st.dry_blocks += len(xm) // self.block
+            if self.frame:  # keep the analysis buffer current; the model chains pause
+                _, self.ana = self.sep.analyze(torch.as_tensor(xm, device=self.sep.device)[None], self.ana)
+            else:
+                for d in self.chains.mix_delays:
+                    d(xm)
+            self._was_dry = True
+            return x_d
+        record = StepRecord(ratios=[[] for _ in range(self.max_steps)])
+        with torch.inference_mode():
+            if self.frame:
+                X, self.ana = self.sep.analyze(torch.as_tensor(xm, device=self.sep.device)[None], self.ana)
+                if self._was_dry:
+                    self.syn = self.sep.stft.new_synthesis_state(1)
+                Y = self.chains.run(X, steps, cands, self.policy, ctx=ctx, record=record, keep_steps=keep_steps)
+                y, self.syn = self.sep.synthesize(Y, self.syn)
+                y = y[0].cpu().numpy()
+            else:
+                y = self.chains.run(torch.as_tensor(xm)[None], steps, cands, self.policy, ctx=ctx,
+                                    record=record, keep_steps=keep_steps)[0].cpu().numpy()
+                # pad to the latency of max_steps so fewer steps never change the latency
+                pad = (self.max_steps - steps) * self.sep.latency
+                if pad != self.pad_delay.delay:
+                    self.pad_delay = DelayLine(pad)
+                y = self.pad_delay(y)
+        st.resets = self.chains.resets
+        for k in range(self.max_steps):
+            r = record.ratios[k]
+            st.ratios[k] = (r[-1] if r else np.nan) if k < steps else np.nan
+        y = self._sanitize(y.astype(np.float32, copy=False))
+        out = self._output_controls(y, x_d)
+        self._was_dry = False
+        return out
+
+    def _output_controls(self, y: np.ndarray, x_d: np.ndarray) -> np.ndarray:
+        """Attenuation limit then wet/dry (bypass = dry), ramped over the chunk to avoid clicks."""
+        wet1, floor1 = self._target_gains()
+        wet0, floor0 = self._gain_prev
+        if self._was_dry:
+            wet0 = 0.0
+        self._gain_prev = (wet1, floor1)
+        if wet0 == wet1 == 1.0 and floor0 == floor1 == 0.0:
+            return y
+        n = len(y)
+        ramp_n = min(n, self.block)
+        def ramp(a: float, b: float) -> np.ndarray | float:
+            if a == b:
+                return b
+            r = np.full(n, b, dtype=np.float32)
+            r[:ramp_n] = np.linspace(a, b, ramp_n, dtype=np.float32)
+            return r
+        floor, wet = ramp(floor0, floor1), ramp(wet0, wet1)
+        limited = y + floor * (x_d - y)
+        return (wet * limited + (1.0 - wet) * x_d).astype(np.float32)
+
+    # -- whole signals ------------------------------------------------------------------------
+    def run_offline(self, x: np.ndarray, reference: np.ndarray | None = None,
+                    per_step: bool = False) -> tuple[np.ndarray, list[np.ndarray], dict]:
+        """Whole signal at the model rate, in one pass, latency removed; same code as streaming.
+
+        Returns (final estimate, per-step estimates when ``per_step``, diagnostics).  ``reference``
+        (clean, model rate) enables the ``oracle-block`` policy.
+        """
+        if self.resample:
+            raise ConfigError("run_offline works at the model rate; resample first")
+        n = len(x)
+        total = int(math.ceil((n + self.model_latency) / self.block) * self.block)
+        xp = np.zeros(total, np.float32)
+        xp[:n] = x
+        ctx: dict | None = None
+        if reference is not None:
+            rp = np.zeros(total, np.float32)
+            m = min(n, len(reference))
+            rp[:m] = reference[:m]
+            if self.frame:
+                S, _ = self.sep.analyze(torch.as_tensor(rp, device=self.sep.device)[None],
+                                        self.sep.stft.new_analysis_state(1))
+            else:
+                S = torch.as_tensor(rp)[None]
+            ctx = {"S": S, "scores": []}
+        elif isinstance(self.policy, OracleBlock):
+            raise PolicyError("policy oracle-block needs a reference")
+        steps_out: list | None = [] if per_step else None
+        y = self._process_model(xp, False, ctx=ctx, keep_steps=steps_out)
+        L = self.model_latency
+        final = y[L:L + n]
+        per: list[np.ndarray] = []
+        if per_step and steps_out is not None:
+            for k, Yk in enumerate(steps_out):
+                if self.frame:
+                    yk, _ = self.sep.synthesize(Yk, self.sep.stft.new_synthesis_state(1))
+                    yk = yk[0].cpu().numpy()
+                    lk = self.sep.latency
+                else:
+                    yk = Yk[0].cpu().numpy()
+                    lk = self.sep.latency * (k + 1)
+                per.append(yk[lk:lk + n].astype(np.float32))
+        return final, per, {"scores": ctx["scores"] if ctx else None}
+
+
+def enhance_array(x: np.ndarray, rate: int, config: EngineConfig, separator: Separator | None = None) -> np.ndarray:
+    """Run a whole signal through the engine (resampled to the model rate and back if needed).
+
+    Returns an array of the same length as ``x`` with the latency removed.
+    """
+    from streamsep.audio_io import resample
+
+    eng = Engine(config, separator=separator)
+    xm = resample(x, rate, eng.sr) if rate != eng.sr else np.asarray(x, np.float32)
+    y, _, _ = eng.run_offline(xm)
+    if rate != eng.sr:
+        y = resample(y, eng.sr, rate)
+        y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
+    return y.astype(np.float32)
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in fields(EngineConfig)]

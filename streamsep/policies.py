@@ -1,0 +1,233 @@
+"""Ratio policies: which blend ratio r each refinement step uses, block by block.
+
+A step blends the mixture with the previous estimate, ``Z = r·X + (1−r)·Y(k−1)``, and runs the
+separator again.  A policy proposes candidate ratios for a block and, when there are several, picks
+the survivor (or ``KEEP`` = keep the previous estimate, which costs no pass and is always allowed).
+
+All policies here are *reference-free* (usable live) except :class:`OracleBlock`, which scores
+candidates against a clean reference and exists to measure how often the proxies agree with it.
+
+Scores work on complex STFT frames of shape (B, T, F) (``T`` frames of one decision block).  For
+waveform separators the engine hands over a short-time spectrum of each block, so one code path
+serves both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+KEEP = -1  # "keep the previous estimate"
+EPS = 1e-10
+
+#: ratio grid used when a policy searches (C candidates are spread over it)
+DEFAULT_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: default fixed schedule: mixture weight decreasing with the step index (the bridge view)
+DEFAULT_SCHEDULE = (0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.1)
+
+
+class PolicyError(ValueError):
+    """Unknown policy or bad policy parameters."""
+
+
+def power(frames: torch.Tensor) -> torch.Tensor:
+    """|frames|² as a real tensor."""
+    return frames.real ** 2 + frames.imag ** 2
+
+
+def spread(grid: tuple[float, ...], count: int) -> np.ndarray:
+    """``count`` ratios spread evenly over ``grid`` (count ≥ len(grid) returns the whole grid)."""
+    if count >= len(grid):
+        return np.asarray(grid, dtype=np.float32)
+    idx = np.round(np.linspace(0, len(grid) - 1, count)).astype(int)
+    if count == 1:
+        idx = np.array([len(grid) // 2])
+    return np.asarray([grid[i] for i in idx], dtype=np.float32)
+
+
+@dataclass
+class Choice:
+    """What a policy decided for one block and step."""
+
+    index: int          # candidate index, or KEEP
+    ratio: float        # the ratio of the survivor (nan when KEEP)
+    scores: np.ndarray | None = None  # per-candidate scores (KEEP score last), for diagnostics
+
+
+class Policy:
+    """Base class.  ``searches`` is True when the policy runs several candidates and selects."""
+
+    name = "policy"
+    searches = False
+    deterministic = True
+
+    def ratios(self, k: int, candidates: int, X: torch.Tensor, Yprev: torch.Tensor) -> np.ndarray:
+        """Candidate ratios for step ``k`` (1-based) of one block: shape (C,) or (C, T) per frame."""
+        raise NotImplementedError
+
+    def choose(self, k: int, X: torch.Tensor, Yprev: torch.Tensor, Ycand: torch.Tensor,
+               ratios: np.ndarray, ctx: dict | None = None) -> Choice:
+        """Pick the survivor among ``Ycand`` (C, T, F) or KEEP.  Non-searching policies take 0."""
+        return Choice(0, float(np.mean(ratios[0])))
+
+
+class FixedPolicy(Policy):
+    """A ratio schedule per step; no search, cheapest.  Step k uses ``schedule[k−1]``."""
+
+    name = "fixed"
+
+    def __init__(self, schedule: tuple[float, ...] | list[float] | None = None) -> None:
+        self.schedule = tuple(schedule) if schedule else DEFAULT_SCHEDULE
+        for r in self.schedule:
+            if not 0.0 <= float(r) <= 1.0:
+                raise PolicyError(f"fixed ratio {r} outside [0, 1]")
+
+    def ratios(self, k, candidates, X, Yprev):
+        r = self.schedule[min(k - 1, len(self.schedule) - 1)]
+        return np.asarray([r], dtype=np.float32)
+
+
+class HeuristicPolicy(Policy):
+    """Closed-form ratio per block from an SNR estimate of the previous estimate.
+
+    ``snr = Σ|Y|² / Σ|X − Y|²`` over the block (what the model kept against what it removed).  When
+    the block is clean the model should be left alone (large r: much mixture), when it is noisy the
+    estimate is refined harder (small r).  ``r = r_lo + (r_hi − r_lo)·σ((snr_dB − mid)/width)``.
+    """
+
+    name = "heuristic"
+
+    def __init__(self, r_lo: float = 0.2, r_hi: float = 0.8, mid_db: float = 5.0, width_db: float = 5.0) -> None:
+        self.r_lo, self.r_hi, self.mid_db, self.width_db = r_lo, r_hi, mid_db, width_db
+
+    def ratios(self, k, candidates, X, Yprev):
+        ps = float(power(Yprev).sum())
+        pn = float(power(X - Yprev).sum())
+        snr_db = 10.0 * np.log10((ps + EPS) / (pn + EPS))
+        w = 1.0 / (1.0 + np.exp(-(snr_db - self.mid_db) / self.width_db))
+        return np.asarray([self.r_lo + (self.r_hi - self.r_lo) * w], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# proxy scores: higher is better; each returns (C+1,) with the KEEP candidate last
+# ---------------------------------------------------------------------------------------------
+def _stack_keep(Ycand: torch.Tensor, Yprev: torch.Tensor) -> torch.Tensor:
+    return torch.cat([Ycand, Yprev.expand(1, *Yprev.shape[1:])], dim=0)
+
+
+def score_energy(X, Yprev, Ycand, ctx=None) -> np.ndarray:
+    """Naive proxy: lower output energy is better (rewards over-suppression; a baseline)."""
+    Y = _stack_keep(Ycand, Yprev)
+    e = power(Y).sum(dim=(1, 2)) / (power(X).sum() + EPS)
+    return (-10.0 * torch.log10(e + EPS)).cpu().numpy()
+
+
+def score_speech_preserving(X, Yprev, Ycand, ctx=None, lam: float = 4.0, thresh: float = 0.5) -> np.ndarray:
+    """Noise removed where the previous estimate says noise, minus speech distortion where it says speech.
+
+    Speech-dominant bins: ``|Yprev|²/|X|² > thresh``.  Score = noise reduction (dB) in the other bins
+    − ``lam`` × relative magnitude change (dB-like) in speech bins against the previous estimate.
+    """
+    Y = _stack_keep(Ycand, Yprev)
+    px, pp = power(X)[0], power(Yprev)[0]
+    speech = (pp / (px + EPS)) > thresh
+    noise = ~speech
+    py = power(Y)
+    nr = -10.0 * torch.log10((py * noise).sum(dim=(1, 2)) + EPS) + 10.0 * torch.log10((px * noise).sum() + EPS)
+    mag_y, mag_p = py.sqrt(), pp.sqrt()
+    dist = ((mag_y - mag_p) ** 2 * speech).sum(dim=(1, 2)) / ((pp * speech).sum() + EPS)
+    score = nr - lam * 10.0 * torch.log10(1.0 + dist)
+    if not bool(noise.any()):
+        score = -lam * 10.0 * torch.log10(1.0 + dist)
+    return score.cpu().numpy()
+
+
+def score_residual_flatness(X, Yprev, Ycand, ctx=None, lam: float = 10.0) -> np.ndarray:
+    """Residual noise-likeness: the removed part ``X − Y`` should be spectrally flat (noise-like).
+
+    Score = noise removed in dB + ``lam`` × spectral flatness (0..1) of the mean residual spectrum.
+    Over-suppression leaves speech harmonics in the residual, which lowers its flatness.
+    """
+    Y = _stack_keep(Ycand, Yprev)
+    res = power(X - Y).mean(dim=1) + EPS  # (C+1, F)
+    flat = torch.exp(torch.log(res).mean(dim=-1)) / res.mean(dim=-1)
+    removed = 10.0 * torch.log10(power(X).sum() + EPS) - 10.0 * torch.log10(power(Y).sum(dim=(1, 2)) + EPS)
+    return (removed + lam * flat).cpu().numpy()
+
+
+def score_oracle_sisdr(X, Yprev, Ycand, ctx=None) -> np.ndarray:
+    """Oracle: SI-SDR in the STFT domain against the clean reference frames ``ctx['S']``."""
+    S = ctx["S"]
+    Y = _stack_keep(Ycand, Yprev)
+    dims = tuple(range(1, Y.dim()))
+    inner = (Y.conj() * S).real.sum(dim=dims)
+    s_pow = power(S).sum() + EPS
+    alpha = inner / s_pow
+    target = alpha.view(-1, *([1] * (Y.dim() - 1))) * S
+    err = power(Y - target).sum(dim=dims)
+    return (10.0 * torch.log10((alpha ** 2 * s_pow + EPS) / (err + EPS))).cpu().numpy()
+
+
+PROXIES = {
+    "energy": score_energy,
+    "speech-preserving": score_speech_preserving,
+    "residual-flatness": score_residual_flatness,
+}
+DEFAULT_PROXY = "speech-preserving"
+
+
+class ProxyPolicy(Policy):
+    """Run C candidate ratios, score each (and the previous estimate) with a reference-free proxy.
+
+    A candidate replaces the previous estimate only if it beats it by ``margin`` (score units):
+    where the proxy cannot tell, the previous estimate is kept.
+    """
+
+    name = "proxy"
+    searches = True
+
+    def __init__(self, proxy: str = DEFAULT_PROXY, margin: float = 0.5,
+                 grid: tuple[float, ...] = DEFAULT_GRID) -> None:
+        if proxy not in PROXIES:
+            raise PolicyError(f"unknown proxy '{proxy}' (known: {', '.join(PROXIES)})")
+        self.proxy, self.margin, self.grid = proxy, float(margin), tuple(grid)
+        self.score = PROXIES[proxy]
+
+    def ratios(self, k, candidates, X, Yprev):
+        return spread(self.grid, max(1, candidates))
+
+    def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
+        s = self.score(X, Yprev, Ycand, ctx)
+        best = int(np.argmax(s[:-1]))
+        if s[best] > s[-1] + self.margin:
+            return Choice(best, float(ratios[best]), s)
+        return Choice(KEEP, float("nan"), s)
+
+
+class OracleBlock(ProxyPolicy):
+    """Per-block oracle (SI-SDR against the clean reference); offline measurement only."""
+
+    name = "oracle-block"
+
+    def __init__(self, grid: tuple[float, ...] = DEFAULT_GRID) -> None:
+        self.proxy, self.margin, self.grid = "oracle", 0.0, tuple(grid)
+        self.score = score_oracle_sisdr
+
+
+ENGINE_POLICIES = ("fixed", "heuristic", "proxy")
+
+
+def make_policy(name: str, ratios: list[float] | None = None, proxy: str | None = None) -> Policy:
+    """Build an engine policy by name (``fixed``, ``heuristic``, ``proxy``, ``oracle-block``)."""
+    if name == "fixed":
+        return FixedPolicy(ratios)
+    if name == "heuristic":
+        return HeuristicPolicy()
+    if name == "proxy":
+        return ProxyPolicy(proxy or DEFAULT_PROXY)
+    if name.startswith("proxy:"):
+        return ProxyPolicy(name.split(":", 1)[1])
+    if name == "oracle-block":
+        return OracleBlock()
+    raise PolicyError(f"unknown engine policy '{name}' (known: {', '.join(ENGINE_POLICIES)})")

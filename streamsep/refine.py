@@ -1,0 +1,200 @@
+"""The multi-step refinement core, independent of streaming: one state chain per step.
+
+``y0 = f(x)``; step ``k``: ``z = r·x + (1−r)·y(k−1)``, ``y(k) = f(z)``.  Every step has its own
+recurrent state chain.  For a decision block, a searching policy forks the chain's state ``C`` ways,
+runs the ``C`` candidate inputs as one batch, scores them and keeps the survivor's state.  Keeping the
+previous estimate is always allowed; the chain's state then follows the best-scoring candidate that
+was run (the chain must advance on *some* input to stay continuous).
+
+Frame-domain separators are refined on STFT frames (``X``, ``Y`` complex (1, T, F)): every step sees
+the same frames, so K steps add no latency.  Waveform separators are refined on samples: step ``k``
+blends with the mixture delayed by ``k·latency`` so that both signals are aligned, and each step
+adds ``latency`` samples.
+
+Used by :mod:`streamsep.engine` (streaming and whole-file) — the same code on both paths is what
+makes streamed output equal offline output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from streamsep.policies import KEEP, Policy
+from streamsep.separators.base import FrameSeparator, Separator
+
+CROSSFADE = 64  # samples, for candidate switches of waveform separators
+
+
+class DelayLine:
+    """A delay of ``delay`` samples for a 1-D float32 stream (``delay`` may be changed; it resets)."""
+
+    def __init__(self, delay: int) -> None:
+        self.delay = int(delay)
+        self.buf = np.zeros(self.delay, dtype=np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.delay == 0:
+            return x
+        joined = np.concatenate([self.buf, x])
+        self.buf = joined[len(x):].copy()
+        return joined[: len(x)]
+
+
+def block_spectra(x: torch.Tensor, n_fft: int = 256) -> torch.Tensor:
+    """Short-time spectra (B, T, F) of waveform blocks (B, N) for policy scoring (Hann, 50 % hop)."""
+    n = min(n_fft, x.shape[-1])
+    win = torch.hann_window(n, device=x.device, dtype=x.dtype)
+    frames = x.unfold(-1, n, max(1, n // 2)) * win
+    return torch.fft.rfft(frames, dim=-1)
+
+
+@dataclass
+class StepRecord:
+    """Diagnostics of one call: per step, the chosen ratio of each decision block (nan = kept)."""
+
+    ratios: list[list[float]] = field(default_factory=list)
+    proxy_scores: list = field(default_factory=list)
+
+
+class StepChains:
+    """Per-step separator state chains and the block-wise multi-step loop."""
+
+    def __init__(self, sep: Separator, max_steps: int, block_frames: int) -> None:
+        self.sep = sep
+        self.max_steps = int(max_steps)
+        self.block_frames = int(block_frames)  # frames (hops) per decision block
+        self.frame = isinstance(sep, FrameSeparator) and sep.frame_domain
+        self.states = [self._fresh() for _ in range(self.max_steps + 1)]
+        self.active = self.max_steps  # chains 1..active have been advanced continuously
+        self.prev_choice = [0] * (self.max_steps + 1)
+        self.resets = 0
+        # waveform separators: mixture delayed by k·latency for step k
+        self.mix_delays = [DelayLine(k * sep.latency) for k in range(self.max_steps + 1)] if not self.frame else []
+
+    def grow(self, max_steps: int) -> None:
+        """Add chains up to ``max_steps`` (frame-domain only: no latency change)."""
+        while self.max_steps < max_steps:
+            self.max_steps += 1
+            self.states.append(self._fresh())
+            self.prev_choice.append(0)
+
+    def _fresh(self):
+        return self.sep.new_model_state(1) if self.frame else self.sep.new_state(1)
+
+    def reset_chain(self, k: int) -> None:
+        """Restart chain ``k`` from a fresh state (after a poisoned state or re-enabling a step)."""
+        self.states[k] = self._fresh()
+        self.prev_choice[k] = 0
+
+    def _check(self, k: int) -> None:
+        if not self.sep.state_is_finite(self.states[k]):
+            self.reset_chain(k)
+            self.resets += 1
+
+    # -- the separator call, in its own domain --------------------------------------------------
+    def _run(self, inp, state):
+        if self.frame:
+            return self.sep.step(inp, state)
+        y, st = self.sep.process(inp.cpu().numpy() if isinstance(inp, torch.Tensor) else inp, state)
+        return torch.as_tensor(y), st
+
+    def _scoring_view(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.frame else block_spectra(t)
+
+    def run(self, X: torch.Tensor, steps: int, candidates: int, policy: Policy,
+            ctx: dict | None = None, record: StepRecord | None = None,
+            keep_steps: list | None = None) -> torch.Tensor:
+        """Refine one chunk.
+
+        ``X``: frame domain: complex (1, T, F) with T a multiple of ``block_frames``; waveform: float
+        (1, N) with N a multiple of ``block_frames·hop``.  Returns the final estimate (same shape;
+        for waveform separators delayed by ``(steps+1)·latency`` relative to ``X``).  ``ctx`` may hold
+        ``S`` (clean reference, same layout as ``X``) for the oracle policy.  ``keep_steps``, when a
+        list, receives every step's estimate (for per-step reports).
+        """
+        steps = min(int(steps), self.max_steps)
+        if steps > self.active:  # re-enabled steps restart from fresh states
+            for k in range(self.active + 1, steps + 1):
+                self.reset_chain(k)
+        self.active = steps
+        self._check(0)
+        Y, self.states[0] = self._run(X, self.states[0])
+        if keep_steps is not None:
+            keep_steps.append(Y)
+        unit = self.block_frames if self.frame else self.block_frames * self.sep.hop
+        n_units = X.shape[1] // unit
+        for k in range(1, steps + 1):
+            self._check(k)
+            Xk = X if self.frame else torch.as_tensor(self.mix_delays[k](X[0].cpu().numpy()))[None]
+            if not policy.searches or candidates < 1:
+                Y = self._deterministic_step(k, Xk, Y, policy, unit, n_units, record)
+            else:
+                Y = self._search_step(k, Xk, Y, candidates, policy, unit, n_units, ctx, record)
+            if keep_steps is not None:
+                keep_steps.append(Y)
+        # keep the unused mixture delay lines flowing so a re-enabled step is aligned
+        if not self.frame:
+            for k in range(steps + 1, self.max_steps + 1):
+                self.mix_delays[k](X[0].cpu().numpy())
+        return Y
+
+    def _deterministic_step(self, k, Xk, Yprev, policy, unit, n_units, record):
+        ratios = []
+        for b in range(n_units):
+            sl = slice(b * unit, (b + 1) * unit)
+            r = policy.ratios(k, 1, self._scoring_view(Xk[:, sl]), self._scoring_view(Yprev[:, sl]))
+            ratios.append(float(r[0]))
+        rv = torch.tensor(np.repeat(np.asarray(ratios, dtype=np.float32), unit), device=Xk.device)
+        rv = rv.view(1, -1, 1) if self.frame else rv.view(1, -1)
+        Z = rv * Xk + (1.0 - rv) * Yprev
+        Y, self.states[k] = self._run(Z, self.states[k])
+        if record is not None and len(record.ratios) >= k:
+            record.ratios[k - 1].extend(ratios)
+        return Y
+
+    def _search_step(self, k, Xk, Yprev, candidates, policy, unit, n_units, ctx, record):
+        outs = []
+        for b in range(n_units):
+            sl = slice(b * unit, (b + 1) * unit)
+            Xb, Pb = Xk[:, sl], Yprev[:, sl]
+            rat = policy.ratios(k, candidates, self._scoring_view(Xb), self._scoring_view(Pb))
+            C = len(rat)
+            rv = torch.tensor(rat, device=Xb.device).view(C, *([1] * (Xb.dim() - 1)))
+            Z = rv * Xb + (1.0 - rv) * Pb
+            st = self.sep.fork(self.states[k], C)
+            Yc, st = self._run(Z, st)
+            sub_ctx = None
+            if ctx is not None and "S" in ctx:
+                sub_ctx = {"S": ctx["S"][:, sl] if self.frame else block_spectra(ctx["S"][:, sl])}
+            choice = policy.choose(k, self._scoring_view(Xb), self._scoring_view(Pb),
+                                   self._scoring_view(Yc), rat, sub_ctx)
+            if choice.index == KEEP:
+                scores = choice.scores[:-1] if choice.scores is not None else np.zeros(C)
+                self.states[k] = self.sep.select(st, [int(np.argmax(scores))])
+                Yb = Pb
+            else:
+                self.states[k] = self.sep.select(st, [choice.index])
+                Yb = Yc[choice.index: choice.index + 1]
+            if not self.frame:
+                Yb = self._crossfade(k, Yb, Yc, Pb, choice.index)
+            self.prev_choice[k] = choice.index
+            outs.append(Yb)
+            if record is not None and len(record.ratios) >= k:
+                record.ratios[k - 1].append(choice.ratio)
+                if ctx is not None and "scores" in ctx:
+                    ctx["scores"].append((k, choice.scores))
+        return torch.cat(outs, dim=1)
+
+    def _crossfade(self, k, Yb, Yc, Pb, index):
+        """Waveform separators: fade from the previous survivor's continuation to the new one."""
+        prev = self.prev_choice[k]
+        if prev == index:
+            return Yb
+        old = Pb if prev == KEEP or prev >= Yc.shape[0] else Yc[prev: prev + 1]
+        n = min(CROSSFADE, Yb.shape[-1])
+        ramp = torch.linspace(0.0, 1.0, n + 2, device=Yb.device)[1:-1]
+        Yb = Yb.clone()
+        Yb[:, :n] = ramp * Yb[:, :n] + (1.0 - ramp) * old[:, :n]
+        return Yb
