@@ -345,6 +345,7 @@ class Engine:
                     self.pad_delay = DelayLine(pad)
                 y = self.pad_delay(y)
         st.resets = self.chains.resets
+        self.last_record = record
         for k in range(self.max_steps):
             r = record.ratios[k]
             st.ratios[k] = (r[-1] if r else np.nan) if k < steps else np.nan
@@ -416,7 +417,7 @@ class Engine:
                     yk = Yk[0].cpu().numpy()
                     lk = self.sep.latency * (k + 1)
                 per.append(yk[lk:lk + n].astype(np.float32))
-        return final, per, {"scores": ctx["scores"] if ctx else None}
+        return final, per, {"scores": ctx["scores"] if ctx else None, "ratios": self.last_record.ratios}
 
 
 def enhance_array(x: np.ndarray, rate: int, config: EngineConfig, separator: Separator | None = None) -> np.ndarray:

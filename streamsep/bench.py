@@ -1,0 +1,136 @@
+"""``streamsep bench``: real-time factor and latency of the streaming engine per configuration.
+
+For each (steps, candidates, host block) the input is streamed through :class:`Engine` in host blocks
+exactly as the live host does; ``rtf`` = compute seconds / audio seconds.  In the same run the raw
+reference runtime of the model is measured as ``reference_rtf``: onnxruntime on the NSNet2 ONNX over
+the whole file (features, network, synthesis) for nsnet2; pyrnnoise's own frame loop for rnnoise;
+one whole-file ``process`` call of the separator itself for other models.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from streamsep.cli import CLIError, block_for, write_json
+from streamsep.engine import Engine, EngineConfig
+
+
+def machine_info(threads: int, device: str) -> dict:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform(), "device": device}
+    if device == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def bench_input(seconds: float, rate: int, path: str | None) -> np.ndarray:
+    """The file (resampled, looped to length) or a generated noisy speech-like clip."""
+    from streamsep.audio_io import read_audio
+    from streamsep.demo import coloured_noise, mix_at_snr, synthetic_speech
+
+    if path:
+        x, _ = read_audio(path, rate=rate)
+    else:
+        x = mix_at_snr(synthetic_speech(min(seconds, 10.0), rate), coloured_noise(int(min(seconds, 10.0) * rate), rate), 5.0)
+    reps = int(np.ceil(seconds * rate / len(x)))
+    return np.tile(x, reps)[: int(seconds * rate)].astype(np.float32)
+
+
+def reference_rtf(sep, x: np.ndarray) -> tuple[float, str]:
+    """Raw reference runtime (compute s / audio s) of the model over the whole signal."""
+    dur = len(x) / sep.sample_rate
+    if sep.name.startswith("nsnet2"):
+        import onnxruntime as ort
+
+        from streamsep.separators.nsnet2 import log_power
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = torch.get_num_threads()
+        sess = ort.InferenceSession(str(sep.onnx_path), so, providers=["CPUExecutionProvider"])
+        n = len(x) // sep.hop * sep.hop
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            xt = torch.as_tensor(x[:n])[None]
+            X, _ = sep.stft.analyze(xt, sep.stft.new_analysis_state(1))
+            g = sess.run(None, {sess.get_inputs()[0].name: log_power(X).numpy()})[0]
+            sep.stft.synthesize(X * torch.as_tensor(np.clip(g, 1e-4, 1.0)), sep.stft.new_synthesis_state(1))
+            best = min(best, time.perf_counter() - t0)
+        return best / dur, "onnxruntime on the NSNet2 ONNX, whole file"
+    if sep.name == "rnnoise":
+        from streamsep.separators import rnnoise
+
+        return float(rnnoise.reference_rtf(x)), "pyrnnoise's own frame loop"
+    n = len(x) // sep.hop * sep.hop
+    t0 = time.perf_counter()
+    sep.process(x[None, :n], sep.new_state(1))
+    return (time.perf_counter() - t0) / dur, f"{sep.name} process() over the whole file"
+
+
+def stream_rtf(engine: Engine, x: np.ndarray, host_block: int) -> float:
+    """Stream ``x`` in host blocks; compute seconds per audio second (after a short warm-up)."""
+    warm = min(len(x), 20 * host_block)
+    for i in range(0, warm, host_block):
+        engine.process(x[i:i + host_block])
+    t0 = time.perf_counter()
+    for i in range(0, len(x), host_block):
+        engine.process(x[i:i + host_block])
+    return (time.perf_counter() - t0) / (len(x) / engine.rate)
+
+
+def parse_list(s: str, kind=int) -> list:
+    try:
+        return [kind(v) for v in str(s).split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(f"not a comma-separated list: {s!r}") from None
+
+
+def run_bench(args) -> int:
+    if args.soak:
+        from streamsep.soak import run_soak
+
+        return run_soak(args)
+    from streamsep.separators.registry import create
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise CLIError("--device cuda: no CUDA device is available to torch here")
+    torch.set_num_threads(args.threads)
+    os.environ["STREAMSEP_ORT_THREADS"] = str(args.threads)
+    kwargs = {"model_path": args.model_path} if args.model_path else {}
+    sep = create(args.model, device=args.device, **kwargs)
+    x = bench_input(args.seconds, sep.sample_rate, args.input)
+    ref, ref_what = reference_rtf(sep, x)
+    configs = []
+    print(f"{args.model}: reference_rtf {ref:.4f} ({ref_what}); {args.seconds:.0f} s per config, "
+          f"{args.threads} thread(s), {args.device}")
+    print(f"{'steps':>5} {'cands':>5} {'block':>6} {'eblock':>6} {'policy':>10} {'rtf':>8} {'latency_ms':>10}")
+    for block in parse_list(args.block):
+        for steps in parse_list(args.steps):
+            for cands in parse_list(args.candidates):
+                cfg = EngineConfig(model=args.model, steps=steps, candidates=cands, policy=args.policy,
+                                   block=block_for(block, sep.hop), device=args.device)
+                eng = Engine(cfg, separator=sep)
+                rtf = stream_rtf(eng, x, block)
+                row = {"model": args.model, "steps": steps, "candidates": cands, "policy": args.policy,
+                       "block": block, "engine_block": eng.block, "device": args.device,
+                       "threads": args.threads, "rtf": rtf, "latency_ms": eng.latency_ms,
+                       "latency_samples": eng.latency, "reference_rtf": ref, "reference": ref_what,
+                       "rtf_over_reference": rtf / ref if ref > 0 else None, "seconds": args.seconds}
+                configs.append(row)
+                print(f"{steps:>5} {cands:>5} {block:>6} {eng.block:>6} {args.policy:>10} {rtf:>8.4f} {eng.latency_ms:>10.1f}")
+    if args.json:
+        write_json(args.json, {"machine": machine_info(args.threads, args.device), "configs": configs})
+    return 0

@@ -1,0 +1,527 @@
+"""The ``streamsep`` command line.
+
+Commands: ``demo``, ``process``, ``eval``, ``models`` (list / ``pull``), ``bench``, ``tune``,
+``live``, ``devices``, ``gui``, ``presets``.  Every failure the user can cause ends with one line
+``streamsep: error: …`` on stderr and exit status 2; no output file is left half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from streamsep.engine import ConfigError, EngineConfig
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+class CLIError(Exception):
+    """A user error that the command line reports in one line."""
+
+
+# ------------------------------------------------------------------------------------------------
+# shared option groups
+# ------------------------------------------------------------------------------------------------
+def add_engine_options(p: argparse.ArgumentParser, policy_help: str = "") -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--preset", help="preset name (low-latency, balanced, quality) or path to a .toml file")
+    g.add_argument("--model", help="separator name (see `streamsep models`) or a model card .toml")
+    g.add_argument("--model-path", help="file or directory holding the model card's files")
+    g.add_argument("--steps", type=int, help="K refinement steps after the one-step pass (0 = one-step)")
+    g.add_argument("--candidates", type=int, help="candidate ratios per step")
+    g.add_argument("--policy", help=policy_help or "ratio policy")
+    g.add_argument("--ratios", help="fixed ratio schedule, comma-separated (policy fixed)")
+    g.add_argument("--proxy", help="proxy score for policy proxy (energy, speech-preserving, residual-flatness)")
+    g.add_argument("--engine-block", type=int, help="decision block in samples at the model rate (multiple of hop)")
+    g.add_argument("--mix", type=float, help="wet/dry mix, 1 = fully processed")
+    g.add_argument("--atten-db", type=float, help="attenuation limit in dB")
+    g.add_argument("--bypass", action="store_true", help="pass the delay-aligned input through")
+    g.add_argument("--device", choices=["cpu", "cuda"], help="torch device for the separator")
+    g.add_argument("--threads", type=int, help="torch/onnxruntime CPU threads")
+
+
+def engine_config(args: argparse.Namespace, **overrides) -> EngineConfig:
+    """Preset (if any) overridden by explicit options."""
+    from streamsep.presets import load_preset
+
+    cfg = load_preset(args.preset) if getattr(args, "preset", None) else EngineConfig()
+    changes = {}
+    for key in ("model", "steps", "candidates", "policy", "mix", "atten_db", "device", "proxy"):
+        val = getattr(args, key, None)
+        if val is not None:
+            changes[key] = val
+    if getattr(args, "ratios", None):
+        try:
+            changes["ratios"] = [float(r) for r in args.ratios.split(",")]
+        except ValueError:
+            raise CLIError(f"--ratios: not a comma-separated list of numbers: {args.ratios!r}") from None
+    if getattr(args, "engine_block", None) is not None:
+        changes["block"] = args.engine_block
+    if getattr(args, "bypass", False):
+        changes["bypass"] = True
+    changes.update(overrides)
+    if changes.get("model", cfg.model) != cfg.model and "block" not in changes:
+        changes["block"] = 0  # a preset's block belongs to its own model's hop
+    return replace(cfg, **changes).validate()
+
+
+def set_threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(int(n))
+        os.environ["STREAMSEP_ORT_THREADS"] = str(int(n))
+
+
+def make_separator(cfg: EngineConfig, model_path: str | None = None):
+    from streamsep.separators.registry import create
+
+    kwargs = {"model_path": model_path} if model_path else {}
+    return create(cfg.model, device=cfg.device, **kwargs)
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def clean_float(v) -> float | None:
+    """NaN/inf → None for JSON."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def block_for(host_block: int, hop: int) -> int:
+    """Decision block for a host block: the largest multiple of the hop not above it (≥ one hop)."""
+    return max(hop, (int(host_block) // hop) * hop)
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics per step
+# ------------------------------------------------------------------------------------------------
+def step_metrics(estimates: list[np.ndarray], rate: int, reference: np.ndarray | None,
+                 which: tuple[str, ...]) -> list[dict]:
+    from streamsep.metrics import evaluate
+
+    rows = []
+    for y in estimates:
+        m = evaluate(y, rate, reference, which=which)
+        rows.append({k: clean_float(v) for k, v in m.items()})
+    return rows
+
+
+def summarize_ratio(r) -> tuple[float | None, float | None]:
+    """(mean chosen ratio, fraction of blocks that kept the previous estimate) for one step."""
+    if r is None:
+        return None, None
+    arr = np.atleast_1d(np.asarray(r, dtype=float))
+    if arr.size == 0:
+        return None, None
+    kept = float(np.mean(np.isnan(arr)))
+    chosen = arr[~np.isnan(arr)]
+    return (float(np.mean(chosen)) if chosen.size else None), kept
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------------
+def cmd_process(args) -> int:
+    from streamsep.audio_io import read_audio, resample, write_audio
+    from streamsep.offline import NEEDS_REFERENCE, refine_signal
+
+    cfg = engine_config(args)
+    set_threads(args.threads)
+    policy = cfg.policy if args.policy is None else args.policy
+    if policy in NEEDS_REFERENCE and not args.reference:
+        raise CLIError(f"policy {policy} needs --reference CLEAN.wav")
+    x, rate = read_audio(args.input)
+    ref = None
+    if args.reference:
+        ref, ref_rate = read_audio(args.reference)
+        if ref_rate != rate:
+            raise CLIError(f"{args.reference}: reference rate {ref_rate} Hz differs from input rate {rate} Hz")
+        if abs(len(ref) - len(x)) > max(1, int(0.01 * rate)):
+            raise CLIError(f"{args.reference}: reference length {len(ref)} samples differs from input length {len(x)}")
+    sep = make_separator(cfg, args.model_path)
+    sr = sep.sample_rate
+    xm = resample(x, rate, sr) if rate != sr else x
+    refm = None
+    if ref is not None:
+        refm = resample(ref, rate, sr) if rate != sr else ref
+        refm = np.pad(refm, (0, max(0, len(xm) - len(refm))))[: len(xm)]
+    engine_cfg = replace(cfg, policy=policy if policy in ("fixed", "heuristic", "proxy", "oracle-block") or policy.startswith("proxy:") else "fixed")
+    if args.stream or policy in ("heuristic", "proxy", "oracle-block") or policy.startswith("proxy:"):
+        engine_cfg = replace(engine_cfg, block=engine_cfg.block or (block_for(args.block, sep.hop) if args.block else 0))
+    t0 = time.perf_counter()
+    result = refine_signal(sep, xm, cfg.steps, policy, cfg.candidates, refm, args.scope, args.block_ms,
+                           args.blend, cfg.ratios,
+                           config=engine_cfg if (args.stream or policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos", "fixed")) else None)
+    final = result.estimates[-1]
+    info: dict = {}
+    if args.stream:
+        from streamsep.engine import Engine
+
+        host_block = args.block or sep.hop
+        eng = Engine(engine_cfg, rate=rate, separator=sep, host_block=host_block)
+        outs = []
+        xpad = np.concatenate([x, np.zeros(eng.latency + host_block, np.float32)])
+        for i in range(0, len(xpad), host_block):
+            outs.append(eng.process(xpad[i:i + host_block]))
+        streamed = np.concatenate(outs)[eng.latency:eng.latency + len(x)]
+        info = {"stream": True, "host_block": host_block, "engine_block": eng.block,
+                "latency_samples": eng.latency, "latency_ms": eng.latency_ms}
+        offline_at_rate = resample(final, sr, rate) if rate != sr else final
+        offline_at_rate = np.pad(offline_at_rate, (0, max(0, len(x) - len(offline_at_rate))))[: len(x)]
+        info["stream_vs_offline_max_abs"] = float(np.max(np.abs(streamed - offline_at_rate)))
+        out = streamed
+    else:
+        out = resample(final, sr, rate) if rate != sr else final
+        out = np.pad(out, (0, max(0, len(x) - len(out))))[: len(x)]
+    elapsed = time.perf_counter() - t0
+    write_audio(args.output, out, rate, subtype=args.subtype)
+    which = tuple(m for m in args.metrics.split(",") if m) if args.metrics else ("si_sdr", "pesq", "stoi", "dnsmos")
+    rows = step_metrics(result.estimates, sr, refm, which)
+    per_step = []
+    for k, row in enumerate(rows):
+        mean_r, kept = summarize_ratio(result.ratios[k]) if k else (None, None)
+        entry = {"step": k, "ratio": mean_r, **row}
+        if k:
+            entry["kept_fraction"] = kept
+        per_step.append(entry)
+    report = {"model": sep.name, "steps": cfg.steps, "candidates": cfg.candidates, "policy": policy,
+              "input": str(args.input), "output": str(args.output), "rate": rate, "model_rate": sr,
+              "seconds": len(x) / rate, "compute_seconds": elapsed, "per_step": per_step, **info}
+    if args.json:
+        write_json(args.json, report)
+    for e in per_step:
+        vals = "  ".join(f"{k}={v:.3f}" for k, v in e.items() if k not in ("step", "ratio", "kept_fraction") and v is not None)
+        r = f"ratio={e['ratio']:.2f}" if e.get("ratio") is not None else ("ratio=keep" if e["step"] else "one-step")
+        print(f"step {e['step']}: {r}  {vals}")
+    print(f"wrote {args.output} ({len(x) / rate:.2f} s, {sep.name}, K={cfg.steps}, policy {policy}, {elapsed:.2f} s compute)")
+    return 0
+
+
+def find_pairs(directory: Path) -> list[tuple[Path, Path]]:
+    """(noisy, clean) pairs: a noisy file maps to the clean file whose stem it starts with + '_'."""
+    clean_dir, noisy_dir = directory / "clean", directory / "noisy"
+    if not clean_dir.is_dir() or not noisy_dir.is_dir():
+        raise CLIError(f"{directory}: needs clean/ and noisy/ subdirectories")
+    exts = {".wav", ".flac", ".ogg"}
+    cleans = {p.stem: p for p in sorted(clean_dir.iterdir()) if p.suffix.lower() in exts}
+    pairs = []
+    for noisy in sorted(noisy_dir.iterdir()):
+        if noisy.suffix.lower() not in exts:
+            continue
+        match = cleans.get(noisy.stem)
+        if match is None:
+            cands = [s for s in cleans if noisy.stem.startswith(s + "_")]
+            if cands:
+                match = cleans[max(cands, key=len)]
+        if match is not None:
+            pairs.append((noisy, match))
+    if not pairs:
+        raise CLIError(f"{directory}: no noisy file matches a clean file")
+    return pairs
+
+
+def cmd_eval(args) -> int:
+    from tqdm import tqdm
+
+    from streamsep.audio_io import read_audio, resample
+    from streamsep.offline import refine_signal
+
+    cfg = engine_config(args)
+    set_threads(args.threads)
+    policy = cfg.policy if args.policy is None else args.policy
+    pairs = find_pairs(Path(args.directory))
+    if args.filter:
+        pairs = [p for p in pairs if args.filter in p[0].name]
+    if args.limit:
+        step = max(1, len(pairs) // args.limit)
+        pairs = pairs[::step][: args.limit]
+    sep = make_separator(cfg, args.model_path)
+    sr = sep.sample_rate
+    which = tuple(m for m in args.metrics.split(",") if m)
+    engine_cfg = None
+    if policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos", "fixed"):
+        engine_cfg = replace(cfg, policy=policy)
+    rows = []
+    for noisy, clean in tqdm(pairs, desc=f"eval {sep.name} {policy} K={cfg.steps}", unit="file", file=sys.stderr,
+                             disable=args.quiet):
+        x, rate = read_audio(noisy)
+        s, srate = read_audio(clean)
+        xm = resample(x, rate, sr) if rate != sr else x
+        sm = resample(s, srate, sr) if srate != sr else s
+        n = min(len(xm), len(sm))
+        xm, sm = xm[:n], sm[:n]
+        res = refine_signal(sep, xm, cfg.steps, policy, cfg.candidates, sm, args.scope, args.block_ms,
+                            args.blend, cfg.ratios, config=engine_cfg)
+        mets = step_metrics(res.estimates, sr, sm, which)
+        noisy_m = step_metrics([xm], sr, sm, which)[0]
+        for k, m in enumerate(mets):
+            mean_r, kept = summarize_ratio(res.ratios[k]) if k else (None, None)
+            rows.append({"file": noisy.name, "clean": clean.name, "step": k, "ratio": mean_r,
+                         "kept_fraction": kept, **m})
+        rows.append({"file": noisy.name, "clean": clean.name, "step": -1, **noisy_m})
+    keys = [k for k in ("si_sdr", "pesq", "stoi", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak") if any(k in r for r in rows)]
+    per_step = []
+    for k in [-1] + list(range(cfg.steps + 1)):
+        sub = [r for r in rows if r["step"] == k]
+        entry = {"step": k, "files": len(sub)}
+        for key in keys:
+            vals = [r[key] for r in sub if r.get(key) is not None]
+            entry[key] = float(np.mean(vals)) if vals else None
+        if k > 0:
+            rs = [r["ratio"] for r in sub if r.get("ratio") is not None]
+            kept = [r["kept_fraction"] for r in sub if r.get("kept_fraction") is not None]
+            entry["ratio"] = float(np.mean(rs)) if rs else None
+            entry["kept_fraction"] = float(np.mean(kept)) if kept else None
+        per_step.append(entry)
+    noisy_entry, per_step = per_step[0], per_step[1:]
+    header = f"{'step':>5} " + " ".join(f"{k:>12}" for k in keys) + f" {'ratio':>7} {'kept':>6}"
+    print(f"{sep.name}  policy={policy}  K={cfg.steps}  C={cfg.candidates}  files={len(pairs)}  ({args.directory})")
+    print(header)
+    fmt = lambda v: f"{v:12.3f}" if v is not None else f"{'-':>12}"
+    print(f"{'noisy':>5} " + " ".join(fmt(noisy_entry.get(k)) for k in keys))
+    for e in per_step:
+        r = f"{e['ratio']:7.2f}" if e.get("ratio") is not None else f"{'-':>7}"
+        kf = f"{e['kept_fraction']:6.2f}" if e.get("kept_fraction") is not None else f"{'-':>6}"
+        print(f"{e['step']:>5} " + " ".join(fmt(e.get(k)) for k in keys) + f" {r} {kf}")
+    if args.json:
+        write_json(args.json, {"model": sep.name, "policy": policy, "steps": cfg.steps,
+                               "candidates": cfg.candidates, "scope": args.scope, "blend": args.blend,
+                               "directory": str(args.directory), "files": len(pairs), "noisy": noisy_entry,
+                               "per_step": per_step, "rows": rows})
+    return 0
+
+
+def cmd_models(args) -> int:
+    from streamsep.separators.registry import BUILTIN, create, model_names
+
+    if args.action == "pull":
+        if not args.name:
+            raise CLIError("models pull needs a model NAME")
+        from streamsep.modelfiles import pull
+
+        paths = pull(args.name, args.dir)
+        for p in paths:
+            print(p)
+        return 0
+    print(f"{'name':<14} {'rate':>6} {'hop':>5} {'latency':>8} {'ms':>6}  {'domain':<8} description")
+    for name in model_names():
+        try:
+            sep = create(name)
+            i = sep.info()
+            dom = "frame" if i["frame_domain"] else "waveform"
+            print(f"{name:<14} {i['sample_rate']:>6} {i['hop']:>5} {i['latency']:>8} {i['latency_ms']:>6.1f}  {dom:<8} {i['description']}")
+        except Exception as exc:  # a card whose files are not installed: say so, keep listing
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"{name:<14} {'-':>6} {'-':>5} {'-':>8} {'-':>6}  {'-':<8} unavailable: {msg}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from streamsep.presets import builtin_presets, load_preset
+
+    for name, path in builtin_presets().items():
+        c = load_preset(path)
+        print(f"{name:<12} model={c.model} steps={c.steps} candidates={c.candidates} policy={c.policy} block={c.block}  ({path})")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from streamsep.bench import run_bench
+
+    return run_bench(args)
+
+
+def cmd_tune(args) -> int:
+    from streamsep.tune import run_tune
+
+    return run_tune(args)
+
+
+def cmd_live(args) -> int:
+    from streamsep.live import run_live
+
+    return int(run_live(args) or 0)
+
+
+def cmd_devices(args) -> int:
+    from streamsep.live import list_devices
+
+    devs = list_devices()
+    if not devs:
+        print("no audio devices found")
+    for d in devs:
+        print(f"{d['index']:>3}  {d['name']:<40} in={d['max_input_channels']} out={d['max_output_channels']} "
+              f"rate={d['default_samplerate']:.0f}" + (f"  [{d.get('hostapi', '')}]" if d.get("hostapi") else ""))
+    return 0
+
+
+def cmd_gui(args, rest: list[str]) -> int:
+    from gui.app import main as gui_main
+
+    return int(gui_main(rest) or 0)
+
+
+def cmd_demo(args) -> int:
+    from streamsep.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamsep", description="Real-time multi-step speech enhancement host.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="make a noisy demo clip, denoise it in one step and in several, print what happened")
+    d.add_argument("--out", default="streamsep-demo", help="directory for the demo files")
+    d.add_argument("--steps", type=int, default=2)
+    d.set_defaults(func=cmd_demo)
+
+    pr = sub.add_parser("process", help="denoise a file (one step or several)")
+    pr.add_argument("input", help="noisy input audio file")
+    pr.add_argument("output", help="output audio file (written atomically)")
+    add_engine_options(pr, "oracle-sisdr, oracle-pesq (need --reference), dnsmos, fixed, heuristic, proxy")
+    pr.add_argument("--reference", help="clean reference for oracle policies and intrusive metrics")
+    pr.add_argument("--json", help="write a report with per-step metrics here")
+    pr.add_argument("--stream", action="store_true", help="run through the streaming engine in host blocks")
+    pr.add_argument("--block", type=int, help="host block size in samples for --stream")
+    pr.add_argument("--scope", choices=["utterance", "block"], default="utterance")
+    pr.add_argument("--block-ms", type=float, default=200.0, help="selection block for --scope block / engine policies (ms)")
+    pr.add_argument("--blend", choices=["time", "frame"], default="time")
+    pr.add_argument("--metrics", help="comma list of si_sdr,pesq,stoi,dnsmos (default all)")
+    pr.add_argument("--subtype", help="output subtype, e.g. PCM_16, FLOAT")
+    pr.set_defaults(func=cmd_process)
+
+    ev = sub.add_parser("eval", help="steps × metrics table on a directory of clean/noisy pairs")
+    ev.add_argument("directory")
+    add_engine_options(ev, "oracle-sisdr, oracle-pesq, dnsmos, fixed, heuristic, proxy, oracle-block")
+    ev.add_argument("--json", help="write per-step means and per-file rows here")
+    ev.add_argument("--limit", type=int, help="evaluate an evenly spread subset of N files")
+    ev.add_argument("--filter", help="only noisy files whose name contains this")
+    ev.add_argument("--scope", choices=["utterance", "block"], default="utterance")
+    ev.add_argument("--block-ms", type=float, default=200.0)
+    ev.add_argument("--blend", choices=["time", "frame"], default="time")
+    ev.add_argument("--metrics", default="si_sdr,pesq,stoi,dnsmos")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_eval)
+
+    mo = sub.add_parser("models", help="list separators (rate, hop, latency) or pull a model card's files")
+    mo.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
+    mo.add_argument("name", nargs="?")
+    mo.add_argument("--dir", help="destination directory for pull")
+    mo.set_defaults(func=cmd_models)
+
+    ps = sub.add_parser("presets", help="list the built-in presets")
+    ps.set_defaults(func=cmd_presets)
+
+    be = sub.add_parser("bench", help="real-time factor and latency per configuration (JSON out)")
+    be.add_argument("--model", default="nsnet2")
+    be.add_argument("--model-path")
+    be.add_argument("--steps", default="0,1,2,4", help="comma list")
+    be.add_argument("--candidates", default="1", help="comma list")
+    be.add_argument("--policy", default="fixed")
+    be.add_argument("--block", default="160,1024", help="host block sizes in samples at the model rate, comma list")
+    be.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    be.add_argument("--threads", type=int, default=1)
+    be.add_argument("--seconds", type=float, default=10.0, help="audio seconds per configuration")
+    be.add_argument("--input", help="audio file to stream (default: a generated noisy speech-like clip)")
+    be.add_argument("--json", help="write {machine, configs} here")
+    be.add_argument("--soak", type=float, help="soak test through the JACK dummy server for N minutes")
+    be.add_argument("--preset", default="balanced", help="preset for --soak")
+    be.set_defaults(func=cmd_bench)
+
+    tu = sub.add_parser("tune", help="sweep steps/candidates/policy/block: quality vs load and latency")
+    tu.add_argument("input")
+    tu.add_argument("--reference")
+    tu.add_argument("--model", default="nsnet2")
+    tu.add_argument("--model-path")
+    tu.add_argument("--steps", default="0,1,2,3")
+    tu.add_argument("--candidates", default="1,4")
+    tu.add_argument("--policy", default="fixed,heuristic,proxy")
+    tu.add_argument("--block", default="160,800")
+    tu.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    tu.add_argument("--threads", type=int, default=1)
+    tu.add_argument("--budget-rtf", type=float, default=0.5)
+    tu.add_argument("--json")
+    tu.add_argument("--plot")
+    tu.add_argument("--save-preset")
+    tu.set_defaults(func=cmd_tune)
+
+    li = sub.add_parser("live", help="denoise a live input device to an output device")
+    li.add_argument("--input", help="input device (index or name)")
+    li.add_argument("--output", help="output device (index or name)")
+    add_engine_options(li, "fixed, heuristic, proxy")
+    li.add_argument("--block", type=int, help="host block size in samples at the device rate")
+    li.add_argument("--samplerate", type=int, help="device sample rate (default: the model's)")
+    li.add_argument("--duration", type=float, help="stop after this many seconds")
+    li.add_argument("--stats", help="write statistics JSON here at the end")
+    li.add_argument("--input-file", help="feed this file in real time instead of a capture device")
+    li.set_defaults(func=cmd_live)
+
+    de = sub.add_parser("devices", help="list audio devices")
+    de.set_defaults(func=cmd_devices)
+
+    gu = sub.add_parser("gui", help="open the desktop app", add_help=False)
+    gu.set_defaults(func=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "gui":
+        try:
+            return cmd_gui(None, argv[1:])
+        except ImportError as exc:
+            print(f"streamsep: error: the GUI needs PyQt6 and pyqtgraph ({exc})", file=sys.stderr)
+            return 2
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("streamsep: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ConfigError) as exc:
+        print(f"streamsep: error: {exc}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"streamsep: error: {msg}", file=sys.stderr)
+        if os.environ.get("STREAMSEP_DEBUG"):
+            raise
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
