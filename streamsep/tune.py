@@ -1,0 +1,591 @@
+"""``streamsep tune``: sweep steps × candidates × policy × host block, measure load, latency and
+quality of each configuration on one recording, mark the Pareto front and recommend one.
+
+Every configuration streams the whole file through :class:`~streamsep.engine.Engine` in host blocks,
+exactly as the live host does (the file is resampled to the model rate first; host blocks are in
+samples at the model rate, as in ``streamsep bench``).  Per configuration:
+
+* ``rtf`` — wall-clock compute seconds / audio seconds over the whole file (one fresh engine, after
+  a warm-up on a throw-away engine of the same configuration); ``rtf_p95`` — 95th percentile of the
+  per-host-block ratio, i.e. how close single blocks come to their deadline; ``cpu_rtf`` — process
+  CPU seconds / audio seconds (on a CPU shared with other jobs, ``rtf`` grows, ``cpu_rtf`` much less);
+* ``latency_ms`` — the engine's reported constant latency (output prefill + separator latency);
+* quality of the latency-removed output: ``si_sdr`` (dB) and ``pesq`` (wide-band MOS-LQO) when a
+  reference is given, ``dnsmos_ovrl`` / ``dnsmos_sig`` / ``dnsmos_bak`` (MOS) always.
+
+The primary quality score ``quality`` is PESQ with a reference, DNSMOS OVRL without one.  Pareto:
+maximise ``quality``, minimise ``rtf`` and ``latency_ms``.  Recommendation: among configurations with
+``rtf ≤ budget_rtf``, those within ``TIE_TOLERANCE`` of the best quality are ties; of these the
+lowest latency wins, then the lowest rtf (so the recommended row is always Pareto-optimal).
+
+Combinations that would run the same thing twice are collapsed: ``steps = 0`` is one row per block
+(policy ``fixed``, one candidate), and non-searching policies (``fixed``, ``heuristic``) run with one
+candidate only.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from streamsep.cli import CLIError, block_for, clean_float, write_json
+from streamsep.engine import MAX_HOST_BLOCK, ConfigError, Engine, EngineConfig
+
+#: quality differences below this (PESQ or DNSMOS MOS units) count as ties for the recommendation
+TIE_TOLERANCE = 0.01
+#: warm-up host blocks streamed through a throw-away engine before each timed run
+WARMUP_BLOCKS = 20
+#: policies the streaming engine can run live (``proxy:NAME`` picks a proxy score)
+LIVE_POLICIES = ("fixed", "heuristic", "proxy")
+
+Progress = Callable[[int, int], None]
+
+
+class TuneCancelled(Exception):
+    """Raised inside :func:`sweep` when its ``cancelled`` callable returns True."""
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One configuration of the sweep.  ``block`` is the host block in samples at the model rate."""
+
+    steps: int
+    candidates: int
+    policy: str
+    block: int
+
+
+# ------------------------------------------------------------------------------------------------
+# the grid
+# ------------------------------------------------------------------------------------------------
+def parse_int_list(text: str | Sequence[int], what: str, lo: int, hi: int) -> list[int]:
+    """``"0,1,2"`` (or a sequence) → ints in ``[lo, hi]``; CLIError naming ``what`` otherwise."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[int] = []
+    for item in items:
+        s = str(item).strip()
+        if not s:
+            continue
+        try:
+            v = int(s)
+        except ValueError:
+            raise CLIError(f"{what}: not a comma-separated list of integers: {text!r}") from None
+        if not lo <= v <= hi:
+            raise CLIError(f"{what}: {v} is outside {lo}..{hi}")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise CLIError(f"{what}: empty list")
+    return out
+
+
+def parse_policies(text: str | Sequence[str]) -> list[str]:
+    """``"fixed,proxy"`` → policy names the engine can stream (``proxy:NAME`` allowed)."""
+    from streamsep.policies import PolicyError, make_policy
+
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in items:
+        s = str(item).strip()
+        if not s:
+            continue
+        if s not in LIVE_POLICIES and not s.startswith("proxy:"):
+            raise CLIError(f"--policy: '{s}' is not a streaming policy (known: {', '.join(LIVE_POLICIES)}, proxy:NAME)")
+        try:
+            make_policy(s)
+        except PolicyError as exc:
+            raise CLIError(f"--policy: {exc}") from None
+        if s not in out:
+            out.append(s)
+    if not out:
+        raise CLIError("--policy: empty list")
+    return out
+
+
+def searches(policy: str) -> bool:
+    """True when ``policy`` tries several candidates per step and selects one."""
+    from streamsep.policies import make_policy
+
+    return bool(make_policy(policy).searches)
+
+
+def grid(steps: Iterable[int], candidates: Iterable[int], policies: Iterable[str],
+         blocks: Iterable[int]) -> list[GridPoint]:
+    """The configurations to run, without duplicates (see the module docstring for the collapsing)."""
+    seen: list[GridPoint] = []
+    steps, candidates, policies = list(steps), list(candidates), list(policies)
+    for block in blocks:
+        for k in steps:
+            for pol in policies:
+                for c in candidates:
+                    if k == 0:
+                        p = GridPoint(0, 1, "fixed", block)
+                    elif not searches(pol):
+                        p = GridPoint(k, 1, pol, block)
+                    else:
+                        p = GridPoint(k, c, pol, block)
+                    if p not in seen:
+                        seen.append(p)
+    return seen
+
+
+# ------------------------------------------------------------------------------------------------
+# running one configuration
+# ------------------------------------------------------------------------------------------------
+def stream(engine: Engine, x: np.ndarray, host_block: int) -> tuple[np.ndarray, dict[str, float]]:
+    """Stream ``x`` (model rate) through ``engine`` in host blocks.
+
+    Returns the output aligned with ``x`` (latency removed) and the load figures: ``rtf`` (wall
+    seconds / audio seconds), ``rtf_p95`` (95th percentile of the per-block ratio) and ``cpu_rtf``
+    (process CPU seconds / audio seconds: what the configuration costs, less sensitive than ``rtf``
+    to other jobs sharing the CPU).
+    """
+    n = len(x)
+    lat = engine.latency
+    total = n + lat
+    xpad = np.zeros(int(math.ceil(total / host_block)) * host_block, np.float32)
+    xpad[:n] = x
+    out = np.empty_like(xpad)
+    per_block = np.empty(len(xpad) // host_block)
+    clock = time.perf_counter
+    spent = 0.0
+    cpu0 = time.process_time()
+    for j, i in enumerate(range(0, len(xpad), host_block)):
+        t0 = clock()
+        out[i:i + host_block] = engine.process(xpad[i:i + host_block])
+        dt = clock() - t0
+        spent += dt
+        per_block[j] = dt
+    cpu = time.process_time() - cpu0
+    audio_s = len(xpad) / engine.rate
+    block_s = host_block / engine.rate
+    load = {"rtf": spent / audio_s, "rtf_p95": float(np.percentile(per_block, 95)) / block_s,
+            "cpu_rtf": cpu / audio_s}
+    return out[lat:lat + n], load
+
+
+def quality_metrics(y: np.ndarray, rate: int, reference: np.ndarray | None) -> dict[str, float | None]:
+    """SI-SDR (dB) and PESQ with a reference; DNSMOS OVRL/SIG/BAK always.  NaN/inf → None."""
+    from streamsep.metrics import dnsmos, pesq_wb, si_sdr
+
+    m: dict[str, float | None] = {}
+    if reference is not None:
+        m["si_sdr"] = clean_float(si_sdr(y, reference))
+        m["pesq"] = clean_float(pesq_wb(y, reference, rate))
+    d = dnsmos(y, rate)
+    m.update({"dnsmos_ovrl": clean_float(d["ovrl"]), "dnsmos_sig": clean_float(d["sig"]),
+              "dnsmos_bak": clean_float(d["bak"])})
+    return m
+
+
+def run_point(sep, point: GridPoint, x: np.ndarray, reference: np.ndarray | None, device: str,
+              model: str) -> dict:
+    """Stream ``x`` through one configuration; the row of the result (see :func:`sweep`)."""
+    cfg = EngineConfig(model=model, steps=point.steps, candidates=point.candidates, policy=point.policy,
+                       block=block_for(point.block, sep.hop), device=device)
+    warm = Engine(cfg, separator=sep)
+    w = x[: min(len(x), WARMUP_BLOCKS * point.block)]
+    for i in range(0, len(w), point.block):
+        warm.process(w[i:i + point.block])
+    eng = Engine(cfg, separator=sep)
+    y, load = stream(eng, x, point.block)
+    row = {"model": model, "steps": point.steps, "candidates": point.candidates, "policy": point.policy,
+           "block": point.block, "engine_block": eng.block, "device": device, **load,
+           "latency_ms": eng.latency_ms, "latency_samples": eng.latency}
+    row.update(quality_metrics(y, sep.sample_rate, reference))
+    return row
+
+
+# ------------------------------------------------------------------------------------------------
+# Pareto front and recommendation
+# ------------------------------------------------------------------------------------------------
+def _ok(v) -> bool:
+    return v is not None and math.isfinite(float(v))
+
+
+def dominates(a: dict, b: dict) -> bool:
+    """``a`` is at least as good as ``b`` in quality (↑), rtf (↓) and latency_ms (↓), better in one."""
+    ge = a["quality"] >= b["quality"] and a["rtf"] <= b["rtf"] and a["latency_ms"] <= b["latency_ms"]
+    gt = a["quality"] > b["quality"] or a["rtf"] < b["rtf"] or a["latency_ms"] < b["latency_ms"]
+    return ge and gt
+
+
+def pareto_front(rows: Sequence[dict]) -> list[int]:
+    """Indices of the rows no other row dominates (rows without a quality score are left out)."""
+    valid = [i for i, r in enumerate(rows) if _ok(r.get("quality"))]
+    return [i for i in valid if not any(dominates(rows[j], rows[i]) for j in valid if j != i)]
+
+
+def recommend(rows: Sequence[dict], budget_rtf: float, tolerance: float = TIE_TOLERANCE) -> int | None:
+    """Index of the best-quality row with ``rtf ≤ budget_rtf`` (ties → lower latency, then rtf)."""
+    fit = [i for i, r in enumerate(rows) if _ok(r.get("quality")) and r["rtf"] <= budget_rtf]
+    if not fit:
+        return None
+    best = max(rows[i]["quality"] for i in fit)
+    ties = [i for i in fit if rows[i]["quality"] >= best - tolerance]
+    return min(ties, key=lambda i: (rows[i]["latency_ms"], rows[i]["rtf"], -rows[i]["quality"]))
+
+
+# ------------------------------------------------------------------------------------------------
+# the sweep
+# ------------------------------------------------------------------------------------------------
+def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: str = "nsnet2",
+          steps: Sequence[int] = (0, 1, 2, 3), candidates: Sequence[int] = (1, 4),
+          policies: Sequence[str] = ("fixed", "heuristic", "proxy"), blocks: Sequence[int] = (160, 800),
+          device: str = "cpu", progress: Progress | None = None, budget_rtf: float = 0.5,
+          model_path: str | None = None, separator=None, threads: int | None = None,
+          cancelled: Callable[[], bool] | None = None) -> dict:
+    """Run every configuration of the grid on ``x`` (1-D, ``rate`` Hz) and return the result.
+
+    ``reference``: clean signal at ``rate`` (enables SI-SDR and PESQ).  ``blocks``: host blocks in
+    samples at the model rate.  ``separator``: an already built separator to reuse (else ``model``
+    is created, with ``model_path`` if given).  ``threads``: torch CPU threads for the sweep
+    (process-wide, restored afterwards; None leaves the setting alone).  ``progress(done, total)`` is called before the first and after every
+    configuration (from the calling thread); ``cancelled()`` returning True stops the sweep with
+    :class:`TuneCancelled`.  The result (JSON-ready)::
+
+        {"model", "model_rate", "rate", "seconds", "device", "threads", "quality_metric",
+         "budget_rtf", "input": {metrics of the unprocessed input},
+         "configs": [{model, steps, candidates, policy, block, engine_block, device, rtf, rtf_p95,
+                      cpu_rtf, latency_ms, latency_samples, [si_sdr, pesq], dnsmos_ovrl, dnsmos_sig,
+                      dnsmos_bak, quality}, …],
+         "pareto": [indices], "recommended": index or None}
+    """
+    import torch
+
+    from streamsep.audio_io import resample
+
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"sweep: expected a non-empty 1-D signal, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("sweep: input contains NaN or inf")
+    steps = parse_int_list(steps, "--steps", 0, 16)
+    candidates = parse_int_list(candidates, "--candidates", 1, 64)
+    policies = parse_policies(policies)
+    blocks = parse_int_list(blocks, "--block", 1, MAX_HOST_BLOCK)
+    if not budget_rtf > 0:
+        raise CLIError(f"--budget-rtf: must be > 0, got {budget_rtf!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CLIError("--device cuda: no CUDA device is available to torch here")
+    if separator is None:
+        from streamsep.separators.registry import create
+
+        kwargs = {"model_path": model_path} if model_path else {}
+        separator = create(model, device=device, **kwargs)
+    sr = separator.sample_rate
+    xm = resample(x, rate, sr) if rate != sr else x
+    ref = None
+    if reference is not None:
+        reference = np.asarray(reference, dtype=np.float32)
+        ref = resample(reference, rate, sr) if rate != sr else reference
+        ref = np.pad(ref, (0, max(0, len(xm) - len(ref))))[: len(xm)]
+    points = grid(steps, candidates, policies, blocks)
+    total = len(points)
+    if progress:
+        progress(0, total)
+    rows: list[dict] = []
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        for i, p in enumerate(points):
+            if cancelled and cancelled():
+                raise TuneCancelled(f"tune cancelled after {i} of {total} configurations")
+            rows.append(run_point(separator, p, xm, ref, device, model))
+            if progress:
+                progress(i + 1, total)
+        used_threads = torch.get_num_threads()
+    finally:
+        if threads:
+            torch.set_num_threads(old_threads)
+    metric = "pesq" if ref is not None else "dnsmos_ovrl"
+    for r in rows:
+        r["quality"] = r.get(metric)
+    return {"model": model, "model_rate": sr, "rate": int(rate), "seconds": len(x) / rate, "device": device,
+            "threads": used_threads, "quality_metric": metric, "budget_rtf": float(budget_rtf),
+            "input": quality_metrics(xm, sr, ref), "configs": rows,
+            "pareto": pareto_front(rows), "recommended": recommend(rows, budget_rtf)}
+
+
+# ------------------------------------------------------------------------------------------------
+# output: table, plot, preset
+# ------------------------------------------------------------------------------------------------
+def format_table(result: dict) -> str:
+    """The sweep as a text table; ``*`` marks Pareto rows, ``<=`` the recommendation."""
+    rows = result["configs"]
+    ref = "pesq" in (rows[0] if rows else result.get("input", {}))
+    qcols = (["si_sdr", "pesq"] if ref else []) + ["dnsmos_ovrl"]
+    head = (f"{'#':>3} {'P':>1} {'steps':>5} {'cands':>5} {'policy':>10} {'block':>6} {'eblock':>6} "
+            f"{'rtf':>7} {'rtf_p95':>7} {'cpu_rtf':>7} {'lat_ms':>7} " + " ".join(f"{c:>11}" for c in qcols))
+    fmt = lambda v, w=11: f"{v:{w}.3f}" if v is not None else f"{'-':>{w}}"
+    inp = result.get("input", {})
+    lines = [head, f"{'in':>3} {'':>1} {'-':>5} {'-':>5} {'(noisy)':>10} {'-':>6} {'-':>6} {'-':>7} {'-':>7} "
+             f"{'-':>7} {'-':>7} " + " ".join(fmt(inp.get(c)) for c in qcols)]
+    pareto, rec = set(result.get("pareto", [])), result.get("recommended")
+    for i, r in enumerate(rows):
+        mark = "*" if i in pareto else " "
+        tail = "  <= recommended" if i == rec else ""
+        lines.append(f"{i:>3} {mark:>1} {r['steps']:>5} {r['candidates']:>5} {r['policy']:>10} {r['block']:>6} "
+                     f"{r['engine_block']:>6} {r['rtf']:>7.3f} {r['rtf_p95']:>7.3f} {r['cpu_rtf']:>7.3f} {r['latency_ms']:>7.1f} "
+                     + " ".join(fmt(r.get(c)) for c in qcols) + tail)
+    return "\n".join(lines)
+
+
+def label(row: dict) -> str:
+    """Short configuration label, e.g. ``K2 C4 proxy b800``."""
+    if row["steps"] == 0:
+        return f"K0 b{row['block']}"
+    pol = row["policy"]
+    return f"K{row['steps']} C{row['candidates']} {pol} b{row['block']}" if row["candidates"] > 1 \
+        else f"K{row['steps']} {pol} b{row['block']}"
+
+
+_POLICY_COLOURS = {"one pass (K=0)": "#555555", "fixed": "#1f77b4", "heuristic": "#ff7f0e", "proxy": "#2ca02c"}
+_EXTRA_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+_STEP_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "p", "h"]
+_QUALITY_NAMES = {"pesq": "PESQ (wide-band MOS-LQO)", "dnsmos_ovrl": "DNSMOS OVRL (MOS)"}
+
+
+def _family(row: dict) -> str:
+    return "one pass (K=0)" if row["steps"] == 0 else row["policy"]
+
+
+def _front_2d(points: list[tuple[float, float]], eps: float = 1e-4) -> list[tuple[float, float]]:
+    """Staircase of the 2-D front (maximise y, minimise x), in increasing x."""
+    best = -math.inf
+    front = []
+    for px, py in sorted(points, key=lambda p: (p[0], -p[1])):
+        if py > best + eps:
+            front.append((px, py))
+            best = py
+    return front
+
+
+def plot(result: dict, target) -> object:
+    """Quality against RTF and against latency, Pareto front drawn.
+
+    ``target``: a file path (PNG written with the Agg backend) or a ``matplotlib.figure.Figure`` to
+    draw into (e.g. the GUI's canvas figure).  Returns the figure.  Colour = policy, marker = steps;
+    markers with a black ring are Pareto-optimal in (quality, rtf, latency) and labelled; the black
+    staircase in each panel is that panel's 2-D front; the red star is the recommendation; the dashed
+    line is the RTF budget.  In the latency panel points of the same latency are spread sideways by
+    policy (a fraction of a millisecond) so they do not hide each other.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    own = not isinstance(target, Figure)
+    fig = Figure(figsize=(11, 5.0), dpi=100) if own else target
+    fig.clear()
+    rows = result["configs"]
+    metric = result.get("quality_metric", "pesq")
+    qname = _QUALITY_NAMES.get(metric, metric)
+    pareto = set(result.get("pareto", []))
+    rec = result.get("recommended")
+    budget = result.get("budget_rtf")
+    axes = fig.subplots(1, 2, sharey=True)
+    families: list[str] = []
+    for r in rows:
+        if _family(r) not in families:
+            families.append(_family(r))
+    colours = {f: _POLICY_COLOURS.get(f) or _EXTRA_COLOURS[i % len(_EXTRA_COLOURS)] for i, f in enumerate(families)}
+    steps_seen = sorted({r["steps"] for r in rows if r["steps"] > 0})
+    valid = [i for i, r in enumerate(rows) if _ok(r.get("quality"))]
+    lats = [rows[i]["latency_ms"] for i in valid]
+    span = (max(lats) - min(lats)) if lats else 0.0
+    dodge = 0.012 * (span or 10.0)
+    for ax, xkey, xname in ((axes[0], "rtf", "real-time factor (compute s / audio s; lower = lighter)"),
+                            (axes[1], "latency_ms", "latency (ms)")):
+        def xpos(i: int) -> float:
+            r = rows[i]
+            if xkey == "rtf":
+                return r["rtf"]
+            return r["latency_ms"] + dodge * (families.index(_family(r)) - (len(families) - 1) / 2)
+
+        front = _front_2d([(rows[i][xkey], rows[i]["quality"]) for i in valid])
+        if front:  # staircase, carried on to the largest x so a one-point front still shows
+            fx, fy = [p[0] for p in front], [p[1] for p in front]
+            fx.append(max(rows[i][xkey] for i in valid))
+            fy.append(fy[-1])
+            ax.step(fx, fy, where="post", color="black", lw=1.0, alpha=0.6, zorder=2)
+        for i in valid:
+            r = rows[i]
+            on = i in pareto
+            ax.scatter(xpos(i), r["quality"], s=70 if on else 40, marker=_STEP_MARKERS[r["steps"] % len(_STEP_MARKERS)],
+                       c=colours[_family(r)], edgecolors="black" if on else "none", linewidths=1.3 if on else 0,
+                       alpha=1.0 if on else 0.6, zorder=3)
+        if xkey == "rtf":  # label the Pareto points, alternating above / below to limit overlap
+            for n, i in enumerate(sorted((i for i in valid if i in pareto), key=lambda i: rows[i]["rtf"])):
+                ax.annotate(label(rows[i]), (xpos(i), rows[i]["quality"]), textcoords="offset points",
+                            xytext=(7, 6 if n % 2 == 0 else -13), fontsize=7.5,
+                            color="crimson" if i == rec else "black", zorder=5)
+        if rec is not None:
+            ax.scatter(xpos(rec), rows[rec]["quality"], s=320, marker="*", facecolors="none",
+                       edgecolors="crimson", linewidths=1.6, zorder=4)
+        if xkey == "rtf" and budget:
+            ax.axvline(budget, color="crimson", ls="--", lw=1.0, zorder=1)
+            ax.text(budget, 0.02, f" budget {budget:g}", transform=ax.get_xaxis_transform(),
+                    color="crimson", fontsize=8, va="bottom")
+        if xkey == "rtf":
+            xs = [rows[i]["rtf"] for i in valid]
+            if xs and max(xs) / max(min(xs), 1e-9) > 20:
+                ax.set_xscale("log")
+        ax.set_xlabel(xname)
+        ax.grid(True, alpha=0.3)
+    qs = [rows[i]["quality"] for i in valid]
+    if qs:
+        lo, hi = min(qs), max(qs)
+        pad = max(0.05 * (hi - lo), 0.02)
+        axes[0].set_ylim(lo - pad, hi + 2.5 * pad)
+    axes[0].set_ylabel(f"quality: {qname}")
+    handles = [Line2D([], [], ls="", marker="o", ms=7, color=colours[f], label=f) for f in families]
+    handles += [Line2D([], [], ls="", marker=_STEP_MARKERS[k % len(_STEP_MARKERS)], ms=7, color="dimgray",
+                       label=f"K={k} step{'s' if k != 1 else ''}") for k in steps_seen]
+    handles += [Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec="black", mew=1.3, label="Pareto-optimal"),
+                Line2D([], [], ls="-", color="black", lw=1.0, alpha=0.6, label="2-D front of the panel")]
+    if rec is not None:
+        handles.append(Line2D([], [], ls="", marker="*", ms=13, mfc="none", mec="crimson", label="recommended"))
+    axes[1].legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    inp = result.get("input", {}).get(metric)
+    title = f"streamsep tune: {result.get('model')}, {result.get('seconds', 0):.1f} s"
+    if result.get("source"):
+        title += f" of {result['source']}"
+    if inp is not None:
+        title += f"  (noisy input: {metric} {inp:.2f})"
+    fig.suptitle(title, fontsize=10.5)
+    fig.tight_layout()
+    if own:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        FigureCanvasAgg(fig).print_png(str(path))
+    return fig
+
+
+def user_preset_dir() -> Path:
+    """``$XDG_CONFIG_HOME/streamsep/presets`` (default ``~/.config/streamsep/presets``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "streamsep" / "presets"
+
+
+def preset_target(name: str) -> Path:
+    """Where ``--save-preset NAME`` writes: a path when NAME ends with .toml, else the user dir."""
+    if name.endswith(".toml"):
+        return Path(name).expanduser()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise CLIError(f"--save-preset: '{name}' is not a plain preset name (letters, digits, _ . -) "
+                       "nor a path ending in .toml")
+    return user_preset_dir() / f"{name}.toml"
+
+
+def config_of(row: dict) -> EngineConfig:
+    """The :class:`EngineConfig` a result row describes."""
+    return EngineConfig(model=row["model"], steps=int(row["steps"]), candidates=int(row["candidates"]),
+                        policy=row["policy"], block=int(row["engine_block"]), device=row.get("device", "cpu")).validate()
+
+
+def save_recommended(result: dict, name: str) -> Path:
+    """Save the recommended configuration as a preset; CLIError when there is none."""
+    from streamsep.presets import save_preset
+
+    rec = result.get("recommended")
+    if rec is None:
+        raise CLIError(f"--save-preset: no configuration fits --budget-rtf {result.get('budget_rtf')}; nothing saved")
+    row = result["configs"][rec]
+    q = row.get("quality")
+    desc = (f"From streamsep tune on {result.get('source', 'a recording')}: rtf {row['rtf']:.3f}, "
+            f"{row['latency_ms']:.0f} ms latency, {result['quality_metric']} "
+            + (f"{q:.2f}" if q is not None else "n/a"))
+    return save_preset(config_of(row), preset_target(name), description=desc)
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------
+def _tqdm_progress(desc: str) -> tuple[Progress, Callable[[], None]]:
+    import sys
+
+    from tqdm import tqdm
+
+    bar: list = []
+
+    def progress(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=desc, unit="config", file=sys.stderr, leave=False))
+        bar[0].n = done
+        bar[0].refresh()
+
+    return progress, (lambda: bar[0].close() if bar else None)
+
+
+def run_tune(args) -> int:
+    """``streamsep tune``: see the module docstring.  Returns the exit status."""
+    from streamsep.audio_io import read_audio, resample
+    from streamsep.cli import set_threads
+
+    # check every option before the (slow) model load and the sweep
+    steps = parse_int_list(args.steps, "--steps", 0, 16)
+    cands = parse_int_list(args.candidates, "--candidates", 1, 64)
+    policies = parse_policies(args.policy)
+    blocks = parse_int_list(args.block, "--block", 1, MAX_HOST_BLOCK)
+    if not args.budget_rtf > 0:
+        raise CLIError(f"--budget-rtf: must be > 0, got {args.budget_rtf!r}")
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads: must be ≥ 1, got {args.threads}")
+    if args.save_preset:
+        preset_target(args.save_preset)
+    if args.plot and not str(args.plot).lower().endswith(".png"):
+        raise CLIError(f"--plot: {args.plot} must end with .png")
+    x, rate = read_audio(args.input)
+    ref = None
+    if args.reference:
+        ref, ref_rate = read_audio(args.reference)
+        if ref_rate != rate:
+            ref = resample(ref, ref_rate, rate)
+        if abs(len(ref) - len(x)) > max(1, int(0.01 * rate)):
+            raise CLIError(f"{args.reference}: reference is {len(ref) / rate:.2f} s, input is {len(x) / rate:.2f} s")
+    set_threads(args.threads)  # also onnxruntime's, through STREAMSEP_ORT_THREADS
+    progress, close = _tqdm_progress(f"tune {args.model}")
+    t0 = time.perf_counter()
+    try:
+        result = sweep(x, rate, ref, model=args.model, steps=steps, candidates=cands, policies=policies,
+                       blocks=blocks, device=args.device, progress=progress, budget_rtf=args.budget_rtf,
+                       model_path=args.model_path)
+    finally:
+        close()
+    result["source"] = Path(args.input).name
+    result["reference"] = Path(args.reference).name if args.reference else None
+    result["wall_seconds"] = time.perf_counter() - t0
+    from streamsep.bench import machine_info
+
+    result["machine"] = machine_info(result["threads"], args.device)
+    print(f"{args.model} on {result['source']} ({result['seconds']:.1f} s, model rate {result['model_rate']} Hz, "
+          f"{result['threads']} thread(s), {args.device}); quality = {result['quality_metric']}; "
+          f"* = Pareto-optimal (quality up, rtf and latency down)")
+    print(format_table(result))
+    rec = result["recommended"]
+    if rec is None:
+        lightest = min(range(len(result["configs"])), key=lambda i: result["configs"][i]["rtf"])
+        print(f"no configuration fits --budget-rtf {args.budget_rtf:g}; the lightest is #{lightest} "
+              f"(rtf {result['configs'][lightest]['rtf']:.3f})")
+    else:
+        r = result["configs"][rec]
+        print(f"recommended (rtf ≤ {args.budget_rtf:g}): #{rec} {label(r)}: rtf {r['rtf']:.3f}, "
+              f"{r['latency_ms']:.1f} ms, {result['quality_metric']} {r['quality']:.3f}")
+    if args.json:
+        write_json(args.json, result)
+    if args.plot:
+        plot(result, args.plot)
+        print(f"wrote {args.plot}")
+    if args.save_preset:
+        path = save_recommended(result, args.save_preset)
+        print(f"saved preset {path}")
+    return 0
