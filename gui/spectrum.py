@@ -1,0 +1,51 @@
+"""Spectrogram and level arithmetic for the display (numpy only, no Qt)."""
+from __future__ import annotations
+
+import numpy as np
+
+FLOOR_DB = -120.0
+
+
+def to_db(value: float | None, floor: float = FLOOR_DB) -> float:
+    """A dB figure from the host (may be None, NaN or -inf) clamped to ``floor`` dB."""
+    if value is None:
+        return floor
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return floor
+    if not np.isfinite(v):
+        return floor if v < 0 or np.isnan(v) else 0.0
+    return max(v, floor)
+
+
+def fft_size(rate: int, window_s: float = 0.032) -> int:
+    """Power of two closest above ``window_s`` seconds at ``rate`` Hz (512 at 16 kHz)."""
+    return int(2 ** np.ceil(np.log2(max(16, rate * window_s))))
+
+
+def spectrogram_db(x: np.ndarray, rate: int, columns: int, hop_s: float,
+                   fmax: float = 8000.0) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude spectrogram of the *end* of ``x`` in dBFS (a full-scale sine reads 0 dB).
+
+    Returns ``(S, freqs)``: ``S`` has shape (columns, bins) oldest column first, one column every
+    ``hop_s`` seconds, the last one ending at the last sample; missing history reads ``FLOOR_DB``.
+    ``freqs`` are the bin centres in Hz up to ``min(fmax, rate/2)``.
+    """
+    nfft = fft_size(rate)
+    hop = max(1, int(round(hop_s * rate)))
+    need = nfft + hop * (columns - 1)
+    x = np.asarray(x, dtype=np.float32).reshape(-1)[-need:]
+    pad = need - x.size
+    if pad:
+        x = np.concatenate([np.zeros(pad, np.float32), x])
+    frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[::hop][:columns]
+    win = np.hanning(nfft).astype(np.float32)
+    freqs = np.fft.rfftfreq(nfft, 1.0 / rate)
+    keep = freqs <= min(fmax, rate / 2)
+    mag = np.abs(np.fft.rfft(frames * win, axis=1))[:, keep] / (win.sum() / 2)
+    s = 20 * np.log10(mag + 1e-9)
+    if pad:                      # columns made only of padding: no data yet
+        empty = (np.arange(columns) * hop + nfft) <= pad
+        s[empty] = FLOOR_DB
+    return np.maximum(s, FLOOR_DB).astype(np.float32), freqs[keep]
