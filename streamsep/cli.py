@@ -56,6 +56,12 @@ def engine_config(args: argparse.Namespace, **overrides) -> EngineConfig:
     changes = {}
     for key in ("model", "steps", "candidates", "policy", "mix", "atten_db", "device", "proxy"):
         val = getattr(args, key, None)
+        if key == "policy" and val is not None and not is_engine_policy(val):
+            from streamsep.offline import ALL_POLICIES
+
+            if val not in ALL_POLICIES:
+                raise CLIError(f"unknown policy '{val}' (known: {', '.join(ALL_POLICIES)})")
+            continue  # offline-only policies (oracle, dnsmos) are not part of an engine config
         if val is not None:
             changes[key] = val
     if getattr(args, "ratios", None):
@@ -71,6 +77,11 @@ def engine_config(args: argparse.Namespace, **overrides) -> EngineConfig:
     if changes.get("model", cfg.model) != cfg.model and "block" not in changes:
         changes["block"] = 0  # a preset's block belongs to its own model's hop
     return replace(cfg, **changes).validate()
+
+
+def is_engine_policy(name: str) -> bool:
+    """True for the live, reference-free policies the streaming engine runs."""
+    return name in ("fixed", "heuristic", "proxy") or name.startswith("proxy:")
 
 
 def set_threads(n: int | None) -> None:
@@ -117,6 +128,11 @@ def clean_float(v) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def ms_block(block_ms: float, hop: int, rate: int) -> int:
+    """A decision block of about ``block_ms`` milliseconds, in whole hops (at least one)."""
+    return max(1, int(round(block_ms * 1e-3 * rate / hop))) * hop
 
 
 def block_for(host_block: int, hop: int) -> int:
@@ -178,8 +194,9 @@ def cmd_process(args) -> int:
         refm = resample(ref, rate, sr) if rate != sr else ref
         refm = np.pad(refm, (0, max(0, len(xm) - len(refm))))[: len(xm)]
     engine_cfg = replace(cfg, policy=policy if policy in ("fixed", "heuristic", "proxy", "oracle-block") or policy.startswith("proxy:") else "fixed")
-    if args.stream or policy in ("heuristic", "proxy", "oracle-block") or policy.startswith("proxy:"):
-        engine_cfg = replace(engine_cfg, block=engine_cfg.block or (block_for(args.block, sep.hop) if args.block else 0))
+    if not engine_cfg.block:
+        engine_cfg = replace(engine_cfg, block=block_for(args.block, sep.hop) if (args.stream and args.block)
+                             else ms_block(args.block_ms, sep.hop, sr))
     t0 = time.perf_counter()
     result = refine_signal(sep, xm, cfg.steps, policy, cfg.candidates, refm, args.scope, args.block_ms,
                            args.blend, cfg.ratios,
@@ -271,8 +288,9 @@ def cmd_eval(args) -> int:
     sr = sep.sample_rate
     which = tuple(m for m in args.metrics.split(",") if m)
     engine_cfg = None
-    if policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos", "fixed"):
-        engine_cfg = replace(cfg, policy=policy)
+    if policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos"):
+        # live policies run through the engine: the same code (and blending domain) as live
+        engine_cfg = replace(cfg, policy=policy, block=cfg.block or ms_block(args.block_ms, sep.hop, sr))
     rows = []
     for noisy, clean in tqdm(pairs, desc=f"eval {sep.name} {policy} K={cfg.steps}", unit="file", file=sys.stderr,
                              disable=args.quiet):

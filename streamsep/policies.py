@@ -156,17 +156,18 @@ def score_residual_flatness(X, Yprev, Ycand, ctx=None, lam: float = 10.0) -> np.
     return (removed + lam * flat).cpu().numpy()
 
 
-def score_oracle_sisdr(X, Yprev, Ycand, ctx=None) -> np.ndarray:
-    """Oracle: SI-SDR in the STFT domain against the clean reference frames ``ctx['S']``."""
+def score_oracle_sdr(X, Yprev, Ycand, ctx=None) -> np.ndarray:
+    """Oracle: the block's SDR against the clean reference frames ``ctx['S']`` (STFT domain).
+
+    Not scale-invariant on purpose: SI-SDR of a block whose reference is (nearly) silent is
+    undefined, while the block's error energy ``‖Y − S‖²`` is exactly its contribution to the
+    utterance-level error, which is what utterance SI-SDR / SDR measure.
+    """
     S = ctx["S"]
     Y = _stack_keep(Ycand, Yprev)
     dims = tuple(range(1, Y.dim()))
-    inner = (Y.conj() * S).real.sum(dim=dims)
-    s_pow = power(S).sum() + EPS
-    alpha = inner / s_pow
-    target = alpha.view(-1, *([1] * (Y.dim() - 1))) * S
-    err = power(Y - target).sum(dim=dims)
-    return (10.0 * torch.log10((alpha ** 2 * s_pow + EPS) / (err + EPS))).cpu().numpy()
+    err = power(Y - S).sum(dim=dims)
+    return (10.0 * torch.log10((power(S).sum() + EPS) / (err + EPS))).cpu().numpy()
 
 
 PROXIES = {
@@ -206,13 +207,13 @@ class ProxyPolicy(Policy):
 
 
 class OracleBlock(ProxyPolicy):
-    """Per-block oracle (SI-SDR against the clean reference); offline measurement only."""
+    """Per-block oracle (block SDR against the clean reference); offline measurement only."""
 
     name = "oracle-block"
 
     def __init__(self, grid: tuple[float, ...] = DEFAULT_GRID) -> None:
         self.proxy, self.margin, self.grid = "oracle", 0.0, tuple(grid)
-        self.score = score_oracle_sisdr
+        self.score = score_oracle_sdr
 
 
 ENGINE_POLICIES = ("fixed", "heuristic", "proxy")

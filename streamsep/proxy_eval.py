@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamsep.engine import Engine, EngineConfig
-from streamsep.policies import KEEP, PROXIES, Choice, OracleBlock, ProxyPolicy, score_oracle_sisdr
+from streamsep.policies import KEEP, PROXIES, Choice, OracleBlock, ProxyPolicy, score_oracle_sdr
 
 
 @dataclass
@@ -39,7 +39,7 @@ class AgreementPolicy(OracleBlock):
         self.tallies = {name: Tally() for name in list(proxies) + ["oracle", "always-best-run"]}
 
     def choose(self, k, X, Yprev, Ycand, ratios, ctx=None) -> Choice:
-        o = score_oracle_sisdr(X, Yprev, Ycand, ctx)
+        o = score_oracle_sdr(X, Yprev, Ycand, ctx)
         best = int(np.argmax(o))
         oracle_idx = KEEP if best == len(o) - 1 else best
         for name, pol in self.proxies.items():

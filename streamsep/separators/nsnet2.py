@@ -17,14 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamsep.modelfiles import ModelFileError
 from streamsep.separators.base import FrameSeparator, TensorState
 
 ONNX_FILES = {16000: "nsnet2-20ms-baseline.onnx", 48000: "nsnet2-20ms-48k-baseline.onnx"}
 MIN_GAIN = 10 ** (-80 / 20)
-
-
-class ModelFileError(RuntimeError):
-    """A model's weight file is missing or unreadable."""
 
 
 def nsnet2_onnx_path(sample_rate: int) -> Path:
