@@ -16,6 +16,16 @@ from pathlib import Path
 _T0 = time.perf_counter()
 
 
+def _since_start() -> float:
+    """Seconds since this process started (Linux /proc; else since this module was imported)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.perf_counter() - _T0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamsep gui", description="streamsep desktop app (real-time speech enhancement)")
     p.add_argument("--preset", help="preset name (low-latency, balanced, quality) or .toml path; "
@@ -84,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                          dnsmos=not args.no_dnsmos)
     win = MainWindow(opts)
     win.resize(w, h)
-    win.tabs.setCurrentIndex(("live", "file", "tune").index(args.tab))
     win.show()
     app.processEvents()
-    shown = time.perf_counter() - _T0
-    print(f"streamsep gui: window shown after {shown:.2f} s", file=sys.stderr)
+    torch_state = "imported" if "torch" in sys.modules else "not imported"
+    print(f"streamsep gui: window shown after {_since_start():.2f} s ({time.process_time():.2f} s CPU; "
+          f"torch {torch_state})", file=sys.stderr)
+    win.tabs.setCurrentIndex(("live", "file", "tune").index(args.tab))
     QTimer.singleShot(0, win.start)
 
     status = {"code": 0, "done": False}

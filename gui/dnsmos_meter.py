@@ -47,24 +47,27 @@ class DnsmosWorker(QObject):
         self.calls = 0
 
     def start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="dnsmos-meter", daemon=True)
+        """Start scoring (no-op when running)."""
+        if self._thread is None or not self._thread.is_alive() or self._stop.is_set():
+            self._stop = threading.Event()      # each thread watches its own stop flag
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name="dnsmos-meter",
+                                            daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Stop scoring; waits up to ``timeout`` seconds for a score in progress."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.period_s):
             try:
                 out = self.score_once()
             except Exception as exc:  # noqa: BLE001 -- shown in the meter, never a traceback
                 out = {"error": f"{type(exc).__name__}: {exc}"}
-            if out is not None and not self._stop.is_set():
+            if out is not None and not stop.is_set():
                 self.result.emit(out)
             if out is not None and "error" in out and "DNSMOS unavailable" in out["error"]:
                 return

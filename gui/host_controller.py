@@ -108,6 +108,7 @@ class HostController(QObject):
         self.pending = 0             # jobs submitted and not yet delivered
         self.closed = False
         self._started: list = []     # hosts started by jobs and not yet stopped (worker thread only)
+        self._generation = 0         # start_host requests so far (GUI thread)
 
     # -- generic job plumbing -----------------------------------------------------------
     def submit(self, fn: Callable[[], Any], done: Callable[[Any], None] | None = None,
@@ -139,15 +140,17 @@ class HostController(QObject):
     def start_host(self, config, input_device: str | None, output_device: str | None,
                    input_file: str | None, done: Callable[[Any], None],
                    error: Callable[[str], None]) -> None:
-        """Stop the current host (if any) and start a new one with these devices, off-thread."""
-        old, self.host = self.host, None
+        """Stop every host started so far and start a new one with these devices, off-thread.
+
+        Only the latest request counts: a host delivered after a newer request is stopped."""
+        self.host = None
+        self._generation += 1
+        gen = self._generation
         factory = self._factory
 
         def job():
-            if old is not None:
-                old.stop()
-                if old in self._started:
-                    self._started.remove(old)
+            while self._started:             # jobs run one at a time: nobody else touches the list
+                self._started.pop().stop()
             if factory is None:
                 from streamsep.live import LiveHost
                 make = LiveHost
@@ -168,13 +171,16 @@ class HostController(QObject):
             return host
 
         def ok(host):
-            if self.closed:
-                host.stop()
+            if gen != self._generation:      # a newer start request is queued: it will stop this one
                 return
             self.host = host
             done(host)
 
-        self.submit(job, ok, error)
+        def failed(msg: str) -> None:
+            if gen == self._generation:
+                error(msg)
+
+        self.submit(job, ok, failed)
 
     def apply_config(self, config, done: Callable[[Any], None], error: Callable[[str], None]) -> None:
         """``host.set_config(config)`` off the GUI thread (model or block change)."""

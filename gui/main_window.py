@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtWidgets import (QFileDialog, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
+from PyQt6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
                              QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self.dnsmos_worker = DnsmosWorker(lambda: self.controller.host, parent=self)
         self.dnsmos_worker.result.connect(self.dnsmos.show_result)
         self._started = False
+        self._models: list[str] = []
 
     # -- layout ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -104,8 +105,14 @@ class MainWindow(QMainWindow):
 
         self.controls = ControlPanel()
         self.controls.setEnabled(False)
+        left = QWidget()
+        left_lay = QVBoxLayout(left)
+        left_lay.setContentsMargins(0, 0, 0, 0)
+        left_lay.addWidget(self.controls)
+        left_lay.addWidget(self._build_details())
+        left_lay.addStretch(1)
         scroll = QScrollArea()
-        scroll.setWidget(self.controls)
+        scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setMinimumWidth(300)
@@ -119,7 +126,9 @@ class MainWindow(QMainWindow):
         self.file_panel.on_export_request = self._ask_export_file
         self.tabs.addTab(self.file_panel, "File")
         self.tune_slot = TunePanelSlot()
+        self.tune_panel = None            # mounted on first visit (keeps matplotlib out of start-up)
         self.tabs.addTab(self.tune_slot, "Tune")
+        self.tabs.currentChanged.connect(self._tab_changed)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(scroll)
@@ -140,6 +149,42 @@ class MainWindow(QMainWindow):
         c.preset_load_clicked.connect(self._ask_load_preset)
         c.preset_save_clicked.connect(self._ask_save_preset)
         c.preset_reset_clicked.connect(self.reset_preset)
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.tune_slot:
+            self.mount_tune_panel()
+
+    def mount_tune_panel(self):
+        """Put :class:`gui.tune_panel.TunePanel` into the Tune slot (once); None when it cannot load."""
+        if self.tune_panel is None:
+            try:
+                from gui.tune_panel import TunePanel
+            except Exception as exc:  # noqa: BLE001 -- the rest of the app works without it
+                self.message_bar.show_message(f"Tune panel unavailable: {one_line(exc)}", "warning")
+                return None
+            self.tune_panel = TunePanel(host=lambda: self.controller.host, message=self.message_bar.show_message)
+            self.tune_slot.layout().addWidget(self.tune_panel)
+            if self._models:
+                self.tune_panel.set_models(self._models, self.config.model if self.config else None)
+        return self.tune_panel
+
+    def _build_details(self) -> QWidget:
+        box = QGroupBox("Engine details")
+        form = QFormLayout(box)
+        form.setVerticalSpacing(3)
+        self.details = {}
+        for key, title, tip in (
+                ("host", "Audio", "Host sample rate and device period"),
+                ("latency", "Latency", "Engine latency (model + block) plus the host's safety margin"),
+                ("level", "Load level", "Deadline control: 0 = all requested work, higher = fewer steps/candidates"),
+                ("dry", "Dry fallback", "Chunks the host passed through unprocessed to stay on time"),
+                ("swaps", "Engine swaps", "Engines built and spliced in (model, block or preset changes)")):
+            label = QLabel("—")
+            label.setStyleSheet(f"color: {theme.MUTED};")
+            label.setToolTip(tip)
+            form.addRow(title, label)
+            self.details[key] = label
+        return box
 
     def _build_live(self) -> QWidget:
         page = QWidget()
@@ -177,7 +222,15 @@ class MainWindow(QMainWindow):
 
         self.dnsmos = DnsmosMeter()
         dn_box = QGroupBox("DNSMOS (output, last 9 s)")
-        QVBoxLayout(dn_box).addWidget(self.dnsmos)
+        dn_lay = QVBoxLayout(dn_box)
+        self.dnsmos_toggle = QCheckBox("score every second")
+        self.dnsmos_toggle.setToolTip("Runs DNSMOS on the last 9 s of output about once a second "
+                                      "(~0.2 s of CPU per score, on a background thread)")
+        self.dnsmos_toggle.setChecked(self.opts.dnsmos)
+        self.dnsmos_toggle.setStyleSheet(f"color: {theme.MUTED}; font-size: 8pt;")
+        self.dnsmos_toggle.toggled.connect(self.set_dnsmos)
+        dn_lay.addWidget(self.dnsmos_toggle)
+        dn_lay.addWidget(self.dnsmos, 1)
         dn_box.setFixedWidth(290)
         grid.addWidget(dn_box, 2, 2)
 
@@ -209,6 +262,9 @@ class MainWindow(QMainWindow):
 
     def _booted(self, info: dict) -> None:
         self.config = info["config"]
+        self._models = list(info["models"])
+        if self.tune_panel is not None:
+            self.tune_panel.set_models(self._models, self.config.model)
         c = self.controls
         c.set_choices(info["models"], info["presets"], info["inputs"], info["outputs"], self.opts.input_file)
         self.geometry_rate_hop = info["geometry"]
@@ -239,6 +295,15 @@ class MainWindow(QMainWindow):
         self.controller.start_host(self.config, None if input_file else (in_dev or None), out_dev or None,
                                    input_file, self._host_ready, self._host_error)
 
+    def set_dnsmos(self, on: bool) -> None:
+        """Turn the background DNSMOS meter on or off."""
+        self.opts.dnsmos = bool(on)
+        if on and self.controller.host is not None:
+            self.dnsmos_worker.start()
+        elif not on:
+            self.dnsmos_worker.stop(timeout=0.0)
+            self.dnsmos.reset("off")
+
     def _host_ready(self, host) -> None:
         if self.message_bar.level == "error" and self.message_bar.label.text().startswith("audio:"):
             self.message_bar.clear()
@@ -255,7 +320,7 @@ class MainWindow(QMainWindow):
 
     def _reset_displays(self) -> None:
         self.ratio_plot.clear()
-        self.dnsmos.reset()
+        self.dnsmos.reset("waiting for audio" if self.opts.dnsmos else "off")
         self._last_seconds = None
 
     # -- controls → engine ----------------------------------------------------------------------
@@ -476,6 +541,7 @@ class MainWindow(QMainWindow):
         for key, name in (("misses", "deadline_misses"), ("xruns", "xruns")):
             v = s.get(name)
             self.cards[key].set_value("—" if v is None else f"{int(v)}", "warn" if v else "ok")
+        self._update_details(s)
         running = s.get("running")
         secs = s.get("seconds") or 0.0
         model = s.get("model") or (cfg.model if cfg else "")
@@ -485,6 +551,19 @@ class MainWindow(QMainWindow):
         preset = Path(self.preset).stem if self.preset else "custom"
         self.status_label.setText(f"{state} · {model} · preset {preset} · {src} → {OUTPUT_NAMES.get(out_dev, out_dev)}"
                                   f" · {secs:.1f} s")
+
+    def _update_details(self, s: dict) -> None:
+        rate = s.get("samplerate") or 0
+        if not rate:
+            return
+        ms = 1000.0 / rate
+        d = self.details
+        d["host"].setText(f"{rate / 1000:g} kHz · period {s.get('period', 0)} samples")
+        d["latency"].setText(f"engine {s.get('engine_latency_samples', 0) * ms:.1f} ms"
+                             f" + margin {s.get('margin_samples', 0) * ms:.1f} ms")
+        d["level"].setText(f"{s.get('load_level', 0)} ({s.get('level_changes', 0)} changes)")
+        d["dry"].setText(f"{s.get('dry_chunks', 0)} chunks · {s.get('fallback_samples', 0)} samples")
+        d["swaps"].setText(str(s.get("swaps", 0)))
 
     def refresh_spectrogram(self) -> None:
         """Recompute the scrolling spectrograms from ``host.monitor()`` (10 Hz)."""
@@ -516,4 +595,9 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.dnsmos_worker.stop()
         self.file_panel.stop()
+        if self.tune_panel is not None:
+            try:
+                self.tune_panel.cancel()
+            except Exception:  # noqa: BLE001 -- closing anyway
+                pass
         self.controller.shutdown()

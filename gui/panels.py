@@ -166,7 +166,6 @@ class ControlPanel(QWidget):
         form.addRow("Max. suppression", self.atten)
         form.addRow(self.bypass)
         lay.addWidget(box)
-        lay.addStretch(1)
 
         self.steps.valueChanged.connect(lambda v: self.live_changed.emit({"steps": int(v)}))
         self.candidates.valueChanged.connect(lambda v: self.live_changed.emit({"candidates": int(v)}))

@@ -147,6 +147,15 @@ def running(win: MainWindow) -> bool:
     return h is not None and bool(h.stats().get("running"))
 
 
+def card_value(win: MainWindow, key: str) -> float:
+    """The number a stat card shows (NaN for '—')."""
+    text = win.cards[key].text().split()
+    try:
+        return float(text[0])
+    except (IndexError, ValueError):
+        return float("nan")
+
+
 def rms_db(x: np.ndarray) -> float:
     return 10 * np.log10(float(np.mean(np.asarray(x, np.float64) ** 2)) + 1e-20)
 
@@ -199,7 +208,12 @@ def test_window_runs_real_host_and_has_tune_slot(live):
     assert type(host).__module__ == "streamsep.live" and type(host).__name__ == "LiveHost"
     assert host.engine.config.model == "nsnet2" and live.controls.isEnabled()
     assert live.tabs.tabText(2) == "Tune" and isinstance(live.tabs.widget(2), TunePanelSlot)
-    assert live.tune_slot.layout() is not None and live.tune_slot.layout().count() == 0
+    assert live.tune_panel is None                     # mounted on first visit only
+    live.tabs.setCurrentIndex(2)
+    from gui.tune_panel import TunePanel
+
+    assert isinstance(live.tune_panel, TunePanel) and live.tune_slot.layout().count() == 1
+    live.tabs.setCurrentIndex(0)
 
 
 def test_meters_move_when_audio_plays(live):
@@ -207,9 +221,10 @@ def test_meters_move_when_audio_plays(live):
              10, "level meters to move")
     wait_for(lambda: live.spectrogram.mean_db[0] > -90 and live.spectrogram.mean_db[1] > -100, 5,
              "spectrograms to fill")
-    wait_for(lambda: live.cards["latency"].text().startswith("20.") or float(live.cards["latency"].text().split()[0]) > 0,
-             3, "latency read-out")
-    assert float(live.cards["rtf"].text()) > 0
+    stats = live.controller.host.stats()
+    wait_for(lambda: card_value(live, "latency") == pytest.approx(stats["latency_ms"], abs=0.05), 3,
+             "the latency read-out")
+    wait_for(lambda: card_value(live, "rtf") > 0, 3, "the load read-out")
     wait_for(lambda: live.dnsmos.updates >= 1, 30, "a DNSMOS score")
     v = live.dnsmos.values
     assert all(1.0 <= v[k] <= 5.0 for k in ("ovrl", "sig", "bak")), v
@@ -411,6 +426,10 @@ def test_screenshot_command(audio_dir, tmp_path):
 
     img = QImage(str(out))
     assert (img.width(), img.height()) == (1100, 700)
+    # "window shown after 0.81 s (0.62 s CPU; torch not imported)": wall time from process start
+    # depends on the machine's load, CPU time and the lazy torch import do not
     shown = [line for line in proc.stderr.splitlines() if "window shown after" in line]
-    assert shown and float(shown[0].split("after")[1].split()[0]) < 2.0, proc.stderr
+    assert shown, proc.stderr
+    wall, cpu = float(shown[0].split("after")[1].split()[0]), float(shown[0].split("(")[1].split()[0])
+    assert "torch not imported" in shown[0] and cpu < 1.5 and wall < 8.0, shown[0]
     assert not (tmp_path / "cfg" / "streamsep" / "gui.toml").exists()     # screenshot mode writes nothing
