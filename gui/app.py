@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--colours", type=int, default=0, metavar="N",
                    help="with --screenshot: reduce the PNG to an N-colour palette (Pillow; smaller files)")
     p.add_argument("--size", default="1280x800", help="window size WxH in pixels (default 1280x800)")
+    p.add_argument("--open", metavar="FILE", help="open FILE in the File tab (processed once the engine is loaded)")
     p.add_argument("--tab", choices=("live", "file", "tune"), default="live", help="tab shown first")
     p.add_argument("--settings", type=Path, help="settings file (default: ~/.config/streamsep/gui.toml)")
     p.add_argument("--no-remember", action="store_true", help="do not write settings back")
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"streamsep gui: window shown after {_since_start():.2f} s ({time.process_time():.2f} s CPU; "
           f"torch {torch_state})", file=sys.stderr)
     win.tabs.setCurrentIndex(("live", "file", "tune").index(args.tab))
+    if args.open:
+        win.booted.connect(lambda: win.file_panel.open_file(args.open))
     QTimer.singleShot(0, win.start)
 
     status = {"code": 0, "done": False}

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                              QWidget)
 
@@ -128,7 +128,8 @@ class FilePanel(QWidget):
         self.plot = pg.PlotWidget()
         item = self.plot.getPlotItem()
         item.setLabel("bottom", "time", units="s")
-        item.setLabel("left", "amplitude")
+        item.setLabel("left", "amplitude (full scale = 1)")
+        item.getAxis("left").enableAutoSIPrefix(False)
         item.showGrid(x=True, y=True, alpha=0.15)
         item.addLegend(offset=(-6, 4), labelTextSize="8pt")
         self.curve_a = self.plot.plot([], [], pen=pg.mkPen(theme.INPUT, width=1), name="A original")

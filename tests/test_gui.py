@@ -160,7 +160,7 @@ def rms_db(x: np.ndarray) -> float:
     return 10 * np.log10(float(np.mean(np.asarray(x, np.float64) ** 2)) + 1e-20)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def live(qapp, audio_dir, tmp_path_factory):
     """One window running the real host on the noisy file (low-latency preset, DNSMOS on)."""
     settings = tmp_path_factory.mktemp("cfg") / "gui.toml"
@@ -203,153 +203,159 @@ def test_settings_file_round_trip_and_broken_file(tmp_path):
 
 
 # -- the running app ------------------------------------------------------------------------------
-def test_window_runs_real_host_and_has_tune_slot(live):
-    host = live.controller.host
-    assert type(host).__module__ == "streamsep.live" and type(host).__name__ == "LiveHost"
-    assert host.engine.config.model == "nsnet2" and live.controls.isEnabled()
-    assert live.tabs.tabText(2) == "Tune" and isinstance(live.tabs.widget(2), TunePanelSlot)
-    assert live.tune_panel is None                     # mounted on first visit only
-    live.tabs.setCurrentIndex(2)
-    from gui.tune_panel import TunePanel
+class TestLiveWindow:
+    """One window on the real host for all these tests (closed when the class is done)."""
 
-    assert isinstance(live.tune_panel, TunePanel) and live.tune_slot.layout().count() == 1
-    live.tabs.setCurrentIndex(0)
+    def test_window_runs_real_host_and_has_tune_slot(self, live):
+        host = live.controller.host
+        assert type(host).__module__ == "streamsep.live" and type(host).__name__ == "LiveHost"
+        assert host.engine.config.model == "nsnet2" and live.controls.isEnabled()
+        assert live.tabs.tabText(2) == "Tune" and isinstance(live.tabs.widget(2), TunePanelSlot)
+        assert live.tune_panel is None                     # mounted on first visit only
+        live.tabs.setCurrentIndex(2)
+        from gui.tune_panel import TunePanel
 
+        assert isinstance(live.tune_panel, TunePanel) and live.tune_slot.layout().count() == 1
+        live.tabs.setCurrentIndex(0)
 
-def test_meters_move_when_audio_plays(live):
-    wait_for(lambda: live.meters.input.ballistics.peak > -40 and live.meters.output.ballistics.peak > -50,
-             10, "level meters to move")
-    wait_for(lambda: live.spectrogram.mean_db[0] > -90 and live.spectrogram.mean_db[1] > -100, 5,
-             "spectrograms to fill")
-    stats = live.controller.host.stats()
-    wait_for(lambda: card_value(live, "latency") == pytest.approx(stats["latency_ms"], abs=0.05), 3,
-             "the latency read-out")
-    wait_for(lambda: card_value(live, "rtf") > 0, 3, "the load read-out")
-    wait_for(lambda: live.dnsmos.updates >= 1, 30, "a DNSMOS score")
-    v = live.dnsmos.values
-    assert all(1.0 <= v[k] <= 5.0 for k in ("ovrl", "sig", "bak")), v
+    def test_meters_move_when_audio_plays(self, live):
+        wait_for(lambda: live.meters.input.ballistics.peak > -40 and live.meters.output.ballistics.peak > -50,
+                 10, "level meters to move")
+        wait_for(lambda: live.spectrogram.mean_db[0] > -90 and live.spectrogram.mean_db[1] > -100, 5,
+                 "spectrograms to fill")
+        stats = live.controller.host.stats()
+        wait_for(lambda: card_value(live, "latency") == pytest.approx(stats["latency_ms"], abs=0.05), 3,
+                 "the latency read-out")
+        wait_for(lambda: card_value(live, "rtf") > 0, 3, "the load read-out")
+        wait_for(lambda: live.dnsmos.updates >= 1, 30, "a DNSMOS score")
+        v = live.dnsmos.values
+        assert all(1.0 <= v[k] <= 5.0 for k in ("ovrl", "sig", "bak")), v
 
+    def test_every_control_changes_the_running_engine(self, live):
+        c = live.controls
+        host = live.controller.host
+        eng = lambda: live.controller.host.engine.config  # noqa: E731 -- the engine swaps on rebuilds
 
-def test_every_control_changes_the_running_engine(live):
-    c = live.controls
-    host = live.controller.host
-    eng = lambda: live.controller.host.engine.config  # noqa: E731 -- the engine swaps on rebuilds
+        c.steps.setValue(2)
+        wait_for(lambda: eng().steps == 2 and host.stats()["steps_requested"] == 2, 5, "steps = 2")
+        c.candidates.setValue(3)
+        wait_for(lambda: eng().candidates == 3, 5, "candidates = 3")
+        c.policy.setCurrentIndex(c.policy.findData("heuristic"))
+        wait_for(lambda: eng().policy == "heuristic", 5, "policy = heuristic")
+        wait_for(lambda: len(host.stats()["ratios"]) >= 2, 5, "ratios for two steps")
+        wait_for(lambda: len(live.ratio_plot.latest()) >= 2, 5, "the ratio plot to show two steps")
 
-    c.steps.setValue(2)
-    wait_for(lambda: eng().steps == 2 and host.stats()["steps_requested"] == 2, 5, "steps = 2")
-    c.candidates.setValue(3)
-    wait_for(lambda: eng().candidates == 3, 5, "candidates = 3")
-    c.policy.setCurrentIndex(c.policy.findData("heuristic"))
-    wait_for(lambda: eng().policy == "heuristic", 5, "policy = heuristic")
-    wait_for(lambda: len(host.stats()["ratios"]) >= 2, 5, "ratios for two steps")
-    wait_for(lambda: len(live.ratio_plot.latest()) >= 2, 5, "the ratio plot to show two steps")
+        c.atten.setValue(2)
+        wait_for(lambda: eng().atten_db == 2.0, 5, "atten_db = 2")
+        c.atten.setValue(0)                             # "unlimited"
+        wait_for(lambda: eng().atten_db is None, 5, "atten_db = unlimited")
+        c.mix.setValue(40)
+        wait_for(lambda: eng().mix == 0.4, 5, "mix = 0.4")
+        c.mix.setValue(100)
+        wait_for(lambda: eng().mix == 1.0, 5, "mix = 1")
+        c.bypass.setChecked(True)
+        wait_for(lambda: eng().bypass is True, 5, "bypass on")
+        c.bypass.setChecked(False)
+        wait_for(lambda: eng().bypass is False, 5, "bypass off")
 
-    c.atten.setValue(2)
-    wait_for(lambda: eng().atten_db == 2.0, 5, "atten_db = 2")
-    c.atten.setValue(0)                             # "unlimited"
-    wait_for(lambda: eng().atten_db is None, 5, "atten_db = unlimited")
-    c.mix.setValue(40)
-    wait_for(lambda: eng().mix == 0.4, 5, "mix = 0.4")
-    c.mix.setValue(100)
-    wait_for(lambda: eng().mix == 1.0, 5, "mix = 1")
-    c.bypass.setChecked(True)
-    wait_for(lambda: eng().bypass is True, 5, "bypass on")
-    c.bypass.setChecked(False)
-    wait_for(lambda: eng().bypass is False, 5, "bypass off")
+        lat0 = host.stats()["latency_ms"]
+        c.block.setCurrentIndex(c.block.findData(800))
+        wait_for(lambda: eng().block == 800 and host.stats()["latency_ms"] > lat0 + 30, 20, "block = 800 samples")
 
-    lat0 = host.stats()["latency_ms"]
-    c.block.setCurrentIndex(c.block.findData(800))
-    wait_for(lambda: eng().block == 800 and host.stats()["latency_ms"] > lat0 + 30, 20, "block = 800 samples")
+        c.model.setCurrentIndex(c.model.findData("spectral"))
+        wait_for(lambda: eng().model == "spectral" and host.stats()["model"] == "spectral", 20, "model = spectral")
+        assert live.config.model == "spectral" and running(live)
 
-    c.model.setCurrentIndex(c.model.findData("spectral"))
-    wait_for(lambda: eng().model == "spectral" and host.stats()["model"] == "spectral", 20, "model = spectral")
-    assert live.config.model == "spectral" and running(live)
+        # presets: load a built-in one, save the current settings, reset discards edits
+        c.preset.setCurrentIndex(c.preset.findData("quality"))
+        wait_for(lambda: eng().model == "nsnet2" and eng().steps == 3 and eng().policy == "proxy", 20, "preset quality")
+        c.steps.setValue(1)
+        wait_for(lambda: eng().steps == 1, 5, "steps = 1")
+        c.preset_reset.click()
+        wait_for(lambda: eng().steps == 3 and c.steps.value() == 3, 5, "reset to the preset")
 
-    # presets: load a built-in one, save the current settings, reset discards edits
-    c.preset.setCurrentIndex(c.preset.findData("quality"))
-    wait_for(lambda: eng().model == "nsnet2" and eng().steps == 3 and eng().policy == "proxy", 20, "preset quality")
-    c.steps.setValue(1)
-    wait_for(lambda: eng().steps == 1, 5, "steps = 1")
-    c.preset_reset.click()
-    wait_for(lambda: eng().steps == 3 and c.steps.value() == 3, 5, "reset to the preset")
+    def test_output_controls_change_the_sound(self, live):
+        """Attenuation limit, wet/dry and bypass heard in the host's output (latency-aligned)."""
+        c = live.controls
+        c.preset.setCurrentIndex(c.preset.findData("low-latency"))
+        wait_for(lambda: live.controller.host.engine.config.steps == 0 and not c.bypass.isChecked(), 20,
+                 "preset low-latency")
+        host = live.controller.host
 
+        c.atten.setValue(0)
+        x, y = clean_window(host)
+        suppressed = rms_db(x) - rms_db(y)
+        assert suppressed > 3.0, f"NSNet2 removed only {suppressed:.1f} dB of 0 dB-SNR noise"
+        c.atten.setValue(2)                             # at most 2 dB of suppression
+        x, y = clean_window(host)
+        assert rms_db(y) > rms_db(x) - 2.5
+        c.atten.setValue(0)
+        c.mix.setValue(0)                               # fully dry: the output is the delayed input
+        x, y = clean_window(host)
+        assert delayed_copy(x, y)
+        c.mix.setValue(100)
+        c.bypass.setChecked(True)
+        x, y = clean_window(host)
+        assert delayed_copy(x, y)
+        c.bypass.setChecked(False)
 
-def test_output_controls_change_the_sound(live):
-    """Attenuation limit, wet/dry and bypass heard in the host's output (latency-aligned)."""
-    c = live.controls
-    c.preset.setCurrentIndex(c.preset.findData("low-latency"))
-    wait_for(lambda: live.controller.host.engine.config.steps == 0 and not c.bypass.isChecked(), 20,
-             "preset low-latency")
-    host = live.controller.host
+    def test_preset_save_as_writes_a_loadable_file(self, live, tmp_path):
+        from streamsep.presets import load_preset
 
-    c.atten.setValue(0)
-    x, y = clean_window(host)
-    suppressed = rms_db(x) - rms_db(y)
-    assert suppressed > 3.0, f"NSNet2 removed only {suppressed:.1f} dB of 0 dB-SNR noise"
-    c.atten.setValue(2)                             # at most 2 dB of suppression
-    x, y = clean_window(host)
-    assert rms_db(y) > rms_db(x) - 2.5
-    c.atten.setValue(0)
-    c.mix.setValue(0)                               # fully dry: the output is the delayed input
-    x, y = clean_window(host)
-    assert delayed_copy(x, y)
-    c.mix.setValue(100)
-    c.bypass.setChecked(True)
-    x, y = clean_window(host)
-    assert delayed_copy(x, y)
-    c.bypass.setChecked(False)
+        live.controls.mix.setValue(70)
+        wait_for(lambda: live.controller.host.engine.config.mix == 0.7, 5, "mix = 0.7")
+        path = tmp_path / "mine.toml"
+        assert live.save_preset(path)
+        cfg = load_preset(path)
+        assert cfg.mix == pytest.approx(0.7) and cfg.model == live.config.model and cfg.steps == live.config.steps
+        assert live.controls.preset.currentData() == str(path)
 
+    def test_bad_preset_files_show_a_message(self, live, tmp_path):
+        bad = tmp_path / "broken.toml"
+        bad.write_text("steps = [unterminated\n")
+        assert not live.load_preset(str(bad))
+        assert live.message_bar.isVisible() and "broken.toml" in live.message_bar.text()
+        wrong = tmp_path / "wrong.toml"
+        wrong.write_text('model = "nsnet2"\nsteps = -3\n')
+        assert not live.load_preset(str(wrong))
+        assert "wrong.toml" in live.message_bar.text() and "steps" in live.message_bar.text()
+        assert not live.load_preset(str(tmp_path / "missing.toml"))
+        assert "missing.toml" in live.message_bar.text()
+        assert running(live)                            # the engine kept running
 
-def test_preset_save_as_writes_a_loadable_file(live, tmp_path):
-    from streamsep.presets import load_preset
+    def test_file_mode_process_and_export(self, live, audio_dir, tmp_path):
+        fp = live.file_panel
+        assert fp.open_file(audio_dir / "noisy.wav")
+        wait_for(lambda: fp.y is not None and not fp.busy, 60, "file processing")
+        assert fp.y.shape == fp.x.shape and fp.rate == RATE
+        assert rms_db(fp.y) < rms_db(fp.x) - 3.0       # noise removed
+        out = tmp_path / "out.wav"
+        assert fp.export(out)
+        y, rate = soundfile.read(out, dtype="float32")
+        assert rate == RATE and len(y) == len(fp.x)
+        assert not fp.open_file(tmp_path / "nope.wav")
+        assert "nope.wav" in live.message_bar.text()
+        # A-B playback: plays where an output device exists, otherwise says so in the window
+        fp.open_file(audio_dir / "noisy.wav")
+        wait_for(lambda: fp.y is not None and not fp.busy, 60, "file processing")
+        live.controls.set_devices(live.controls.devices()[0], "")
+        live.message_bar.clear()
+        fp.play("B")
+        if fp.player is not None and fp.player.playing:
+            fp.play("A")
+            assert fp.player.which == "A"
+            fp.stop()
+        else:
+            assert live.message_bar.level == "error" and "play" in live.message_bar.text()
 
-    live.controls.mix.setValue(70)
-    wait_for(lambda: live.controller.host.engine.config.mix == 0.7, 5, "mix = 0.7")
-    path = tmp_path / "mine.toml"
-    assert live.save_preset(path)
-    cfg = load_preset(path)
-    assert cfg.mix == pytest.approx(0.7) and cfg.model == live.config.model and cfg.steps == live.config.steps
-    assert live.controls.preset.currentData() == str(path)
-
-
-def test_bad_preset_files_show_a_message(live, tmp_path):
-    bad = tmp_path / "broken.toml"
-    bad.write_text("steps = [unterminated\n")
-    assert not live.load_preset(str(bad))
-    assert live.message_bar.isVisible() and "broken.toml" in live.message_bar.text()
-    wrong = tmp_path / "wrong.toml"
-    wrong.write_text('model = "nsnet2"\nsteps = -3\n')
-    assert not live.load_preset(str(wrong))
-    assert "wrong.toml" in live.message_bar.text() and "steps" in live.message_bar.text()
-    assert not live.load_preset(str(tmp_path / "missing.toml"))
-    assert "missing.toml" in live.message_bar.text()
-    assert running(live)                            # the engine kept running
-
-
-def test_file_mode_process_and_export(live, audio_dir, tmp_path):
-    fp = live.file_panel
-    assert fp.open_file(audio_dir / "noisy.wav")
-    wait_for(lambda: fp.y is not None and not fp.busy, 60, "file processing")
-    assert fp.y.shape == fp.x.shape and fp.rate == RATE
-    assert rms_db(fp.y) < rms_db(fp.x) - 3.0       # noise removed
-    out = tmp_path / "out.wav"
-    assert fp.export(out)
-    y, rate = soundfile.read(out, dtype="float32")
-    assert rate == RATE and len(y) == len(fp.x)
-    assert not fp.open_file(tmp_path / "nope.wav")
-    assert "nope.wav" in live.message_bar.text()
-    # A-B playback: plays where an output device exists, otherwise says so in the window
-    fp.open_file(audio_dir / "noisy.wav")
-    wait_for(lambda: fp.y is not None and not fp.busy, 60, "file processing")
-    live.controls.set_devices(live.controls.devices()[0], "")
-    live.message_bar.clear()
-    fp.play("B")
-    if fp.player is not None and fp.player.playing:
-        fp.play("A")
-        assert fp.player.which == "A"
-        fp.stop()
-    else:
-        assert live.message_bar.level == "error" and "play" in live.message_bar.text()
+    def test_dnsmos_meter_can_be_switched_off(self, live):
+        live.dnsmos_toggle.setChecked(False)
+        assert live.dnsmos.status.text() == "off" and not live.opts.dnsmos
+        n = live.dnsmos.updates
+        pump(2.5)
+        assert live.dnsmos.updates == n
+        live.dnsmos_toggle.setChecked(True)
+        wait_for(lambda: live.dnsmos.updates > n, 30, "DNSMOS scores again")
 
 
 # -- separate windows ---------------------------------------------------------------------------
@@ -379,6 +385,21 @@ def test_missing_devices_show_a_message(qapp, tmp_path):
         assert win.message_bar.isVisible() and "no-such-microphone-42" in text and "Traceback" not in text
         pump(0.3)
         assert win.meters.at_rest
+    finally:
+        win.close()
+
+
+def test_bad_preset_and_settings_at_start_show_messages(qapp, audio_dir, tmp_path):
+    settings = tmp_path / "gui.toml"
+    settings.write_text("[gui\n = broken")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "nsnet2"\ncandidates = "many"\n')
+    win = open_window(settings, preset=str(bad), input_file=str(audio_dir / "silence.wav"), output_device="null")
+    try:
+        wait_for(lambda: running(win), 30, "the host to start on defaults")
+        texts = " | ".join(t for _, t in win.message_bar.history)
+        assert "gui.toml" in texts and "bad.toml" in texts and "candidates" in texts, texts
+        assert "Traceback" not in texts and win.config.model == "nsnet2"
     finally:
         win.close()
 
