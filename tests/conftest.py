@@ -13,6 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# The engine runs many small per-block tensors: torch's intra-op thread pool only adds contention on
+# a small shared machine (measured 10-20x slower wall time at load 10 on 2 cores).  One thread, as a
+# live worker would use.
+torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 RATE = 16000
