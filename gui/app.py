@@ -59,7 +59,7 @@ def _quantize(path: Path, colours: int) -> bool:
         print("streamsep gui: --colours needs Pillow; PNG kept in full colour", file=sys.stderr)
         return True
     with Image.open(path) as im:
-        pal = im.convert("RGB").quantize(max(2, min(256, colours)), method=Image.Quantize.MEDIANCUT)
+        pal = im.convert("RGB").quantize(max(2, min(256, colours)), method=Image.Quantize.FASTOCTREE)
     pal.save(path, optimize=True)
     return True
 

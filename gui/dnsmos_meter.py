@@ -162,7 +162,9 @@ class DnsmosMeter(QWidget):
         item.hideButtons()
         self.trend.setMinimumHeight(90)
         colours = {"ovrl": theme.ACCENT, "sig": theme.OUTPUT, "bak": theme.INPUT}
-        self.trend_curves = {k: self.trend.plot([], [], pen=pg.mkPen(colours[k], width=2), connect="finite")
+        self.trend_curves = {k: self.trend.plot([], [], pen=pg.mkPen(colours[k], width=2), connect="finite",
+                                                symbol="o", symbolSize=4, symbolPen=None,
+                                                symbolBrush=colours[k])
                              for k, _ in SCORES}
         self.history: deque[tuple[float, dict]] = deque(maxlen=600)
         lay = QVBoxLayout(self)

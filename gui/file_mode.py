@@ -99,6 +99,7 @@ class FilePanel(QWidget):
         self.player: FilePlayer | None = None
         self.busy = False
         self.process_seconds = 0.0
+        self._thread: threading.Thread | None = None
         self.on_open_request: Callable[[], None] | None = None
         self.on_export_request: Callable[[], None] | None = None
         self._sig = _Signals()
@@ -210,7 +211,8 @@ class FilePanel(QWidget):
             except Exception as exc:  # noqa: BLE001 -- shown in the window
                 self._sig.failed.emit(" ".join(str(exc).split()) or type(exc).__name__)
 
-        threading.Thread(target=job, name="file-process", daemon=True).start()
+        self._thread = threading.Thread(target=job, name="file-process", daemon=True)
+        self._thread.start()
 
     def _processed(self, result) -> None:
         y, seconds, config = result
@@ -256,6 +258,12 @@ class FilePanel(QWidget):
             self.player.stop()
         self._timer.stop()
         self._uncheck()
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        """Stop playback and wait (up to ``timeout`` s) for a file being processed."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def export(self, path: str | Path) -> bool:
         """Write the processed audio to ``path`` (format from the extension)."""

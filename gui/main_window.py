@@ -593,11 +593,14 @@ class MainWindow(QMainWindow):
         self.spectro_timer.stop()
         self._save_timer.stop()
         self.save_settings()
-        self.dnsmos_worker.stop()
-        self.file_panel.stop()
+        # wait for a score in progress: a native onnxruntime call still running while the
+        # interpreter exits aborts the process ("terminate called without an active exception")
+        self.dnsmos_worker.stop(timeout=15.0)
+        self.file_panel.shutdown(timeout=15.0)
         if self.tune_panel is not None:
             try:
                 self.tune_panel.cancel()
+                self.tune_panel.wait(15.0)
             except Exception:  # noqa: BLE001 -- closing anyway
                 pass
         self.controller.shutdown()

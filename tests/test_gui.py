@@ -274,6 +274,24 @@ class TestLiveWindow:
         c.preset_reset.click()
         wait_for(lambda: eng().steps == 3 and c.steps.value() == 3, 5, "reset to the preset")
 
+    def test_device_choices_restart_the_host(self, live, audio_dir):
+        """Input/output device combos restart the host: a real device where one exists, else a message."""
+        c = live.controls
+        wav = str(audio_dir / "noisy.wav")
+        for combo, attr in ((c.input_device, "input_device"), (c.output_device, "output_device")):
+            old = live.controller.host
+            live.message_bar.clear()
+            combo.setCurrentIndex(combo.findData(""))          # "System default"
+            wait_for(lambda: live.controller.host is not old and
+                     (running(live) or live.message_bar.text().startswith("audio:")), 30, f"{attr} = default")
+            if live.controller.host is not None:              # a machine with sound devices
+                assert live.controller.host.input_file is None or attr == "output_device"
+            else:
+                assert live.message_bar.level == "error" and "device" in live.message_bar.text()
+            combo.setCurrentIndex(combo.findData(f"file:{wav}" if attr == "input_device" else "null"))
+            wait_for(lambda: running(live) and live.controller.host.input_file == wav
+                     and live.controller.host.output_device == "null", 30, "back to file → null")
+
     def test_output_controls_change_the_sound(self, live):
         """Attenuation limit, wet/dry and bypass heard in the host's output (latency-aligned)."""
         c = live.controls
