@@ -203,7 +203,12 @@ class DnsmosMeter(QWidget):
         rows = [(t - now, v) for t, v in self.history if t >= now - HISTORY_S]
         ts = np.array([t for t, _ in rows])
         for k, curve in self.trend_curves.items():
-            curve.setData(ts, np.array([v[k] for _, v in rows], dtype=float), connect="finite")
+            ys = np.array([v[k] for _, v in rows], dtype=float)
+            keep = np.isfinite(ys)
+            if not keep.any():
+                curve.setData([], [])
+            else:                                # gaps (silence, waiting) break the line
+                curve.setData(ts, ys, connect=keep & np.roll(keep, -1))
 
     def reset(self, text: str = "waiting for audio") -> None:
         self.history.clear()
