@@ -47,6 +47,11 @@ LIVE_POLICIES = ("fixed", "heuristic", "proxy")
 Progress = Callable[[int, int], None]
 
 
+class TuneError(CLIError, ValueError):
+    """A bad tune option or input; one line naming the culprit.  Also a ValueError, so the command
+    line reports it (exit 2) even when ``cli`` runs as ``__main__`` and its CLIError is another class."""
+
+
 class TuneCancelled(Exception):
     """Raised inside :func:`sweep` when its ``cancelled`` callable returns True."""
 
@@ -75,13 +80,13 @@ def parse_int_list(text: str | Sequence[int], what: str, lo: int, hi: int) -> li
         try:
             v = int(s)
         except ValueError:
-            raise CLIError(f"{what}: not a comma-separated list of integers: {text!r}") from None
+            raise TuneError(f"{what}: not a comma-separated list of integers: {text!r}") from None
         if not lo <= v <= hi:
-            raise CLIError(f"{what}: {v} is outside {lo}..{hi}")
+            raise TuneError(f"{what}: {v} is outside {lo}..{hi}")
         if v not in out:
             out.append(v)
     if not out:
-        raise CLIError(f"{what}: empty list")
+        raise TuneError(f"{what}: empty list")
     return out
 
 
@@ -96,15 +101,15 @@ def parse_policies(text: str | Sequence[str]) -> list[str]:
         if not s:
             continue
         if s not in LIVE_POLICIES and not s.startswith("proxy:"):
-            raise CLIError(f"--policy: '{s}' is not a streaming policy (known: {', '.join(LIVE_POLICIES)}, proxy:NAME)")
+            raise TuneError(f"--policy: '{s}' is not a streaming policy (known: {', '.join(LIVE_POLICIES)}, proxy:NAME)")
         try:
             make_policy(s)
         except PolicyError as exc:
-            raise CLIError(f"--policy: {exc}") from None
+            raise TuneError(f"--policy: {exc}") from None
         if s not in out:
             out.append(s)
     if not out:
-        raise CLIError("--policy: empty list")
+        raise TuneError("--policy: empty list")
     return out
 
 
@@ -271,14 +276,19 @@ def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: 
     policies = parse_policies(policies)
     blocks = parse_int_list(blocks, "--block", 1, MAX_HOST_BLOCK)
     if not budget_rtf > 0:
-        raise CLIError(f"--budget-rtf: must be > 0, got {budget_rtf!r}")
+        raise TuneError(f"--budget-rtf: must be > 0, got {budget_rtf!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise CLIError("--device cuda: no CUDA device is available to torch here")
+        raise TuneError("--device cuda: no CUDA device is available to torch here")
     if separator is None:
         from streamsep.separators.registry import create
 
         kwargs = {"model_path": model_path} if model_path else {}
-        separator = create(model, device=device, **kwargs)
+        try:
+            separator = create(model, device=device, **kwargs)
+        except TypeError:
+            if not model_path:
+                raise
+            raise TuneError(f"--model-path: model '{model}' does not load files") from None
     sr = separator.sample_rate
     xm = resample(x, rate, sr) if rate != sr else x
     ref = None
@@ -368,6 +378,37 @@ def _front_2d(points: list[tuple[float, float]], eps: float = 1e-4) -> list[tupl
     return front
 
 
+def _place_labels(ax, items: list[tuple[tuple[float, float], str, str]], points: list[tuple[float, float]],
+                  fontsize: float = 7.5) -> None:
+    """Annotate ``items`` ((x, y), text, colour) in order, each at the first of four offsets where its
+    text box overlaps no earlier label and no marker; a label with no free place is left out."""
+    fig = ax.figure
+    px = fontsize * fig.dpi / 72.0  # font size in pixels
+    to_pix = ax.transData.transform
+    marks = [to_pix(p) for p in points]
+    taken: list[tuple[float, float, float, float]] = []
+
+    def free(box: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = box
+        if any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken):
+            return False
+        return not any(x0 - 4 < mx < x1 + 4 and y0 - 4 < my < y1 + 4 for mx, my in marks)
+
+    for (x, y), text, colour in items:
+        cx, cy = to_pix((x, y))
+        w, h = 0.58 * px * len(text), 1.2 * px
+        gap = 5 * fig.dpi / 72.0
+        for ox, oy, ha in ((gap, gap, "left"), (gap, -gap - h, "left"), (-gap, gap, "right"),
+                           (-gap, -gap - h, "right")):
+            x0 = cx + ox if ha == "left" else cx + ox - w
+            box = (x0, cy + oy, x0 + w, cy + oy + h)
+            if free(box):
+                taken.append(box)
+                ax.annotate(text, (x, y), textcoords="offset pixels", xytext=(ox, oy), ha=ha, va="bottom",
+                            fontsize=fontsize, color=colour, zorder=5)
+                break
+
+
 def plot(result: dict, target) -> object:
     """Quality against RTF and against latency, Pareto front drawn.
 
@@ -421,11 +462,6 @@ def plot(result: dict, target) -> object:
             ax.scatter(xpos(i), r["quality"], s=70 if on else 40, marker=_STEP_MARKERS[r["steps"] % len(_STEP_MARKERS)],
                        c=colours[_family(r)], edgecolors="black" if on else "none", linewidths=1.3 if on else 0,
                        alpha=1.0 if on else 0.6, zorder=3)
-        if xkey == "rtf":  # label the Pareto points, alternating above / below to limit overlap
-            for n, i in enumerate(sorted((i for i in valid if i in pareto), key=lambda i: rows[i]["rtf"])):
-                ax.annotate(label(rows[i]), (xpos(i), rows[i]["quality"]), textcoords="offset points",
-                            xytext=(7, 6 if n % 2 == 0 else -13), fontsize=7.5,
-                            color="crimson" if i == rec else "black", zorder=5)
         if rec is not None:
             ax.scatter(xpos(rec), rows[rec]["quality"], s=320, marker="*", facecolors="none",
                        edgecolors="crimson", linewidths=1.6, zorder=4)
@@ -436,7 +472,13 @@ def plot(result: dict, target) -> object:
         if xkey == "rtf":
             xs = [rows[i]["rtf"] for i in valid]
             if xs and max(xs) / max(min(xs), 1e-9) > 20:
+                from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
                 ax.set_xscale("log")
+                nice = [m * 10.0 ** e for e in range(-4, 3) for m in (1, 2, 5)]
+                ax.xaxis.set_major_locator(FixedLocator([v for v in nice if min(xs) / 2 <= v <= max(xs) * 2]))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xname)
         ax.grid(True, alpha=0.3)
     qs = [rows[i]["quality"] for i in valid]
@@ -444,6 +486,9 @@ def plot(result: dict, target) -> object:
         lo, hi = min(qs), max(qs)
         pad = max(0.05 * (hi - lo), 0.02)
         axes[0].set_ylim(lo - pad, hi + 2.5 * pad)
+    order = sorted((i for i in valid if i in pareto), key=lambda i: (i != rec, -rows[i]["quality"]))
+    _place_labels(axes[0], [((rows[i]["rtf"], rows[i]["quality"]), label(rows[i]), "crimson" if i == rec else "black")
+                            for i in order], [(rows[i]["rtf"], rows[i]["quality"]) for i in valid])
     axes[0].set_ylabel(f"quality: {qname}")
     handles = [Line2D([], [], ls="", marker="o", ms=7, color=colours[f], label=f) for f in families]
     handles += [Line2D([], [], ls="", marker=_STEP_MARKERS[k % len(_STEP_MARKERS)], ms=7, color="dimgray",
@@ -481,7 +526,7 @@ def preset_target(name: str) -> Path:
     if name.endswith(".toml"):
         return Path(name).expanduser()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise CLIError(f"--save-preset: '{name}' is not a plain preset name (letters, digits, _ . -) "
+        raise TuneError(f"--save-preset: '{name}' is not a plain preset name (letters, digits, _ . -) "
                        "nor a path ending in .toml")
     return user_preset_dir() / f"{name}.toml"
 
@@ -498,7 +543,7 @@ def save_recommended(result: dict, name: str) -> Path:
 
     rec = result.get("recommended")
     if rec is None:
-        raise CLIError(f"--save-preset: no configuration fits --budget-rtf {result.get('budget_rtf')}; nothing saved")
+        raise TuneError(f"--save-preset: no configuration fits --budget-rtf {result.get('budget_rtf')}; nothing saved")
     row = result["configs"][rec]
     q = row.get("quality")
     desc = (f"From streamsep tune on {result.get('source', 'a recording')}: rtf {row['rtf']:.3f}, "
@@ -537,13 +582,13 @@ def run_tune(args) -> int:
     policies = parse_policies(args.policy)
     blocks = parse_int_list(args.block, "--block", 1, MAX_HOST_BLOCK)
     if not args.budget_rtf > 0:
-        raise CLIError(f"--budget-rtf: must be > 0, got {args.budget_rtf!r}")
+        raise TuneError(f"--budget-rtf: must be > 0, got {args.budget_rtf!r}")
     if args.threads is not None and args.threads < 1:
-        raise CLIError(f"--threads: must be ≥ 1, got {args.threads}")
+        raise TuneError(f"--threads: must be ≥ 1, got {args.threads}")
     if args.save_preset:
         preset_target(args.save_preset)
     if args.plot and not str(args.plot).lower().endswith(".png"):
-        raise CLIError(f"--plot: {args.plot} must end with .png")
+        raise TuneError(f"--plot: {args.plot} must end with .png")
     x, rate = read_audio(args.input)
     ref = None
     if args.reference:
@@ -551,7 +596,7 @@ def run_tune(args) -> int:
         if ref_rate != rate:
             ref = resample(ref, ref_rate, rate)
         if abs(len(ref) - len(x)) > max(1, int(0.01 * rate)):
-            raise CLIError(f"{args.reference}: reference is {len(ref) / rate:.2f} s, input is {len(x) / rate:.2f} s")
+            raise TuneError(f"{args.reference}: reference is {len(ref) / rate:.2f} s, input is {len(x) / rate:.2f} s")
     set_threads(args.threads)  # also onnxruntime's, through STREAMSEP_ORT_THREADS
     progress, close = _tqdm_progress(f"tune {args.model}")
     t0 = time.perf_counter()

@@ -113,7 +113,7 @@ def test_pareto_and_recommendation_on_known_rows():
 
 @pytest.mark.parametrize("text,what", [("1,x", "--steps"), ("", "--steps"), ("0,17", "--steps")])
 def test_bad_int_lists_are_refused(text, what):
-    with pytest.raises(tune.CLIError, match=what):
+    with pytest.raises(tune.TuneError, match=what):
         tune.parse_int_list(text, what, 0, 16)
 
 
@@ -121,7 +121,7 @@ def test_preset_target_names_and_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert tune.preset_target("mine") == tmp_path / "streamsep" / "presets" / "mine.toml"
     assert tune.preset_target(str(tmp_path / "x.toml")) == tmp_path / "x.toml"
-    with pytest.raises(tune.CLIError, match="--save-preset"):
+    with pytest.raises(tune.TuneError, match="--save-preset"):
         tune.preset_target("../evil")
 
 
@@ -191,6 +191,7 @@ def test_cli_budget_too_small_recommends_nothing(wavs, tmp_path, capsys):
     (["--budget-rtf", "0"], "--budget-rtf"),
     (["--model", "no-such-model"], "no-such-model"),
     (["--save-preset", "a/b"], "--save-preset"),
+    (["--model", "spectral", "--model-path", "/nonexistent"], "--model-path"),
 ])
 def test_cli_bad_options_exit_2(wavs, capsys, extra, needle):
     noisy, _ = wavs
