@@ -19,7 +19,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from gui.settings import ENGINE_KEYS
 
 DEFAULT_PRESETS = ["low-latency", "balanced", "quality"]
-LIVE_PARAMS = ("steps", "candidates", "policy", "ratios", "mix", "atten_db", "bypass")
+LIVE_PARAMS = ("steps", "candidates", "policy", "ratios", "mix", "atten_db", "bypass", "proxy")
 REBUILD_PARAMS = ("model", "block")
 
 

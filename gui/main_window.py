@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
                              QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
@@ -94,6 +95,8 @@ class MainWindow(QMainWindow):
         self.dnsmos_worker.result.connect(self.dnsmos.show_result)
         self._started = False
         self._models: list[str] = []
+        self._rebuilding = 0                   # engine rebuild jobs in flight
+        self._live_during_rebuild: dict = {}   # live edits made meanwhile (re-applied when done)
 
     # -- layout ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -140,6 +143,11 @@ class MainWindow(QMainWindow):
 
         self.status_label = QLabel("Loading the engine…")
         self.statusBar().addWidget(self.status_label, 1)
+
+        for keys, slot in (("Ctrl+O", self._open_from_shortcut), ("Ctrl+E", self._ask_export_file),
+                           ("Ctrl+L", self._ask_load_preset), ("Ctrl+Shift+S", self._ask_save_preset),
+                           ("Ctrl+B", lambda: self.controls.bypass.toggle()), ("Ctrl+Q", self.close)):
+            QShortcut(QKeySequence(keys), self, activated=slot)
 
         c = self.controls
         c.live_changed.connect(self.on_live_changed)
@@ -338,6 +346,8 @@ class MainWindow(QMainWindow):
             self.controls.set_values(config_to_dict(self.config))
             return
         self.config = new
+        if self._rebuilding:                 # keep it across the engine being rebuilt right now
+            self._live_during_rebuild.update(changes)
         self._changed()
 
     def on_rebuild_changed(self, changes: dict) -> None:
@@ -347,6 +357,7 @@ class MainWindow(QMainWindow):
         old = self.config
         new = dataclasses.replace(old, **changes)
         old_hop = self.geometry_rate_hop[1]
+        self._rebuilding += 1
         self.controls.setEnabled(False)
         self.status_label.setText(f"Loading {new.model}…")
 
@@ -361,8 +372,22 @@ class MainWindow(QMainWindow):
                 host.set_config(cfg)
             return cfg, (rate, hop)
 
+        def finish() -> dict:
+            self._rebuilding -= 1
+            pending = dict(self._live_during_rebuild)
+            if not self._rebuilding:
+                self._live_during_rebuild.clear()
+            return pending
+
         def done(result) -> None:
             cfg, geom = result
+            pending = finish()
+            if pending:                      # edits made while the engine was being built
+                cfg = dataclasses.replace(cfg, **pending)
+                try:
+                    self.controller.set_params(**pending)
+                except Exception as exc:  # noqa: BLE001
+                    self.message_bar.show_message(one_line(exc), "error")
             self.config = cfg
             self.geometry_rate_hop = geom
             self.controls.set_geometry(*geom)
@@ -371,6 +396,7 @@ class MainWindow(QMainWindow):
             self._changed()
 
         def failed(msg: str) -> None:
+            finish()
             self.message_bar.show_message(msg, "error")
             self.controls.set_values(config_to_dict(self.config))
             self.controls.setEnabled(True)
@@ -396,15 +422,10 @@ class MainWindow(QMainWindow):
         names = [f.name for f in dataclasses.fields(cfg)]
         differ = [k for k in names if getattr(cfg, k) != getattr(old, k)]
         if all(k in LIVE_PARAMS for k in differ):
-            try:
-                if differ:
-                    self.controller.set_params(**{k: getattr(cfg, k) for k in differ})
-            except Exception as exc:  # noqa: BLE001
-                self.message_bar.show_message(one_line(exc), "error")
-                self.controls.set_values(config_to_dict(old))
-                return
-            self.config = cfg
-            self._changed()
+            if differ:
+                self.on_live_changed({k: getattr(cfg, k) for k in differ})
+            else:
+                self._changed()
         else:
             self.on_rebuild_changed({k: getattr(cfg, k) for k in names})
 
@@ -464,6 +485,10 @@ class MainWindow(QMainWindow):
         if path:
             self.settings.last_file_dir = str(Path(path).parent)
             self.file_panel.open_file(path)
+
+    def _open_from_shortcut(self) -> None:
+        self.tabs.setCurrentWidget(self.file_panel)
+        self._ask_open_file()
 
     def _ask_export_file(self) -> None:
         base = self.file_panel.path

@@ -106,7 +106,9 @@ class ControlPanel(QWidget):
         form.addWidget(self.preset)
         row = QHBoxLayout()
         self.preset_load = QPushButton("Load…")
+        self.preset_load.setToolTip("Load a preset file (Ctrl+L)")
         self.preset_save = QPushButton("Save as…")
+        self.preset_save.setToolTip("Save the current settings as a preset file (Ctrl+Shift+S)")
         self.preset_reset = QPushButton("Reset")
         self.preset_reset.setToolTip("Discard edits: back to the selected preset's values")
         for b in (self.preset_load, self.preset_save, self.preset_reset):
@@ -162,6 +164,7 @@ class ControlPanel(QWidget):
         self.atten.setSpecialValueText("unlimited")
         self.atten.setToolTip("Attenuation limit: the most the processor may suppress, in dB")
         self.bypass = QCheckBox("Bypass (delay-aligned dry signal)")
+        self.bypass.setToolTip("Ctrl+B")
         form.addRow("Wet/dry", mixrow)
         form.addRow("Max. suppression", self.atten)
         form.addRow(self.bypass)
