@@ -16,7 +16,7 @@ run() {  # model dataset policy limit [extra...]
 }
 for model in "${@:-nsnet2 rnnoise spectral gtcrn dtln}"; do
   for ds in noizeus leventure; do
-    lim=48; [ "$ds" = leventure ] && lim=24
+    lim=32; [ "$ds" = leventure ] && lim=16
     run "$model" "$ds" oracle-sisdr "$lim"
     run "$model" "$ds" fixed "$lim"
     run "$model" "$ds" heuristic "$lim"

@@ -278,6 +278,8 @@ def cmd_eval(args) -> int:
     cfg = engine_config(args)
     set_threads(args.threads)
     policy = cfg.policy if args.policy is None else args.policy
+    if args.dnsmos_windows:
+        os.environ["STREAMSEP_DNSMOS_WINDOWS"] = str(args.dnsmos_windows)
     pairs = find_pairs(Path(args.directory))
     if args.filter:
         pairs = [p for p in pairs if args.filter in p[0].name]
@@ -411,6 +413,34 @@ def cmd_gui(args, rest: list[str]) -> int:
     return int(gui_main(rest) or 0)
 
 
+def cmd_proxies(args) -> int:
+    """Agreement of each reference-free proxy with the per-block oracle on real pairs."""
+    from streamsep.audio_io import read_audio
+    from streamsep.proxy_eval import measure
+
+    set_threads(args.threads)
+    cfg = engine_config(args)
+    sep = make_separator(cfg, args.model_path)
+    pairs = find_pairs(Path(args.directory))
+    if args.limit:
+        pairs = pairs[:: max(1, len(pairs) // args.limit)][: args.limit]
+    data = []
+    for noisy, clean in pairs:
+        x, _ = read_audio(noisy, rate=sep.sample_rate)
+        s, _ = read_audio(clean, rate=sep.sample_rate)
+        n = min(len(x), len(s))
+        data.append((x[:n], s[:n]))
+    block = cfg.block or ms_block(args.block_ms, sep.hop, sep.sample_rate)
+    res = measure(data, sep, steps=cfg.steps or 3, candidates=cfg.candidates if cfg.candidates > 1 else 9, block=block)
+    print(f"{sep.name}: {len(pairs)} files, decision block {block} samples, steps {cfg.steps or 3}")
+    print(f"{'selector':<28} {'agreement':>9} {'keep rate':>9} {'gain dB':>8} {'decisions':>9}")
+    for name, row in res.items():
+        print(f"{name:<28} {row['agreement']:9.3f} {row['keep_rate']:9.3f} {row['mean_gain_db']:+8.3f} {row['decisions']:9d}")
+    if args.json:
+        write_json(args.json, {"model": sep.name, "files": len(pairs), "block": block, "selectors": res})
+    return 0
+
+
 def cmd_demo(args) -> int:
     from streamsep.demo import run_demo
 
@@ -452,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--blend", choices=["time", "frame"], default="time")
     ev.add_argument("--metrics", default="si_sdr,pesq,stoi,dnsmos")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--dnsmos-windows", type=int, default=2,
+                    help="score at most N evenly spread 9.01 s DNSMOS windows per clip (0 = all, as speechmos)")
     ev.set_defaults(func=cmd_eval)
 
     mo = sub.add_parser("models", help="list separators (rate, hop, latency) or pull a model card's files")
@@ -506,6 +538,14 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--stats", help="write statistics JSON here at the end")
     li.add_argument("--input-file", help="feed this file in real time instead of a capture device")
     li.set_defaults(func=cmd_live)
+
+    px = sub.add_parser("proxies", help="how often each reference-free proxy picks what the oracle would")
+    px.add_argument("directory")
+    add_engine_options(px)
+    px.add_argument("--limit", type=int, default=16)
+    px.add_argument("--block-ms", type=float, default=200.0)
+    px.add_argument("--json")
+    px.set_defaults(func=cmd_proxies)
 
     de = sub.add_parser("devices", help="list audio devices")
     de.set_defaults(func=cmd_devices)

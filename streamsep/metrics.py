@@ -13,6 +13,7 @@ STOI when pystoi finds fewer than 30 non-silent frames.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -164,12 +165,15 @@ class DNSMOS:
     POLY_BAK = (-0.13166888, 1.60915514, -0.39604546)
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 1,
-                 reference_windows: bool = True) -> None:
+                 reference_windows: bool = True, max_windows: int | None = None) -> None:
         # resolve the file now, so a missing model fails at construction (DNSMOSUnavailable)
         self.model_path = Path(model_path) if model_path is not None else dnsmos_model_path()
         if not self.model_path.is_file():
             raise DNSMOSUnavailable(f"{self.model_path}: DNSMOS model file not found")
         self.reference_windows = bool(reference_windows)
+        #: score at most this many windows, evenly spread over the clip (None = every window, as
+        #: speechmos does); short clips are repeated, so their windows are shifts of the same audio
+        self.max_windows = max_windows
         self.threads = int(threads)
         self._session = None
         self._lock = threading.Lock()
@@ -210,6 +214,9 @@ class DNSMOS:
             if len(seg) < len_samples:
                 continue
             out.append(seg)
+        if self.max_windows and len(out) > self.max_windows:
+            keep = np.unique(np.round(np.linspace(0, len(out) - 1, self.max_windows)).astype(int))
+            out = [out[i] for i in keep]
         return out
 
     def window_scores(self, x: np.ndarray, rate: int) -> dict[str, np.ndarray]:
@@ -235,13 +242,20 @@ _DNSMOS: DNSMOS | None = None
 _DNSMOS_LOCK = threading.Lock()
 
 
-def dnsmos(x: np.ndarray, rate: int) -> dict[str, float]:
-    """DNSMOS ``{"ovrl", "sig", "bak"}`` of ``x`` using a shared module-level :class:`DNSMOS`."""
+def dnsmos(x: np.ndarray, rate: int, max_windows: int | None = None) -> dict[str, float]:
+    """DNSMOS ``{"ovrl", "sig", "bak"}`` of ``x`` using a shared module-level :class:`DNSMOS`.
+
+    ``max_windows`` caps the number of 9.01 s windows scored (evenly spread); the default comes from
+    ``$STREAMSEP_DNSMOS_WINDOWS`` (unset = every window, as speechmos).
+    """
     global _DNSMOS
     if _DNSMOS is None:
         with _DNSMOS_LOCK:
             if _DNSMOS is None:
                 _DNSMOS = DNSMOS()
+    if max_windows is None and os.environ.get("STREAMSEP_DNSMOS_WINDOWS"):
+        max_windows = int(os.environ["STREAMSEP_DNSMOS_WINDOWS"])
+    _DNSMOS.max_windows = max_windows
     return _DNSMOS(x, rate)
 
 

@@ -170,12 +170,70 @@ def score_oracle_sdr(X, Yprev, Ycand, ctx=None) -> np.ndarray:
     return (10.0 * torch.log10((power(S).sum() + EPS) / (err + EPS))).cpu().numpy()
 
 
+def candidate_features(k: int, ratios: np.ndarray, X, Yprev, Ycand) -> np.ndarray:
+    """Block features of each candidate against the previous estimate, shape (C, 9).
+
+    Columns: step k, ratio r, SNR of the previous estimate (dB, kept/removed), energy change (dB),
+    change in noise-dominant bins (dB), change in speech-dominant bins (dB), log10 speech-bin
+    magnitude distortion, speech-bin fraction, mixture level (dB per bin).  Speech-dominant bins are
+    those where the previous estimate kept more than half the mixture power.
+    """
+    px, pp = power(X)[0], power(Yprev)[0]
+    speech = (pp / (px + EPS)) > 0.5
+    noise = ~speech
+    snr_prev = 10.0 * np.log10((float(pp.sum()) + EPS) / (float(power(X - Yprev).sum()) + EPS))
+    level = 10.0 * np.log10((float(px.sum()) + EPS) / px.numel())
+    py = power(Ycand)
+    dims = (1, 2)
+    e_ratio = 10.0 * torch.log10((py.sum(dim=dims) + EPS) / (pp.sum() + EPS))
+    nr = 10.0 * torch.log10(((py * noise).sum(dim=dims) + EPS) / ((pp * noise).sum() + EPS))
+    spc = 10.0 * torch.log10(((py * speech).sum(dim=dims) + EPS) / ((pp * speech).sum() + EPS))
+    dist = (((py.sqrt() - pp.sqrt()) ** 2) * speech).sum(dim=dims) / ((pp * speech).sum() + EPS)
+    C = py.shape[0]
+    r = np.asarray(ratios, dtype=np.float64).reshape(C, -1).mean(axis=1)
+    out = np.empty((C, 9))
+    out[:, 0] = k
+    out[:, 1] = r
+    out[:, 2] = snr_prev
+    out[:, 3] = e_ratio.cpu().double().numpy()
+    out[:, 4] = nr.cpu().double().numpy()
+    out[:, 5] = spc.cpu().double().numpy()
+    out[:, 6] = np.log10(dist.cpu().double().numpy() + 1e-6)
+    out[:, 7] = float(speech.float().mean())
+    out[:, 8] = level
+    return out
+
+
+def calibrated_basis(f: np.ndarray) -> np.ndarray:
+    """The regression basis of the calibrated proxy from :func:`candidate_features` rows (…, 9)."""
+    k, r, snr, er, nr, spc, ld, sf, lvl = (f[..., i] for i in range(9))
+    snr = np.clip(snr, -40.0, 40.0)
+    return np.stack([np.ones_like(r), r, r * r, snr / 10, r * snr / 10, er, nr, spc, ld, sf, sf * r,
+                     (k == 1).astype(float), er * sf, spc * sf, np.clip(lvl, -100.0, 0.0) / 10], axis=-1)
+
+
+#: Ridge weights predicting the block-SDR gain (dB) of a candidate over keeping the previous
+#: estimate.  Fitted with ``scripts/fit_proxy.py`` on NSNet2 / NOIZEUS (32 files, 3 steps, 9 ratios,
+#: 200 ms blocks); validated on the held-out leventure set (docs/PROXIES.md).
+CALIBRATED_WEIGHTS = np.array([-1.098, 0.674, 0.424, -0.283, 0.326, -0.311, 0.266, 0.243, 0.031, 2.473,
+                               -2.05, 0.224, 0.762, 3.724, -0.124])
+
+
+def score_calibrated(X, Yprev, Ycand, ctx=None, k: int = 1, ratios=None) -> np.ndarray:
+    """Predicted block-SDR gain over keep (dB) from block features; KEEP scores 0 (last)."""
+    if ratios is None:
+        ratios = np.full(Ycand.shape[0], 0.5)
+    pred = calibrated_basis(candidate_features(k, ratios, X, Yprev, Ycand)) @ CALIBRATED_WEIGHTS
+    return np.concatenate([pred, [0.0]])
+
+
 PROXIES = {
+    "calibrated": score_calibrated,
     "energy": score_energy,
     "speech-preserving": score_speech_preserving,
     "residual-flatness": score_residual_flatness,
 }
-DEFAULT_PROXY = "speech-preserving"
+DEFAULT_PROXY = "calibrated"
 
 
 class ProxyPolicy(Policy):
@@ -188,10 +246,12 @@ class ProxyPolicy(Policy):
     name = "proxy"
     searches = True
 
-    def __init__(self, proxy: str = DEFAULT_PROXY, margin: float = 0.5,
+    def __init__(self, proxy: str = DEFAULT_PROXY, margin: float | None = None,
                  grid: tuple[float, ...] = DEFAULT_GRID) -> None:
         if proxy not in PROXIES:
             raise PolicyError(f"unknown proxy '{proxy}' (known: {', '.join(PROXIES)})")
+        if margin is None:  # calibrated scores are dB of predicted gain; the others are heuristic units
+            margin = 0.25 if proxy == "calibrated" else 0.5
         self.proxy, self.margin, self.grid = proxy, float(margin), tuple(grid)
         self.score = PROXIES[proxy]
 
@@ -199,7 +259,10 @@ class ProxyPolicy(Policy):
         return spread(self.grid, max(1, candidates))
 
     def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
-        s = self.score(X, Yprev, Ycand, ctx)
+        if self.score is score_calibrated:
+            s = score_calibrated(X, Yprev, Ycand, ctx, k=k, ratios=ratios)
+        else:
+            s = self.score(X, Yprev, Ycand, ctx)
         best = int(np.argmax(s[:-1]))
         if s[best] > s[-1] + self.margin:
             return Choice(best, float(ratios[best]), s)

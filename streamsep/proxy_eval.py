@@ -72,3 +72,33 @@ def measure(pairs: list[tuple[np.ndarray, np.ndarray]], sep, steps: int = 3, can
         eng.policy = pol
         eng.run_offline(x, reference=s)
     return {name: t.row() for name, t in pol.tallies.items()}
+
+
+class FeaturePolicy(OracleBlock):
+    """Follows the oracle; records :func:`candidate_features` and the oracle gain of every candidate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[np.ndarray] = []
+
+    def choose(self, k, X, Yprev, Ycand, ratios, ctx=None) -> Choice:
+        from streamsep.policies import candidate_features
+
+        o = score_oracle_sdr(X, Yprev, Ycand, ctx)
+        f = candidate_features(k, ratios, X, Yprev, Ycand)
+        self.rows.append(np.concatenate([f, (o[:-1] - o[-1])[:, None]], axis=1))
+        best = int(np.argmax(o))
+        idx = KEEP if best == len(o) - 1 else best
+        return Choice(idx, float("nan") if idx == KEEP else float(ratios[idx]), o)
+
+
+def collect_features(pairs, sep, steps: int = 3, candidates: int = 9, block: int | None = None) -> np.ndarray:
+    """Rows (decisions, C, 10): candidate features + oracle block-SDR gain over keep (last column)."""
+    pol = FeaturePolicy()
+    for x, s in pairs:
+        cfg = EngineConfig(model=sep.name, steps=steps, candidates=candidates, policy="oracle-block",
+                           block=block or sep.hop * 20)
+        eng = Engine(cfg, separator=sep)
+        eng.policy = pol
+        eng.run_offline(x, reference=s)
+    return np.stack(pol.rows)
