@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from streamsep.cli import CLIError, block_for, clean_float, write_json
-from streamsep.engine import MAX_HOST_BLOCK, ConfigError, Engine, EngineConfig
+from streamsep.engine import MAX_HOST_BLOCK, Engine, EngineConfig
 
 #: quality differences below this (PESQ or DNSMOS MOS units) count as ties for the recommendation
 TIE_TOLERANCE = 0.01
