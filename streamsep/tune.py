@@ -200,7 +200,9 @@ def run_point(sep, point: GridPoint, x: np.ndarray, reference: np.ndarray | None
         warm.process(w[i:i + point.block])
     eng = Engine(cfg, separator=sep)
     y, load = stream(eng, x, point.block)
+    proxy = getattr(eng.policy, "proxy", None) if point.steps else None  # the proxy score actually used
     row = {"model": model, "steps": point.steps, "candidates": point.candidates, "policy": point.policy,
+           "proxy": proxy,
            "block": point.block, "engine_block": eng.block, "device": device, **load,
            "latency_ms": eng.latency_ms, "latency_samples": eng.latency}
     row.update(quality_metrics(y, sep.sample_rate, reference))
@@ -257,7 +259,7 @@ def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: 
 
         {"model", "model_rate", "rate", "seconds", "device", "threads", "quality_metric",
          "budget_rtf", "input": {metrics of the unprocessed input},
-         "configs": [{model, steps, candidates, policy, block, engine_block, device, rtf, rtf_p95,
+         "configs": [{model, steps, candidates, policy, proxy, block, engine_block, device, rtf, rtf_p95,
                       cpu_rtf, latency_ms, latency_samples, [si_sdr, pesq], dnsmos_ovrl, dnsmos_sig,
                       dnsmos_bak, quality}, …],
          "pareto": [indices], "recommended": index or None}
