@@ -351,11 +351,15 @@ class MainWindow(QMainWindow):
         self._changed()
 
     def on_rebuild_changed(self, changes: dict) -> None:
-        """Model or block size: a new engine, built off the GUI thread and swapped in by the host."""
+        """Model or block size: a new engine, built off the GUI thread and swapped in by the host.
+
+        ``self.config`` changes at once (later edits build on it); live edits made while the engine
+        is being built are re-sent once it is in, a failure reverts the changed keys."""
         if self.config is None:
             return
         old = self.config
         new = dataclasses.replace(old, **changes)
+        self.config = new
         old_hop = self.geometry_rate_hop[1]
         self._rebuilding += 1
         self.controls.setEnabled(False)
@@ -377,29 +381,29 @@ class MainWindow(QMainWindow):
             pending = dict(self._live_during_rebuild)
             if not self._rebuilding:
                 self._live_during_rebuild.clear()
+            self.controls.setEnabled(not self._rebuilding)
             return pending
 
         def done(result) -> None:
             cfg, geom = result
             pending = finish()
+            if cfg.block != new.block:       # block kept at the same number of hops of the new model
+                self.config = dataclasses.replace(self.config, block=cfg.block)
             if pending:                      # edits made while the engine was being built
-                cfg = dataclasses.replace(cfg, **pending)
                 try:
                     self.controller.set_params(**pending)
                 except Exception as exc:  # noqa: BLE001
                     self.message_bar.show_message(one_line(exc), "error")
-            self.config = cfg
             self.geometry_rate_hop = geom
             self.controls.set_geometry(*geom)
-            self.controls.set_values(config_to_dict(cfg))
-            self.controls.setEnabled(True)
+            self.controls.set_values(config_to_dict(self.config))
             self._changed()
 
         def failed(msg: str) -> None:
             finish()
             self.message_bar.show_message(msg, "error")
+            self.config = dataclasses.replace(self.config, **{k: getattr(old, k) for k in changes})
             self.controls.set_values(config_to_dict(self.config))
-            self.controls.setEnabled(True)
 
         host = self.controller.host
         self.controller.submit(job, done, failed)

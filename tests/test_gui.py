@@ -264,7 +264,7 @@ class TestLiveWindow:
 
         c.model.setCurrentIndex(c.model.findData("spectral"))
         wait_for(lambda: eng().model == "spectral" and host.stats()["model"] == "spectral", 20, "model = spectral")
-        assert live.config.model == "spectral" and running(live)
+        assert live.config.model == "spectral" and eng().block == 800 and running(live)   # block kept
 
         # presets: load a built-in one, save the current settings, reset discards edits
         c.preset.setCurrentIndex(c.preset.findData("quality"))
