@@ -447,7 +447,7 @@ def test_settings_are_remembered_between_runs(qapp, audio_dir, tmp_path):
         win.close()
 
 
-def test_dnsmos_meter_shows_results():
+def test_dnsmos_meter_shows_results(qapp):
     m = DnsmosMeter()
     m.show_result({"ovrl": 3.1, "sig": 3.5, "bak": 3.9, "seconds": 9.0, "compute_s": 0.2})
     assert m.values == {"ovrl": 3.1, "sig": 3.5, "bak": 3.9} and m.updates == 1
@@ -455,7 +455,7 @@ def test_dnsmos_meter_shows_results():
     assert all(v is None for v in m.values.values()) and "silence" in m.status.text()
 
 
-def test_screenshot_command(audio_dir, tmp_path):
+def test_screenshot_command(qapp, audio_dir, tmp_path):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     proc = subprocess.run([sys.executable, "-m", "gui.app", "--screenshot", str(out), "--after", "2",
