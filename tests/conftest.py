@@ -7,6 +7,7 @@ formants; coloured noise from numpy.  Every clip is float32 mono; rates in Hz, l
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -96,8 +97,9 @@ def generated_speech(seconds: float = 3.0, rate: int = RATE) -> np.ndarray:
 
 
 def _espeak(rate: int) -> np.ndarray | None:
+    """espeak-ng speech, or None (not installed, or STREAMSEP_TEST_NO_ESPEAK=1 to test the fallback)."""
     exe = shutil.which("espeak-ng") or shutil.which("espeak")
-    if not exe:
+    if not exe or os.environ.get("STREAMSEP_TEST_NO_ESPEAK") == "1":
         return None
     import tempfile
 

