@@ -1,0 +1,407 @@
+"""The live host against a real audio server: jackd (dummy driver, 16 kHz, 160-sample periods), the
+host in a subprocess (``python -m streamsep.live``, the body of ``streamsep live``) on PortAudio's
+JACK host API, and a JACK player and recorder in this process connected to its ports by name.
+
+What is asserted, on the recording (not on the host's word):
+* output equals the offline engine output once the *reported* latency is removed (and is clearly
+  worse one sample either side), for generated speech (always) and 60 s of real speech;
+* an impulse comes out exactly the reported number of samples later;
+* 60 s at the ``balanced`` preset: zero xruns, zero deadline misses, latency constant;
+* an oversized preset beside a CPU hog: steps are reduced, no xrun, no silence, latency unchanged;
+* unknown device, refused rate, vanished server, Ctrl-C: clear message, clean exit, stats written.
+
+The last group runs the host in-process on a file with no playback device (no JACK needed):
+parity, live parameter changes without clicks, engine swaps (``set_config``), the stats contract.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jackutil import (JackServer, LiveProcess, Player, Recorder, add_noise, espeak_speech,  # noqa: E402
+                      jack_missing_reason, real_speech, route, snr_db, speech_like, wait_until)
+
+from streamsep.engine import EngineConfig, enhance_array  # noqa: E402
+from streamsep.presets import load_preset  # noqa: E402
+
+RATE = 16000
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+_REASON = jack_missing_reason()
+jack_only = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+
+
+def generated(seconds: float) -> np.ndarray:
+    """espeak-ng speech (numpy speech-like signal without espeak-ng) + white noise at 10 dB SNR."""
+    s = espeak_speech(RATE)
+    if s is None:
+        s = speech_like(RATE, seconds)
+    s = np.tile(s, math.ceil(seconds * RATE / len(s)))[: int(seconds * RATE)]
+    return add_noise(s, 10.0)
+
+
+def offline(x: np.ndarray, config: EngineConfig, lead_s: float = 2.0) -> np.ndarray:
+    """The offline engine on ``x`` after ``lead_s`` of silence (the live host idles on silence
+    before the player starts; a recurrent model's state after silence is not its initial state)."""
+    z = int(lead_s * RATE)
+    return enhance_array(np.concatenate([np.zeros(z, np.float32), x]), RATE, config)[z:]
+
+
+# -- JACK session ---------------------------------------------------------------------------------
+@dataclass
+class Session:
+    code: int
+    stats: dict
+    err: str
+    rec: Recorder
+    start: int          # JACK frame time of the first played sample
+    end: int            # JACK frame time when playing (plus tail) ended
+    n: int              # played samples
+
+    def output(self, shift: int = 0, n: int | None = None) -> np.ndarray:
+        """Recorded output aligned to the played signal by the reported latency (+ ``shift``)."""
+        return self.rec.aligned(self.start + self.stats["latency_samples"] + shift, n or self.n)
+
+    def jack_xruns(self) -> int:
+        """xruns JACK reported while the signal played (any client)."""
+        return sum(self.start <= f <= self.end for f in self.rec.xrun_frames)
+
+
+@pytest.fixture(scope="module")
+def server():
+    if _REASON is not None:
+        pytest.skip(_REASON)
+    srv = JackServer(RATE, 160).start()
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sounddevice as sd; print(any('JACK' in a['name'] for a in sd.query_hostapis()))"],
+        env=srv.env(), capture_output=True, text=True, timeout=60)
+    if probe.stdout.strip() != "True":
+        srv.stop()
+        pytest.skip(f"PortAudio has no JACK host API here: {probe.stdout.strip()} {probe.stderr.strip()[-200:]}")
+    yield srv
+    srv.stop()
+
+
+def run_session(srv: JackServer, x: np.ndarray, *args: str, tmp: Path, lead_s: float = 0.5,
+                tail_s: float = 0.6, during=None) -> Session:
+    """Start the host, route player → host → recorder, play ``x``, Ctrl-C the host, collect."""
+    tag = uuid.uuid4().hex[:6]
+    player = Player(srv.name, f"ssx_play_{tag}")
+    rec = Recorder(srv.name, len(x) / RATE + 150, f"ssx_rec_{tag}")
+    player.client.activate()
+    rec.client.activate()
+    stats = tmp / f"stats-{tag}.json"
+    host = LiveProcess(srv, *args, stats=stats)
+    try:
+        host.wait_ports(rec.client)
+        route(rec.client, player, rec)
+        time.sleep(lead_s)
+        player.play(x)
+        if during is not None:
+            during(host, player)
+        assert wait_until(lambda: player.done, len(x) / RATE + 30), "player did not finish"
+        time.sleep(tail_s)
+        end = rec.client.frame_time
+        code = host.interrupt()
+    finally:
+        if host.proc.poll() is None:
+            host.proc.kill()
+            host.finish()
+        player.client.deactivate()
+        rec.client.deactivate()
+        player.client.close()
+        rec.client.close()
+    assert stats.is_file(), f"no stats written; stderr: {host.err[-2000:]}"
+    return Session(code, json.loads(stats.read_text()), host.err, rec, player.start_frame, end, len(x))
+
+
+def parity(sess: Session, ref: np.ndarray, skip_s: float = 0.0) -> dict[int, float]:
+    """SNR (dB) of the aligned recording against ``ref`` at shifts −1, 0, +1 samples."""
+    k = int(skip_s * RATE)
+    return {s: snr_db(ref[k:], sess.output(s)[k:]) for s in (-1, 0, 1)}
+
+
+# -- tests on JACK ----------------------------------------------------------------------------------
+@jack_only
+def test_live_output_matches_offline_engine(server, tmp_path):
+    """Generated speech (no ../shared needed): the recording is the offline output, delayed by
+    exactly the reported latency; Ctrl-C ends the session cleanly with statistics written."""
+    x = generated(8.0)
+    sess = run_session(server, x, "--preset", "balanced", tmp=tmp_path)
+    st = sess.stats
+    assert sess.code == 0, sess.err[-2000:]
+    assert st["error"] is None and st["running"] is False
+    assert st["xruns"] == 0 and sess.jack_xruns() == 0
+    assert st["deadline_misses"] == 0 and st["fallback_samples"] == 0, st
+    assert st["steps_in_use"] == 2 and st["seconds"] > 8.0
+    assert st["latency_samples"] == st["engine_latency_samples"] + st["margin_samples"]
+    assert st["latency_ms"] == pytest.approx(1000 * st["latency_samples"] / RATE)
+    snr = parity(sess, offline(x, load_preset("balanced")))
+    assert snr[0] > 40.0, snr
+    assert snr[-1] < snr[0] - 20 and snr[1] < snr[0] - 20, snr
+
+
+@jack_only
+def test_impulse_latency_equals_reported(server, tmp_path):
+    """Impulses through the live path come out exactly ``latency_samples`` later: bit-exact through
+    the engine's delay-aligned dry path (bypass), and at the peak through the model."""
+    x = np.zeros(4 * RATE, np.float32)
+    pos = np.arange(RATE // 4, len(x) - RATE // 4, RATE // 3)
+    x[pos] = 0.8
+    sess = run_session(server, x, "--preset", "low-latency", "--bypass", tmp=tmp_path)
+    assert sess.code == 0 and sess.stats["xruns"] == 0, sess.err[-2000:]
+    y = sess.output()
+    np.testing.assert_allclose(y, x, atol=1e-6)        # y[t] = x[t − latency], sample-exact
+    # and with the model running: each impulse's output peaks at the same delay
+    noise = 0.003 * np.random.default_rng(3).standard_normal(len(x)).astype(np.float32)
+    sess = run_session(server, x + noise, "--preset", "low-latency", tmp=tmp_path)
+    assert sess.code == 0 and sess.stats["xruns"] == 0, sess.err[-2000:]
+    y = sess.output(0, len(x) + 400)
+    for p in pos:
+        seg = np.abs(y[p - 200:p + 200])
+        assert int(np.argmax(seg)) - 200 == 0, f"impulse at {p}: peak off by {int(np.argmax(seg)) - 200}"
+
+
+@jack_only
+@pytest.mark.slow
+def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
+    """60 s of real noisy speech at the balanced preset: no xrun, no deadline miss, the latency is
+    the reported one over the whole minute (windowed parity with the offline engine)."""
+    x = real_speech(RATE, 60.0)
+    if x is None:
+        pytest.skip(f"../shared not present: {SHARED / 'data/pairs/leventure/noisy'}")
+    sess = run_session(server, x, "--preset", "balanced", tmp=tmp_path)
+    st = sess.stats
+    assert sess.code == 0, sess.err[-2000:]
+    assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st, sess.rec.xrun_frames[:10])
+    assert st["deadline_misses"] == 0, st["miss_times"]
+    assert st["fallback_samples"] == 0 and st["level_changes"] == 0, st["level_history"]
+    assert st["seconds"] >= 60.0
+    ref = offline(x, load_preset("balanced"))
+    y = sess.output()
+    for a in range(0, len(x), 10 * RATE):             # every 10 s window: same latency, same output
+        assert snr_db(ref[a:a + 10 * RATE], y[a:a + 10 * RATE]) > 40.0, f"window at {a / RATE:.0f} s"
+
+
+def _hog() -> subprocess.Popen:
+    """A CPU-bound process pinned to the last core."""
+    p = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(p.pid, {(os.cpu_count() or 2) - 1})
+    return p
+
+
+def _lag(y: np.ndarray, x: np.ndarray, around: int, radius: int = 80) -> int:
+    """Lag (samples) in ``around ± radius`` at which ``y`` best matches ``x`` (normalised xcorr)."""
+    best, arg = -1.0, None
+    for lag in range(around - radius, around + radius + 1):
+        seg = y[lag:lag + len(x)]
+        c = float(np.dot(seg, x)) / (np.linalg.norm(seg) * np.linalg.norm(x) + 1e-12)
+        if c > best:
+            best, arg = c, lag
+    return arg
+
+
+@jack_only
+@pytest.mark.slow
+def test_overload_absorbed_by_reducing_steps(server, tmp_path):
+    """An oversized preset beside a CPU hog: the host reduces candidates/steps until it keeps up;
+    no xrun, never silence, and the latency stays the reported one from start to end."""
+    x = real_speech(RATE, 25.0)
+    x = generated(25.0) if x is None else x
+    hog = _hog()
+    try:
+        sess = run_session(server, x, "--preset", "quality", "--steps", "8", "--candidates", "8",
+                           tmp=tmp_path)
+    finally:
+        hog.kill()
+        hog.wait()
+    st = sess.stats
+    assert sess.code == 0, sess.err[-2000:]
+    assert st["xruns"] == 0 and sess.jack_xruns() == 0, st
+    assert st["level_changes"] >= 1 and st["level_history"], st
+    assert (st["steps_in_use"], st["candidates_in_use"]) < (8, 8), st
+    # misses, if any, happened while the controller was still stepping down, not later on
+    assert all(t < 10.0 for t in st["miss_times"]), st["miss_times"]
+    y = sess.output(0, len(x) + 2000)
+    T = st["latency_samples"]
+    # never a silence burst: no run of 10 ms of exact zeros while the input is not silent
+    active = np.abs(x) > 1e-4
+    zero = (y[: len(x)] == 0.0) & active
+    run = np.max(np.diff(np.flatnonzero(np.diff(np.concatenate([[0], zero.astype(np.int8), [0]])))))  \
+        if zero.any() else 0
+    assert run < 160, f"silence burst of {run} samples"
+    # the delay found on the recording is the reported one, at the start and at the end
+    full = sess.rec.aligned(sess.start, len(x) + T + 2000)
+    for a in (2 * RATE, len(x) - 5 * RATE):
+        seg = x[a:a + 3 * RATE]
+        assert _lag(full[a:], seg, T) == T, f"latency changed near {a / RATE:.0f} s"
+
+
+@jack_only
+def test_unknown_device_and_refused_rate(server, tmp_path):
+    for args, expect in ((["--input", "no-such-device"], "no-such-device"),
+                         (["--samplerate", "48000"], "48000 Hz")):
+        stats = tmp_path / "s.json"
+        p = subprocess.run([sys.executable, "-m", "streamsep.live", "--output", "system", "--duration", "2",
+                            "--stats", str(stats), *(["--input", "system"] if args[0] != "--input" else []), *args],
+                           env=server.env(), capture_output=True, text=True, timeout=120,
+                           cwd=str(Path(__file__).resolve().parents[1]))
+        assert p.returncode == 2, p.stderr
+        line = [ln for ln in p.stderr.splitlines() if "error" in ln]
+        assert line and expect in line[-1], p.stderr
+        assert json.loads(stats.read_text())["error"], "stats must carry the error"
+
+
+@jack_only
+def test_vanished_server_stops_cleanly_with_stats(tmp_path):
+    srv = JackServer(RATE, 160).start()
+    try:
+        stats = tmp_path / "v.json"
+        host = LiveProcess(srv, "--preset", "low-latency", stats=stats)
+        import jack
+
+        c = jack.Client("ssx_watch", servername=srv.name, no_start_server=True)
+        host.wait_ports(c)
+        c.close()
+        time.sleep(1.0)
+        srv.kill()
+        code = host.finish(timeout=60)
+    finally:
+        srv.stop()
+    assert code == 1, host.err[-2000:]
+    st = json.loads(stats.read_text())
+    assert st["error"] and ("vanish" in st["error"] or "server" in st["error"]), st["error"]
+    assert st["seconds"] > 0.5
+    assert any(ln.startswith("streamsep live: error:") for ln in host.err.splitlines()), host.err[-2000:]
+
+
+@jack_only
+def test_list_devices_sees_jack(server):
+    p = subprocess.run([sys.executable, "-c",
+                        "import json; from streamsep.live import list_devices; print(json.dumps(list_devices()))"],
+                       env=server.env(), capture_output=True, text=True, timeout=60,
+                       cwd=str(Path(__file__).resolve().parents[1]))
+    devs = json.loads(p.stdout.strip().splitlines()[-1])
+    jack_devs = [d for d in devs if "JACK" in d["hostapi"]]
+    assert jack_devs, devs
+    d = jack_devs[0]
+    assert set(d) >= {"index", "name", "max_input_channels", "max_output_channels", "default_samplerate"}
+    assert d["default_samplerate"] == RATE and d["max_input_channels"] >= 1
+
+
+# -- in-process host on a file, no playback device (no JACK needed) ------------------------------
+@pytest.fixture()
+def speech_file(tmp_path) -> tuple[Path, np.ndarray]:
+    import soundfile as sf
+
+    x = generated(4.0)
+    p = tmp_path / "in.wav"
+    sf.write(str(p), x, RATE, subtype="FLOAT")
+    return p, x
+
+
+def _played(host, seconds: float) -> np.ndarray:
+    """The output timeline from device time 0 (the host keeps 30 s of played audio)."""
+    n = host._played.written
+    assert n <= host._played.capacity
+    return host._played.tail(n)
+
+
+def test_file_host_parity_params_and_stats(speech_file, tmp_path):
+    from streamsep.live import LiveHost
+
+    path, x = speech_file
+    cfg = load_preset("balanced")
+    # no deadline control and a wide margin: the output must be exactly the engine's, whatever
+    # else runs on this machine (deadline control is tested on JACK above)
+    host = LiveHost(cfg, input_file=str(path), output_device="null", adapt=False, margin_ms=150)
+    host.start()
+    try:
+        assert wait_until(lambda: host.stats()["seconds"] > 3.0, 30)
+        st = host.stats()
+        keys = {"xruns", "deadline_misses", "steps_in_use", "candidates_in_use", "rtf", "latency_ms",
+                "input_peak_db", "output_peak_db", "input_rms_db", "output_rms_db", "ratios", "seconds",
+                "running", "error", "model"}
+        assert keys <= set(st) and st["running"] and st["model"] == "nsnet2"
+        assert len(st["ratios"]) == 2 and st["input_peak_db"] > -40
+        host.set_params(mix=0.0)                         # live: fully dry after a ramp
+        assert wait_until(lambda: host.stats()["seconds"] > 5.0, 30)
+        xi, yo, rate = host.monitor(2.0)
+        assert rate == RATE and len(xi) == len(yo) == 2 * RATE
+        y = _played(host, 5.0)
+    finally:
+        host.stop()
+    host.stop()  # idempotent
+    st = host.stats()
+    assert not st["running"] and st["error"] is None
+    T = st["latency_samples"]
+    xin = np.tile(x, 3)[: len(y)]
+    # before the change: exactly the offline engine (file playback has no clock jitter to hide)
+    ref = enhance_array(np.concatenate([np.zeros(4000, np.float32), xin]), RATE, cfg)[4000:]
+    a = 3 * RATE // 2
+    assert snr_db(ref[a - T:3 * RATE - T], y[a:3 * RATE]) > 60.0
+    # after the change: the delay-aligned input, and no click on the way (bounded sample steps)
+    assert np.allclose(y[-RATE:], xin[len(y) - RATE - T:len(y) - T], atol=1e-6)
+    assert np.max(np.abs(np.diff(y))) < 1.5 * np.max(np.abs(np.diff(xin)))
+    out = tmp_path / "stats.json"
+    host.write_stats(out)
+    saved = json.loads(out.read_text())
+    assert saved["seconds"] == pytest.approx(st["seconds"]) and saved["xruns"] == 0
+
+
+def test_set_config_swaps_engine_without_gap(speech_file):
+    """A block-size change mid-stream: the old engine's output up to the splice, the new engine's
+    after it (at its own, newly reported latency), a crossfade between, no gap and no click."""
+    from streamsep.live import LiveHost
+
+    path, x = speech_file
+    cfg = load_preset("balanced")
+    new = replace(cfg, block=480)
+    host = LiveHost(cfg, input_file=str(path), output_device="null", adapt=False, margin_ms=150)
+    host.start()
+    try:
+        assert wait_until(lambda: host.stats()["seconds"] > 1.5, 30)
+        lat0 = host.stats()["latency_samples"]
+        host.set_config(new)
+        assert wait_until(lambda: host.stats()["swaps"] == 1, 30)
+        assert wait_until(lambda: host.stats()["seconds"] > 4.5, 30)
+        st = host.stats()
+        y = _played(host, 4.5)
+    finally:
+        host.stop()
+    assert st["error"] is None and st["fallback_samples"] == 0, st
+    lat1 = st["latency_samples"]
+    assert lat1 == st["engine_latency_samples"] + st["margin_samples"] and lat1 > lat0
+    splice = st["splice_samples"][0]
+    xin = np.tile(x, 3)[: len(y)]
+    z = np.zeros(4000, np.float32)
+    ref0 = enhance_array(np.concatenate([z, xin]), RATE, cfg)[4000:]
+    ref1 = enhance_array(np.concatenate([z, xin]), RATE, new)[4000:]
+    a = RATE // 2
+    assert snr_db(ref0[a - lat0:splice - lat0], y[a:splice]) > 60.0        # old engine, exact
+    b = splice + RATE // 2                                                   # new engine, settled
+    assert snr_db(ref1[b - lat1:len(y) - lat1], y[b:]) > 20.0
+    seg = y[splice - 800:splice + 800]                                       # the splice itself
+    assert np.max(np.abs(np.diff(seg))) < 1.5 * np.max(np.abs(np.diff(xin))) + 1e-3
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], (seg == 0).astype(np.int8), [0]]))))
+    assert (runs.max() if len(runs) else 0) < 16
+
+
+def test_missing_input_file_is_a_device_error(tmp_path):
+    from streamsep.live import DeviceError, LiveHost
+
+    host = LiveHost(EngineConfig(), input_file=str(tmp_path / "nope.wav"), output_device="null")
+    with pytest.raises(DeviceError, match="nope.wav"):
+        host.start()
+    host.stop()
