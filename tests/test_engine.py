@@ -282,17 +282,23 @@ def test_model_change_mid_stream_takes_effect_without_click(before, after):
     steps = eng.config.steps
     assert eng.stats.steps_in_use == steps
     assert eng.policy.name == eng.config.policy
-    assert np.isfinite(eng.stats.ratios[:steps]).all() or eng.policy.searches  # searching may keep (nan)
-    if eng.config.policy == "fixed" and steps:
-        assert eng.stats.ratios[0] == pytest.approx((eng.config.ratios or [0.5])[0])
+    # the ratios chosen in the last chunk are the new policy's
+    rec = [np.asarray(r, float) for r in eng.last_record.ratios[:steps]]
+    assert len(rec) == steps and all(len(r) for r in rec)
+    if eng.config.policy == "fixed":
+        sched = eng.config.ratios or [0.5, 0.4, 0.3]
+        for k, r in enumerate(rec):
+            assert np.allclose(r, sched[min(k, len(sched) - 1)])
+    elif eng.config.policy == "proxy":  # candidates from the spread grid, or kept (nan)
+        grid = {0.1, 0.4, 0.6, 0.9}
+        assert all(np.isnan(v) or round(float(v), 6) in grid for r in rec for v in r)
+    else:  # heuristic: a ratio per block from the block's SNR estimate, within [0.2, 0.8]
+        assert all(((r >= 0.2) & (r <= 0.8)).all() for r in rec)
     ya, yb = unswitched(before, x, L), unswitched({**before, **after}, x, L)
     np.testing.assert_allclose(y[: half + L - eng.block], ya[: half + L - eng.block], atol=1e-6)
     own = max(max_step(x), max_step(ya), max_step(yb))
     w = y[half - 2048:half + L + 2048]
     assert max_step(w) <= own, f"click: {max_step(w):.4f} > the signal's own steps {own:.4f}"
-    # the new setting is what runs: long after the change the output is close to the new config's
-    tail = slice(half + L + 8000, len(x))
-    assert si_sdr(y[tail], yb[tail]) > si_sdr(y[tail], ya[tail]) or steps == 0
 
 
 def test_set_params_rejects_bad_values(nsnet2):
@@ -368,16 +374,16 @@ def silent_runs(y: np.ndarray, min_len: int, level: float = 1e-6) -> list[tuple[
     return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_len]
 
 
-@pytest.mark.xfail(strict=True, reason="engine.py _process_model: a change of the step count of a waveform "
-                   "separator swaps pad_delay for a fresh zero DelayLine (and re-enabled chains restart "
-                   "from fresh states), so the output drops out: 1920 samples (40 ms) for RNNoise 2 -> 0 "
-                   "steps, ~480 samples for 0 -> 2")
 @pytest.mark.parametrize("steps,change", [(2, "load"), (2, "params0"), (0, "params2")])
-def test_waveform_step_change_has_no_dropout(steps, change):
+def test_waveform_step_change_has_no_dropout_or_click(steps, change):
+    """Changing the step count of a waveform separator (each step adds latency) mid-stream: no
+    silent gap (≥ 1 ms) and no sample step beyond the signal's own around the change."""
     y, s, L, half = waveform_switch(steps, change)
     span = slice(half, half + L + 4800)
     assert not silent_runs(s[half - L:half + 4800], 48), "the input itself is silent here: bad test signal"
     assert silent_runs(y[span], 48) == [], "output drops out after the step change"
+    own = max(max_step(s), max_step(y[L:half]), max_step(y[half + L + 4800:]))
+    assert max_step(y[span]) <= own, f"click: {max_step(y[span]):.4f} > own steps {own:.4f}"
 
 
 # ------------------------------------------------------------------------------------------------
