@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from streamsep.engine import ConfigError, EngineConfig
-
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 
 
@@ -48,8 +46,9 @@ def add_engine_options(p: argparse.ArgumentParser, policy_help: str = "") -> Non
     g.add_argument("--threads", type=int, help="torch/onnxruntime CPU threads")
 
 
-def engine_config(args: argparse.Namespace, **overrides) -> EngineConfig:
-    """Preset (if any) overridden by explicit options."""
+def engine_config(args: argparse.Namespace, **overrides):
+    """Preset (if any) overridden by explicit options → an :class:`~streamsep.engine.EngineConfig`."""
+    from streamsep.engine import EngineConfig
     from streamsep.presets import load_preset
 
     cfg = load_preset(args.preset) if getattr(args, "preset", None) else EngineConfig()
@@ -92,7 +91,7 @@ def set_threads(n: int | None) -> None:
         os.environ["STREAMSEP_ORT_THREADS"] = str(int(n))
 
 
-def make_separator(cfg: EngineConfig, model_path: str | None = None):
+def make_separator(cfg, model_path: str | None = None):
     from streamsep.separators.registry import create
 
     kwargs = {"model_path": model_path} if model_path else {}
@@ -565,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"streamsep: error: the GUI needs PyQt6 and pyqtgraph ({exc})", file=sys.stderr)
             return 2
     args = parser.parse_args(argv)
+    from streamsep.engine import ConfigError  # torch loads here, after `gui` has been handed off
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -175,7 +175,12 @@ class Engine:
         sep_lat = separator.latency * (1 if self.frame else self.max_steps + 1)
         self.model_latency = sep_lat
         self.dry_delay = DelayLine(sep_lat)
-        self.pad_delay = DelayLine(0)
+        # waveform separators: step k's output is (k+1)·L late; out_delays[k] pads it to the
+        # latency of max_steps.  Every active step feeds its line, so fewer steps never drop out.
+        L = separator.latency
+        self.out_delays = [] if self.frame else [DelayLine((self.max_steps - k) * L) for k in range(self.max_steps + 1)]
+        self._steps_prev = config.steps
+        self._fade: list | None = None
         if self.frame:
             self.ana = separator.stft.new_analysis_state(1)
             self.syn = separator.stft.new_synthesis_state(1)
@@ -337,13 +342,23 @@ class Engine:
                 y, self.syn = self.sep.synthesize(Y, self.syn)
                 y = y[0].cpu().numpy()
             else:
-                y = self.chains.run(torch.as_tensor(xm)[None], steps, cands, self.policy, ctx=ctx,
-                                    record=record, keep_steps=keep_steps)[0].cpu().numpy()
-                # pad to the latency of max_steps so fewer steps never change the latency
-                pad = (self.max_steps - steps) * self.sep.latency
-                if pad != self.pad_delay.delay:
-                    self.pad_delay = DelayLine(pad)
-                y = self.pad_delay(y)
+                per = keep_steps if keep_steps is not None else []
+                start = len(per)
+                self.chains.run(torch.as_tensor(xm)[None], steps, cands, self.policy, ctx=ctx,
+                                record=record, keep_steps=per)
+                L = self.sep.latency
+                if steps > self._steps_prev:
+                    # freshly enabled chains emit their own latency of silence and then settle: keep
+                    # playing the lower step (still running, so continuous), then crossfade over 2·L
+                    hold = (self.max_steps - self._steps_prev + 1) * L
+                    self._fade = [self._steps_prev, hold, 2 * L, 0]
+                outs = [self.out_delays[k](per[start + k][0].cpu().numpy()) for k in range(steps + 1)]
+                for k in range(steps + 1, self.max_steps + 1):  # inactive lines keep time with silence
+                    self.out_delays[k](np.zeros_like(xm))
+                y = outs[steps]
+                if self._fade is not None:
+                    y = self._fade_up(y, outs)
+                self._steps_prev = steps
         st.resets = self.chains.resets
         self.last_record = record
         for k in range(self.max_steps):
@@ -353,6 +368,19 @@ class Engine:
         out = self._output_controls(y, x_d)
         self._was_dry = False
         return out
+
+    def _fade_up(self, y: np.ndarray, outs: list[np.ndarray]) -> np.ndarray:
+        """After more steps are enabled (waveform models): hold the lower step, then crossfade."""
+        src, hold, fade, done = self._fade
+        if src >= len(outs):
+            self._fade = None
+            return y
+        t = done + np.arange(len(y))
+        w = np.clip((t - hold) / float(max(1, fade)), 0.0, 1.0).astype(np.float32)
+        self._fade[3] = done + len(y)
+        if self._fade[3] >= hold + fade:
+            self._fade = None
+        return w * y + (1.0 - w) * outs[src]
 
     def _output_controls(self, y: np.ndarray, x_d: np.ndarray) -> np.ndarray:
         """Attenuation limit then wet/dry (bypass = dry), ramped over the chunk to avoid clicks."""

@@ -70,11 +70,17 @@ class StepChains:
         self.active = self.max_steps  # chains 1..active have been advanced continuously
         self.prev_choice = [0] * (self.max_steps + 1)
         self.resets = 0
-        # waveform separators: mixture delayed by k·latency for step k
-        self.mix_delays = [DelayLine(k * sep.latency) for k in range(self.max_steps + 1)] if not self.frame else []
+        # waveform separators: mixture delayed by k·latency for step k (blending with y(k−1)), and
+        # y(k−1) / the mixture delayed by one more latency to line up with step k's candidates
+        L = sep.latency
+        self.mix_delays = [DelayLine(k * L) for k in range(self.max_steps + 1)] if not self.frame else []
+        self.keep_delays = [DelayLine(L) for _ in range(self.max_steps + 1)] if not self.frame else []
+        self.score_delays = [DelayLine((k + 1) * L) for k in range(self.max_steps + 1)] if not self.frame else []
 
     def grow(self, max_steps: int) -> None:
         """Add chains up to ``max_steps`` (frame-domain only: no latency change)."""
+        if not self.frame and max_steps > self.max_steps:
+            raise ValueError("waveform separators cannot grow steps (each step adds latency)")
         while self.max_steps < max_steps:
             self.max_steps += 1
             self.states.append(self._fresh())
@@ -125,19 +131,27 @@ class StepChains:
             keep_steps.append(Y)
         unit = self.block_frames if self.frame else self.block_frames * self.sep.hop
         n_units = X.shape[1] // unit
+        xnp = None if self.frame else X[0].cpu().numpy()
         for k in range(1, steps + 1):
             self._check(k)
-            Xk = X if self.frame else torch.as_tensor(self.mix_delays[k](X[0].cpu().numpy()))[None]
+            if self.frame:
+                Xk, Xs, Pk = X, X, Y
+            else:  # blend with x delayed k·L; score and keep aligned with the candidates ((k+1)·L)
+                Xk = torch.as_tensor(self.mix_delays[k](xnp))[None]
+                Xs = torch.as_tensor(self.score_delays[k](xnp))[None]
+                Pk = torch.as_tensor(self.keep_delays[k](Y[0].cpu().numpy()))[None]
             if not policy.searches or candidates < 1:
                 Y = self._deterministic_step(k, Xk, Y, policy, unit, n_units, record)
             else:
-                Y = self._search_step(k, Xk, Y, candidates, policy, unit, n_units, ctx, record)
+                Y = self._search_step(k, Xk, Y, Xs, Pk, candidates, policy, unit, n_units, ctx, record)
             if keep_steps is not None:
                 keep_steps.append(Y)
-        # keep the unused mixture delay lines flowing so a re-enabled step is aligned
+        # keep the unused delay lines flowing so a re-enabled step is aligned
         if not self.frame:
             for k in range(steps + 1, self.max_steps + 1):
-                self.mix_delays[k](X[0].cpu().numpy())
+                self.mix_delays[k](xnp)
+                self.score_delays[k](xnp)
+                self.keep_delays[k](np.zeros_like(xnp))
         return Y
 
     def _deterministic_step(self, k, Xk, Yprev, policy, unit, n_units, record):
@@ -154,11 +168,14 @@ class StepChains:
             record.ratios[k - 1].extend(ratios)
         return Y
 
-    def _search_step(self, k, Xk, Yprev, candidates, policy, unit, n_units, ctx, record):
+    def _search_step(self, k, Xk, Yprev, Xs, Pk, candidates, policy, unit, n_units, ctx, record):
+        """Searching step.  ``Xk``/``Yprev``: what is blended; ``Xs``/``Pk``: the mixture and the
+        keep-previous candidate aligned with this step's output (differ for waveform models)."""
         outs = []
         for b in range(n_units):
             sl = slice(b * unit, (b + 1) * unit)
             Xb, Pb = Xk[:, sl], Yprev[:, sl]
+            Xsb, Kb = Xs[:, sl], Pk[:, sl]
             rat = policy.ratios(k, candidates, self._scoring_view(Xb), self._scoring_view(Pb))
             C = len(rat)
             rv = torch.tensor(rat, device=Xb.device).view(C, *([1] * (Xb.dim() - 1)))
@@ -167,18 +184,23 @@ class StepChains:
             Yc, st = self._run(Z, st)
             sub_ctx = None
             if ctx is not None and "S" in ctx:
-                sub_ctx = {"S": ctx["S"][:, sl] if self.frame else block_spectra(ctx["S"][:, sl])}
-            choice = policy.choose(k, self._scoring_view(Xb), self._scoring_view(Pb),
+                if self.frame:
+                    sub_ctx = {"S": ctx["S"][:, sl]}
+                else:  # the clean reference lined up with this step's output ((k+1)·latency late)
+                    lag = (k + 1) * self.sep.latency
+                    S = torch.nn.functional.pad(ctx["S"], (lag, 0))[:, : ctx["S"].shape[1]]
+                    sub_ctx = {"S": block_spectra(S[:, sl])}
+            choice = policy.choose(k, self._scoring_view(Xsb), self._scoring_view(Kb),
                                    self._scoring_view(Yc), rat, sub_ctx)
             if choice.index == KEEP:
                 scores = choice.scores[:-1] if choice.scores is not None else np.zeros(C)
                 self.states[k] = self.sep.select(st, [int(np.argmax(scores))])
-                Yb = Pb
+                Yb = Kb
             else:
                 self.states[k] = self.sep.select(st, [choice.index])
                 Yb = Yc[choice.index: choice.index + 1]
             if not self.frame:
-                Yb = self._crossfade(k, Yb, Yc, Pb, choice.index)
+                Yb = self._crossfade(k, Yb, Yc, Kb, choice.index)
             self.prev_choice[k] = choice.index
             outs.append(Yb)
             if record is not None and len(record.ratios) >= k:
