@@ -1,0 +1,485 @@
+"""``streamsep bench --soak MINUTES``: a long live session through the JACK dummy server.
+
+What runs
+---------
+* ``jackd -n streamsep-soak-PID -d dummy -r 16000 -p 160`` (SCHED_FIFO priority 70 where the system
+  allows it, else ``--no-realtime``): JACK's graph on the wall clock, no sound hardware.
+* :class:`~streamsep.live.LiveHost` in *this* process, with the preset (``--preset``, default
+  ``balanced``), on PortAudio's JACK host API (device ``system``), so its memory is this
+  process's memory.
+* A feeder in a *separate* process (``python -m streamsep.soak feed …``): one JACK client plays a
+  looped noisy speech clip (espeak-ng speech, else the synthetic voiced signal of
+  :mod:`streamsep.demo`, plus fan/hum noise at 5 dB SNR) into ``streamsep:in_0``, another records
+  ``streamsep:out_0``.  Its Python callbacks need only their own process's GIL.  It keeps the first
+  and the last :data:`WINDOW_S` seconds of the recording with their JACK frame times and counts the
+  xruns JACK reports to it (server-wide) and the cycles JACK skipped.
+
+What is reported
+----------------
+Every :data:`SAMPLE_S` seconds: the host's statistics (xruns = callbacks with PortAudio xrun flags,
+deadline misses, dry fallback samples, load level, reported latency) and this process's resident
+memory (``VmRSS`` from ``/proc/self/status``, MB = 2**20 bytes).  At the end, the latency *measured
+on the recording* at the start and at the end (the lag, in samples, at which the recorded output
+correlates best with the played input; 16 kHz so 1 sample = 0.0625 ms), the reported latency, and
+RSS growth = last sample − the sample at :func:`baseline_s` (start-up allocations excluded).
+
+Targets (the issue's): zero xruns, latency unchanged from start to end, RSS growth under 5 MB.
+The exit status is 0 when the session ran to the end (whether or not the targets were met; see
+``targets_met`` in the JSON), 1 when the host or the feeder failed, 2 for a usage error.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000          #: JACK server rate, Hz
+PERIOD = 160          #: JACK period, samples (10 ms)
+SAMPLE_S = 5.0        #: seconds between statistics / RSS samples
+WINDOW_S = 10.0       #: seconds of recording kept at the start and at the end for latency
+START_AT_S = 5.0      #: the start window begins this long after the feeder's first sample
+MAX_LAG_S = 0.5       #: largest latency searched for on the recording, seconds
+RSS_TARGET_MB = 5.0
+HOST_CLIENT = "streamsep"
+
+
+class SoakError(RuntimeError):
+    """The soak set-up failed (jackd, JACK-Client, PortAudio's JACK host API); one-line message."""
+
+
+# -- memory ----------------------------------------------------------------------------------------
+def proc_status_mb(key: str = "VmRSS", pid: str | int = "self") -> float:
+    """A ``/proc/PID/status`` memory field (``VmRSS``, ``VmHWM`` …) in MB (2**20 bytes); NaN if absent."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def baseline_s(minutes: float) -> float:
+    """Time (s) of the RSS sample growth is measured from: 60 s, or a tenth of a short run."""
+    return min(60.0, max(SAMPLE_S, 6.0 * minutes))
+
+
+# -- the JACK server -------------------------------------------------------------------------------
+class DummyJack:
+    """``jackd -n NAME -d dummy -r RATE -p PERIOD`` as a child process (its own server name)."""
+
+    def __init__(self, rate: int = RATE, period: int = PERIOD) -> None:
+        self.rate, self.period = rate, period
+        self.name = f"streamsep-soak-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.proc: subprocess.Popen | None = None
+        self.realtime = False
+        self.log = Path(tempfile.gettempdir()) / f"jackd-{self.name}.log"
+
+    def env(self) -> dict[str, str]:
+        """Variables that point libjack (and PortAudio's JACK host API) at this server."""
+        return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1", "JACK_NO_START_SERVER": "1"}
+
+    def start(self, timeout: float = 20.0) -> "DummyJack":
+        if shutil.which("jackd") is None:
+            raise SoakError("jackd not found (install jackd2)")
+        try:
+            import jack
+        except Exception as exc:
+            raise SoakError(f"the soak needs the JACK-Client package and libjack ({exc})") from None
+        jack.set_error_function(lambda msg: None)  # probes before the server is up are expected to fail
+        errors = []
+        for rt in (["-R", "-P", "70"], ["--no-realtime"]):
+            try:
+                self._start(rt, timeout)
+                self.realtime = rt[0] == "-R"
+                return self
+            except SoakError as exc:
+                errors.append(str(exc))
+        raise SoakError("; ".join(errors))
+
+    def _start(self, rt: list[str], timeout: float) -> None:
+        import jack
+
+        cmd = ["jackd", *rt, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
+               "-C", "2", "-P", "2"]
+        env = {**os.environ, **self.env()}
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                tail = self.log.read_text()[-300:].replace("\n", " ")
+                self.proc = None
+                raise SoakError(f"jackd {' '.join(rt)} exited: {tail}")
+            try:
+                jack.Client("soakprobe", servername=self.name, no_start_server=True).close()
+                return
+            except jack.JackError:
+                time.sleep(0.1)
+        self.stop()
+        raise SoakError(f"jackd {' '.join(rt)} did not come up in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+# -- the signal ------------------------------------------------------------------------------------
+def soak_signal(rate: int = RATE) -> tuple[np.ndarray, str]:
+    """Noisy speech to loop: espeak-ng speech (else the synthetic voiced signal) + fan/hum noise at
+    5 dB SNR, with a second of low noise between repetitions.  Returns (signal, description)."""
+    from streamsep.demo import coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
+
+    try:
+        s, what = espeak_speech(rate=rate), "espeak-ng speech"
+    except (OSError, subprocess.SubprocessError):
+        s = None
+    if s is None:
+        s, what = synthetic_speech(8.0, rate), "synthetic voiced signal"
+    s = np.concatenate([s, np.zeros(rate, np.float32)])
+    x = mix_at_snr(s, coloured_noise(len(s), rate, seed=7), 5.0)
+    return np.ascontiguousarray(x, dtype=np.float32), f"{what} + fan/hum noise at 5 dB SNR, {len(x) / rate:.1f} s loop"
+
+
+# -- the feeder (separate process) -------------------------------------------------------------------
+def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> int:
+    """Play ``signal_path`` in a loop into ``streamsep:in_0`` and record ``streamsep:out_0`` until
+    SIGTERM/SIGINT; then save the start and end windows, frame times and xrun counts to ``out_path``."""
+    import jack
+
+    x = np.load(signal_path)
+    L = len(x)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    tag = uuid.uuid4().hex[:4]
+    play = jack.Client(f"soak_play_{tag}", servername=server, no_start_server=True)
+    rec = jack.Client(f"soak_rec_{tag}", servername=server, no_start_server=True)
+    rate = play.samplerate
+    win = int(WINDOW_S * rate)
+    ring_n = 1 << int(math.ceil(math.log2(2 * win + 8192)))
+    st = {"start": None, "armed": False, "xruns": 0, "gaps": 0, "next": None, "last_end": None,
+          "head_from": None, "head_n": 0, "ring_w": None}
+    head = np.zeros(win, np.float32)
+    ring = np.zeros(ring_n, np.float32)
+    out_port = play.outports.register("out")
+    in_port = rec.inports.register("in")
+
+    def on_play(frames: int) -> None:
+        buf = out_port.get_array()
+        if not st["armed"]:
+            buf[:] = 0.0
+            return
+        t = play.last_frame_time
+        if st["start"] is None:
+            st["start"] = t
+            st["head_from"] = t + int(START_AT_S * rate)
+        i = (t - st["start"] + np.arange(frames)) % L
+        buf[:] = x[i]
+
+    def on_rec(frames: int) -> None:
+        t = rec.last_frame_time
+        if st["next"] is not None and t != st["next"]:
+            st["gaps"] += 1
+        st["next"] = t + frames
+        data = in_port.get_array()
+        if st["ring_w"] is None:
+            st["ring_w"] = t  # frame time of ring index 0 (absolute addressing, wraps by mask)
+        j = (t - st["ring_w"] + np.arange(frames)) & (ring_n - 1)
+        ring[j] = data
+        st["last_end"] = t + frames
+        hf = st["head_from"]
+        if hf is not None and st["head_n"] < win and t + frames > hf:
+            a = max(hf, t)
+            n = min(t + frames - a, win - st["head_n"])
+            if n > 0 and a - hf == st["head_n"]:
+                head[st["head_n"]:st["head_n"] + n] = data[a - t:a - t + n]
+                st["head_n"] += n
+
+    def on_xrun(delay_usecs: float) -> None:
+        st["xruns"] += 1
+
+    play.set_process_callback(on_play)
+    rec.set_process_callback(on_rec)
+    rec.set_xrun_callback(on_xrun)
+    play.activate()
+    rec.activate()
+    hin, hout = f"{HOST_CLIENT}:in_0", f"{HOST_CLIENT}:out_0"
+    t0 = time.monotonic()
+    while {hin, hout} - {p.name for p in rec.get_ports(f"{HOST_CLIENT}:")}:
+        if stop.is_set() or time.monotonic() - t0 > 120:
+            print("feeder: host ports did not appear", file=sys.stderr)
+            return 3
+        time.sleep(0.2)
+    for p in rec.get_all_connections(hin):
+        rec.disconnect(p, hin)
+    rec.connect(out_port.name, hin)
+    rec.connect(hout, in_port.name)
+    time.sleep(0.2)
+    st["armed"] = True
+    Path(ready_path).write_text("ready\n")
+    while not stop.is_set():
+        time.sleep(0.2)  # the main thread stays out of the callbacks' way (GIL)
+    play.deactivate()
+    rec.deactivate()
+    end = st["last_end"] or 0
+    n_tail = min(win, end - (st["ring_w"] or end))
+    tail_from = end - n_tail
+    j = (tail_from - (st["ring_w"] or 0) + np.arange(n_tail)) & (ring_n - 1)
+    np.savez(out_path, head=head[: st["head_n"]], head_from=st["head_from"] or 0, tail=ring[j], tail_from=tail_from,
+             start=st["start"] if st["start"] is not None else -1, xruns=st["xruns"], gaps=st["gaps"], rate=rate)
+    play.close()
+    rec.close()
+    return 0
+
+
+# -- analysis ----------------------------------------------------------------------------------------
+def measured_lag(y: np.ndarray, y_from: int, x: np.ndarray, start: int, max_lag: int) -> tuple[int | None, float]:
+    """Lag (samples) at which recording ``y`` (first sample at JACK frame ``y_from``) best matches the
+    looped input ``x`` (first played at frame ``start``): normalised cross-correlation over lags
+    ``0 … max_lag``.  Returns (lag, correlation at that lag); (None, nan) when not measurable."""
+    n = len(y)
+    first = y_from - max_lag - start  # input index of the earliest sample needed
+    if n < 1024 or first < 0 or not np.any(y):
+        return None, float("nan")
+    u = x[(first + np.arange(n + max_lag)) % len(x)].astype(np.float64)
+    yy = y.astype(np.float64)
+    m = 1 << int(math.ceil(math.log2(len(u) + n)))
+    c = np.fft.irfft(np.fft.rfft(u, m) * np.conj(np.fft.rfft(yy, m)), m)[: max_lag + 1]
+    # c[k] = sum_i y[i]·u[k + i]; lag T means y[i] ≈ u[max_lag − T + i]
+    e = np.concatenate([[0.0], np.cumsum(u * u)])
+    k = np.arange(max_lag + 1)
+    norm = np.sqrt((e[k + n] - e[k]) * float(np.dot(yy, yy))) + 1e-12
+    r = c / norm
+    best = int(np.argmax(r))
+    return max_lag - best, float(r[best])
+
+
+def _close_portaudio() -> None:
+    """Terminate PortAudio in this process (unless a stream is wedged, see streamsep.live)."""
+    from streamsep import live
+
+    if live._portaudio_wedged or "sounddevice" not in sys.modules:
+        return
+    sd = sys.modules["sounddevice"]
+    while getattr(sd, "_initialized", 0) > 0:
+        sd._terminate()
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def _sample(host, t: float) -> dict:
+    s = host.stats()
+    eng = host.engine
+    return {"t": round(t, 2), "rss_mb": round(proc_status_mb("VmRSS"), 3), "xruns": s["xruns"],
+            "deadline_misses": s["deadline_misses"], "fallback_samples": s["fallback_samples"],
+            "overruns": s["overruns"], "resets": int(eng.stats.resets) if eng is not None else 0,
+            "latency_ms": s["latency_ms"], "latency_samples": s["latency_samples"], "rtf": round(s["rtf"], 4),
+            "steps_in_use": s["steps_in_use"], "candidates_in_use": s["candidates_in_use"],
+            "level_changes": s["level_changes"], "seconds": round(s["seconds"], 2),
+            "load_avg_1m": round(os.getloadavg()[0], 2), "running": s["running"]}
+
+
+def run_soak(args) -> int:
+    """Body of ``streamsep bench --soak MINUTES [--preset P] [--json OUT] [--threads N]``."""
+    from dataclasses import replace
+
+    from streamsep.bench import machine_info
+    from streamsep.cli import CLIError, write_json
+    from streamsep.presets import load_preset
+
+    minutes = float(args.soak)
+    if not math.isfinite(minutes) or minutes <= 0:
+        raise CLIError(f"--soak: minutes must be a positive number, got {args.soak!r}")
+    preset = getattr(args, "preset", None) or "balanced"
+    config = load_preset(preset)
+    if getattr(args, "device", None):
+        config = replace(config, device=args.device).validate()
+    threads = int(getattr(args, "threads", None) or 1)
+    x, what = soak_signal(RATE)
+    try:
+        srv = DummyJack().start()
+    except SoakError as exc:
+        raise CLIError(f"--soak: {exc}") from None
+    for k, v in srv.env().items():
+        os.environ[k] = v  # PortAudio's JACK host API (in this process) and the feeder
+    tmp = Path(tempfile.mkdtemp(prefix="streamsep-soak-"))
+    feeder = None
+    host = None
+    code = 0
+    samples: list[dict] = []
+    error = None
+    load_start = os.getloadavg()
+    try:
+        from streamsep.live import DeviceError, LiveHost
+
+        np.save(tmp / "signal.npy", x)
+        host = LiveHost(config, input_device="system", output_device="system", threads=threads)
+        try:
+            host.start()
+        except (DeviceError, ValueError) as exc:
+            raise CLIError(f"--soak: the live host did not start on JACK ({str(exc).splitlines()[0]})") from None
+        if host.rate != RATE or not getattr(host, "_jack", False):
+            raise CLIError(f"--soak: expected the JACK device at {RATE} Hz, got {host.rate} Hz "
+                           f"(jack={getattr(host, '_jack', False)})")
+        ready = tmp / "ready"
+        feeder = subprocess.Popen([sys.executable, "-m", "streamsep.soak", "feed", srv.name, str(tmp / "signal.npy"),
+                                   str(tmp / "rec.npz"), str(ready)],
+                                  env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        t_wait = time.monotonic()
+        while not ready.exists():
+            if feeder.poll() is not None:
+                raise CLIError(f"--soak: feeder exited ({feeder.returncode}): {feeder.stderr.read()[-300:]}")
+            if time.monotonic() - t_wait > 120:
+                raise CLIError("--soak: feeder did not connect within 120 s")
+            time.sleep(0.1)
+        print(f"soak: {minutes:g} min, preset {preset} ({config.model}, steps {config.steps}, candidates "
+              f"{config.candidates}, block {config.block}), JACK dummy {RATE} Hz / {PERIOD} "
+              f"({'SCHED_FIFO' if srv.realtime else 'no-realtime'}), input: {what}; "
+              f"load average {load_start[0]:.1f}", flush=True)
+        t0 = time.monotonic()
+        total = 60.0 * minutes
+        next_sample, next_line = 0.0, 60.0
+        while True:
+            now = time.monotonic() - t0
+            if now >= next_sample:
+                samples.append(_sample(host, now))
+                next_sample += SAMPLE_S
+            if now >= next_line:
+                s = samples[-1]
+                print(f"soak: {now / 60:5.1f} min  xruns {s['xruns']}  misses {s['deadline_misses']}  "
+                      f"latency {s['latency_ms']:.1f} ms  rss {s['rss_mb']:.1f} MB  rtf {s['rtf']:.2f}  "
+                      f"load {s['load_avg_1m']:.1f}", flush=True)
+                next_line += 60.0
+            if host._error is not None:
+                error = f"host: {host._error}"
+                break
+            if feeder.poll() is not None:
+                error = f"feeder exited early ({feeder.returncode}): {feeder.stderr.read()[-300:]}"
+                break
+            if now >= total:
+                break
+            time.sleep(0.25)
+        samples.append(_sample(host, time.monotonic() - t0))
+    except KeyboardInterrupt:
+        error = "interrupted"
+    finally:
+        if feeder is not None and feeder.poll() is None:
+            feeder.send_signal(signal.SIGTERM)
+            try:
+                feeder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                feeder.kill()
+                feeder.wait()
+        if host is not None:
+            host.stop()
+        _close_portaudio()  # before the server goes: PortAudio's JACK client must not outlive it
+        srv.stop()
+    final = host.stats() if host is not None else {}
+    rec = None
+    if (tmp / "rec.npz").is_file():
+        rec = dict(np.load(tmp / "rec.npz"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    report = summarize(samples, final, rec, x, minutes, preset, config, srv, what, threads, load_start, error)
+    report["machine"] = machine_info(threads, config.device)
+    print_summary(report)
+    if args.json:
+        write_json(args.json, report)
+    if error and error != "interrupted":
+        code = 1
+    return code
+
+
+def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray, minutes: float, preset: str,
+              config, srv: DummyJack, what: str, threads: int, load_start, error: str | None) -> dict:
+    """The JSON report (see the module docstring)."""
+    max_lag = int(MAX_LAG_S * RATE)
+    lat = {"start": (None, float("nan")), "end": (None, float("nan"))}
+    jack_xruns = jack_gaps = None
+    if rec is not None and int(rec["start"]) >= 0:
+        lat["start"] = measured_lag(rec["head"], int(rec["head_from"]), x, int(rec["start"]), max_lag)
+        lat["end"] = measured_lag(rec["tail"], int(rec["tail_from"]), x, int(rec["start"]), max_lag)
+        jack_xruns, jack_gaps = int(rec["xruns"]), int(rec["gaps"])
+    ms = lambda v: None if v is None else 1000.0 * v / RATE
+    rss = [[s["t"], s["rss_mb"]] for s in samples]
+    base_t = baseline_s(minutes)
+    base = next((r for t, r in rss if t >= base_t), rss[0][1] if rss else float("nan"))
+    growth = (rss[-1][1] - base) if rss else float("nan")
+    growth0 = (rss[-1][1] - rss[0][1]) if rss else float("nan")
+    first, last = (samples[0], samples[-1]) if samples else ({}, {})
+    ran_s = last.get("t", 0.0)
+    report = {
+        "minutes": minutes, "ran_seconds": ran_s, "preset": preset, "config": config.to_dict(),
+        "input": what, "threads": threads,
+        "jack": {"rate": RATE, "period": PERIOD, "server": srv.name, "realtime": srv.realtime},
+        "xruns": int(final.get("xruns", last.get("xruns", 0))),
+        "jack_xruns": jack_xruns, "jack_skipped_cycles": jack_gaps,
+        "deadline_misses": int(final.get("deadline_misses", 0)),
+        "fallback_samples": int(final.get("fallback_samples", 0)),
+        "overruns": int(final.get("overruns", 0)),
+        "level_changes": int(final.get("level_changes", 0)),
+        "resets": last.get("resets"),
+        "latency_ms_start": ms(lat["start"][0]), "latency_ms_end": ms(lat["end"][0]),
+        "latency_samples_start": lat["start"][0], "latency_samples_end": lat["end"][0],
+        "latency_correlation_start": lat["start"][1], "latency_correlation_end": lat["end"][1],
+        "reported_latency_ms_start": first.get("latency_ms"), "reported_latency_ms_end": last.get("latency_ms"),
+        "rss_mb": rss, "rss_baseline_s": base_t, "rss_growth_mb": growth, "rss_growth_from_first_mb": growth0,
+        "rss_peak_mb": max([proc_status_mb("VmHWM")] + [r for _, r in rss]),
+        "load_avg_start": list(load_start), "load_avg_end": list(os.getloadavg()),
+        "samples": samples, "error": error,
+    }
+    latency_same = (lat["start"][0] is not None and lat["start"][0] == lat["end"][0]
+                    and first.get("latency_samples") == last.get("latency_samples"))
+    report["targets"] = {"zero_xruns": report["xruns"] == 0 and not jack_xruns,
+                         "latency_unchanged": bool(latency_same),
+                         "rss_growth_under_5mb": bool(growth < RSS_TARGET_MB)}
+    report["targets_met"] = error is None and all(report["targets"].values())
+    return report
+
+
+def print_summary(r: dict) -> None:
+    f = lambda v, fmt="{:.2f}": "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
+    print(f"soak summary: {r['ran_seconds'] / 60:.1f} of {r['minutes']:g} min, preset {r['preset']}"
+          + (f", ERROR: {r['error']}" if r["error"] else ""))
+    print(f"  xruns (host PortAudio flags) {r['xruns']}, JACK xruns {f(r['jack_xruns'], '{}')}, "
+          f"skipped cycles {f(r['jack_skipped_cycles'], '{}')}")
+    print(f"  deadline misses {r['deadline_misses']}, dry fallback samples {r['fallback_samples']}, "
+          f"load-level changes {r['level_changes']}, chain resets {r['resets']}")
+    print(f"  latency measured on the recording: start {f(r['latency_ms_start'])} ms, end {f(r['latency_ms_end'])} ms "
+          f"(correlation {f(r['latency_correlation_start'])} / {f(r['latency_correlation_end'])}); "
+          f"reported {f(r['reported_latency_ms_start'])} → {f(r['reported_latency_ms_end'])} ms")
+    rss = r["rss_mb"]
+    if rss:
+        print(f"  RSS {rss[0][1]:.1f} MB at {rss[0][0]:.0f} s → {rss[-1][1]:.1f} MB at {rss[-1][0]:.0f} s; growth since "
+              f"{r['rss_baseline_s']:.0f} s {r['rss_growth_mb']:+.2f} MB; peak {f(r['rss_peak_mb'], '{:.1f}')} MB")
+    print(f"  load average {r['load_avg_start'][0]:.1f} → {r['load_avg_end'][0]:.1f} (2 cores shared)")
+    print("  targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets"].items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 5 and argv[0] == "feed":
+        return feed_main(*argv[1:])
+    print("usage: python -m streamsep.soak feed SERVER SIGNAL.npy OUT.npz READY_FILE "
+          "(internal; run the soak with `streamsep bench --soak MINUTES`)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
