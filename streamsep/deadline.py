@@ -10,8 +10,9 @@ Levels, most work first: ``(S, C), (S, C−1), …, (S, 1), (S−1, 1), …, (0,
 first, then steps, then the model altogether.  Cost of a level is modelled as model passes per
 block, ``1 + steps·candidates`` (the previous estimate is a free candidate).
 
-* Step down one level at once when a chunk lands with less than ``margin_s`` of slack (a deadline
-  miss or nearly), or when the smoothed load (compute / audio time) exceeds ``high``; then wait
+* Step down at once (to the first level whose predicted load fits under ``high``) when a chunk lands with less than ``margin_s`` of slack (a deadline
+  miss or nearly), when a chunk had to take the dry path to catch up, or when the smoothed load
+  (compute / audio time) exceeds ``high``; then wait
   ``cooldown_s`` of audio before stepping down again so the effect can be seen.
 * Step up one level when the load predicted for that level (measured load per pass × passes of the
   level) stays below ``low`` for ``climb_s`` of audio (from the dry path, where nothing measures
@@ -116,6 +117,8 @@ class DeadlineController:
         self._since_down += audio_s
         a = min(1.0, audio_s / self.tau_s)
         ratio = compute_s / audio_s
+        if self._clock == audio_s and not dry:  # first measurement: start the averages there
+            self.load, self.unit_load = ratio, ratio / self.level.cost
         if not dry:
             self.load += a * (ratio - self.load)
             self.unit_load += a * (ratio / self.level.cost - self.unit_load)
@@ -123,9 +126,10 @@ class DeadlineController:
             self.load += a * (ratio - self.load)
         urgent = slack_s < self.margin_s
         overloaded = (not dry) and self.load > self.high
-        if (urgent or overloaded) and self._since_down >= self.cooldown_s:
+        caught_up = dry and not self.dry  # this level's model work had to be skipped to keep up
+        if (urgent or overloaded or caught_up) and self._since_down >= self.cooldown_s:
             return self._step_down()
-        if urgent:
+        if urgent or caught_up:
             self._good_s = 0.0
             return False
         if self.index > 0 and self._since_down >= self.cooldown_s:
@@ -149,7 +153,12 @@ class DeadlineController:
         if climbed is not None and self._clock - climbed < 4 * self._climb_wait.get(left, self.base_climb_s):
             self._climb_wait[left] = min(self.max_climb_s,
                                          2 * self._climb_wait.get(left, self.base_climb_s))
-        self.index += 1
+        # jump straight to the first level whose predicted load fits (measured load per pass)
+        nxt = self.index + 1
+        if self.unit_load > 0:
+            while nxt < len(self.levels) - 1 and self.unit_load * self.levels[nxt].cost > 0.9 * self.high:
+                nxt += 1
+        self.index = nxt
         self.changes += 1
         if not self.dry:
             self.load = self.unit_load * self.level.cost

@@ -180,8 +180,9 @@ class LiveHost:
                  samplerate: int | None = None, blocksize: int = 0,
                  input_file: str | None = None, loop_file: bool = True,
                  margin_ms: float = DEFAULT_MARGIN_MS, adapt: bool = True, threads: int | None = 1,
-                 realtime: bool = True) -> None:
+                 realtime: bool = True, model_path: str | None = None) -> None:
         self.config = replace(config).validate()
+        self.model_path = model_path
         self.input_device, self.output_device = input_device, output_device
         self.samplerate = int(samplerate) if samplerate else None
         self.blocksize = int(blocksize or 0)
@@ -263,7 +264,12 @@ class LiveHost:
         jack = bool(devs) and any(_jack_device(sd, d) for d in devs)
         from streamsep.separators.registry import create
 
-        sep = create(self.config.model, device=self.config.device)
+        kw = {"model_path": self.model_path} if self.model_path else {}
+        try:
+            sep = create(self.config.model, device=self.config.device, **kw)
+        except Exception:
+            self._close_stream()
+            raise
         model_rate = int(sep.sample_rate)
         rate = self.samplerate
         if rate is None:
@@ -847,49 +853,30 @@ def _load_file(path: str, rate: int) -> np.ndarray:
 
 # -- the `streamsep live` command ----------------------------------------------------------------
 def add_live_arguments(p) -> None:
-    """Options of ``streamsep live`` (argparse), usable by the main CLI and ``python -m streamsep.live``."""
+    """Options of ``streamsep live`` for ``python -m streamsep.live`` (the same names as the main
+    CLI's ``live`` command, whose engine options come from :func:`streamsep.cli.add_engine_options`)."""
+    from streamsep.cli import add_engine_options
+
     p.add_argument("--input", default=None, help="capture device (index or part of its name; default: system default)")
     p.add_argument("--output", default=None, help="playback device (index or name; 'null' = none)")
-    p.add_argument("--input-file", default=None, help="play this audio file in real time instead of capturing")
-    p.add_argument("--no-loop", action="store_true", help="with --input-file: stop at the end of the file")
-    p.add_argument("--preset", default=None, help="low-latency | balanced | quality | path to a .toml")
-    p.add_argument("--model", default=None, help="separator name (see `streamsep models`)")
-    p.add_argument("--steps", type=int, default=None, help="refinement steps after the first pass")
-    p.add_argument("--candidates", type=int, default=None, help="ratios tried per step")
-    p.add_argument("--policy", default=None, help="fixed | heuristic | proxy")
-    p.add_argument("--ratios", default=None, help="fixed ratio schedule, comma-separated (one per step)")
-    p.add_argument("--block", type=int, default=None, help="decision block, samples at the model rate")
-    p.add_argument("--mix", type=float, default=None, help="wet/dry, 1 = fully processed")
-    p.add_argument("--atten-db", type=float, default=None, help="attenuation limit in dB")
-    p.add_argument("--bypass", action="store_true", default=None, help="start bypassed (delay-aligned dry)")
-    p.add_argument("--samplerate", type=int, default=None, help="device rate in Hz (default: the device's / model's)")
-    p.add_argument("--blocksize", type=int, default=0, help="device period in samples (0 = automatic)")
-    p.add_argument("--margin-ms", type=float, default=DEFAULT_MARGIN_MS, help="extra safety margin in ms (added to latency)")
-    p.add_argument("--no-adapt", action="store_true", help="disable deadline control (steps never reduced)")
-    p.add_argument("--no-realtime", action="store_true", help="do not raise the worker thread's priority")
+    add_engine_options(p, "fixed, heuristic, proxy")
+    p.add_argument("--block", type=int, default=None, help="host block size in samples at the device rate (default: JACK's period, else 10 ms)")
+    p.add_argument("--samplerate", type=int, default=None, help="device rate in Hz (default: the device's / the model's)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--stats", default=None, help="write statistics as JSON here at the end")
+    p.add_argument("--input-file", default=None, help="feed this audio file in real time instead of a capture device")
+    p.add_argument("--no-loop", action="store_true", help="with --input-file: stop at the end of the file")
+    p.add_argument("--margin-ms", type=float, default=DEFAULT_MARGIN_MS, help="jitter allowance in ms (part of the latency)")
+    p.add_argument("--no-adapt", action="store_true", help="disable deadline control (steps never reduced)")
+    p.add_argument("--no-realtime", action="store_true", help="do not raise the worker thread's priority")
     p.add_argument("--quiet", action="store_true", help="no status line")
 
 
 def config_from_args(args) -> EngineConfig:
-    """Preset (or defaults) overridden by the explicit options in ``args``."""
-    preset = getattr(args, "preset", None)
-    if preset:
-        from streamsep.presets import load_preset
+    """Preset (or defaults) overridden by the explicit engine options (the main CLI's rules)."""
+    from streamsep.cli import engine_config
 
-        config = load_preset(preset)
-    else:
-        config = EngineConfig()
-    over = {}
-    for key in ("model", "steps", "candidates", "policy", "block", "mix", "atten_db", "bypass", "device"):
-        v = getattr(args, key, None)
-        if v is not None:
-            over[key] = v
-    ratios = getattr(args, "ratios", None)
-    if ratios is not None:
-        over["ratios"] = [float(r) for r in str(ratios).split(",")] if isinstance(ratios, str) else list(ratios)
-    return replace(config, **over).validate()
+    return engine_config(args)
 
 
 def _summary(s: dict) -> str:
@@ -909,15 +896,20 @@ def run_live(args) -> int:
     stats_path = getattr(args, "stats", None)
     try:
         config = config_from_args(args)
-    except ValueError as exc:
+    except Exception as exc:  # PresetError, ConfigError, CLIError: one line
         print(f"streamsep live: error: {exc}", file=sys.stderr)
+        if stats_path:
+            Path(stats_path).write_text(json.dumps({"running": False, "error": str(exc)}, indent=2) + "\n")
         return 2
+    margin = getattr(args, "margin_ms", None)
     host = LiveHost(config, input_device=getattr(args, "input", None), output_device=getattr(args, "output", None),
-                    samplerate=getattr(args, "samplerate", None), blocksize=getattr(args, "blocksize", 0) or 0,
+                    samplerate=getattr(args, "samplerate", None), blocksize=getattr(args, "block", None) or 0,
                     input_file=getattr(args, "input_file", None), loop_file=not getattr(args, "no_loop", False),
-                    margin_ms=getattr(args, "margin_ms", DEFAULT_MARGIN_MS) or 0.0,
+                    margin_ms=DEFAULT_MARGIN_MS if margin is None else margin,
                     adapt=not getattr(args, "no_adapt", False),
-                    realtime=not getattr(args, "no_realtime", False))
+                    realtime=not getattr(args, "no_realtime", False),
+                    threads=getattr(args, "threads", None) or 1,
+                    model_path=getattr(args, "model_path", None))
     duration = getattr(args, "duration", None)
     quiet = getattr(args, "quiet", False) or not sys.stderr.isatty()
 

@@ -21,6 +21,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,15 +45,25 @@ def jack_missing_reason() -> str | None:
     return None
 
 
+#: server names the tests use, tried in turn.  JACK's shared registry has 8 slots and only reclaims
+#: the slot of a crashed server when a server *of the same name* starts again, so a small fixed
+#: set of names (not random ones) keeps crashed test servers from filling it up.
+SERVER_NAMES = [f"streamsep-test-{i}" for i in range(6)]
+
+
 class JackServer:
-    """``jackd --no-realtime -n NAME -d dummy -r RATE -p PERIOD`` as a child process."""
+    """``jackd -d dummy -r RATE -p PERIOD`` (real-time if allowed) as a child process."""
 
     def __init__(self, rate: int = 16000, period: int = 160, name: str | None = None) -> None:
         self.rate, self.period = rate, period
-        self.name = name or f"ssx{uuid.uuid4().hex[:8]}"
+        self.names = [name] if name else list(SERVER_NAMES)
+        self.name = self.names[0]
         self.proc: subprocess.Popen | None = None
         self.rt_flags = ["--no-realtime"]
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"jackd-{self.name}.log"
+
+    @property
+    def log(self) -> Path:
+        return Path(os.environ.get("TMPDIR", "/tmp")) / f"jackd-{self.name}.log"
 
     def env(self) -> dict:
         """Environment for a process that should talk to this server (PortAudio or jack)."""
@@ -64,16 +76,27 @@ class JackServer:
     def start(self, timeout: float = 20.0) -> "JackServer":
         """Start jackd: real-time scheduling when the system allows it (as a real setup would run;
         a normal-priority dummy driver itself wakes late and xruns on a busy machine), else
-        ``--no-realtime``.  ``STREAMSEP_JACK_RT=0`` forces ``--no-realtime``."""
-        if os.environ.get("STREAMSEP_JACK_RT", "1") != "0":
-            try:
-                return self._start(["-R", "-P", "70"], timeout)
-            except RuntimeError:
-                pass
-        return self._start(["--no-realtime"], timeout)
+        ``--no-realtime``.  ``STREAMSEP_JACK_RT=0`` forces ``--no-realtime``.  A name in use (by
+        another test run) moves on to the next name."""
+        errors = []
+        for name in self.names:
+            self.name = name
+            flags = [["-R", "-P", "70"], ["--no-realtime"]]
+            if os.environ.get("STREAMSEP_JACK_RT", "1") == "0":
+                flags = flags[1:]
+            for f in flags:
+                try:
+                    return self._start(f, timeout)
+                except RuntimeError as exc:
+                    errors.append(f"{name} {' '.join(f)}: {str(exc)[-300:]}")
+                    if "already" in str(exc) or "Too many servers" in str(exc):
+                        break  # this name is taken (or the registry is full): next name
+        raise RuntimeError("could not start jackd:\n" + "\n".join(errors))
 
     def _start(self, rt_flags: list[str], timeout: float) -> "JackServer":
         import jack
+
+        jack.set_error_function(lambda msg: None)  # "cannot connect" while jackd comes up is expected
 
         self.rt_flags = rt_flags
         cmd = ["jackd", *self.rt_flags, "-n", self.name, "-d", "dummy", "-r", str(self.rate),
@@ -251,6 +274,85 @@ class LiveProcess:
         return json.loads(self.stats_path.read_text())
 
 
+@dataclass
+class Recording:
+    """What a play/record run captured: samples by JACK frame time, and xruns JACK reported."""
+
+    buf: np.ndarray
+    first_frame: int          # JACK frame time of buf[0]
+    start_frame: int          # JACK frame time of the first played sample
+    end_frame: int            # JACK frame time when playing (plus tail) ended
+    xrun_frames: np.ndarray   # JACK frame times of xrun notifications (any client)
+    gaps: int                 # cycles JACK skipped
+
+    def aligned(self, start_frame: int, n: int) -> np.ndarray:
+        """``n`` recorded samples starting at JACK frame time ``start_frame``."""
+        i = start_frame - self.first_frame
+        if i < 0 or i + n > len(self.buf):
+            raise AssertionError(f"recording does not cover frames {start_frame}..{start_frame + n}")
+        return self.buf[i:i + n].copy()
+
+    def xruns_while_playing(self) -> int:
+        return int(np.sum((self.xrun_frames >= self.start_frame) & (self.xrun_frames <= self.end_frame)))
+
+
+class PlayRecord:
+    """Play ``x`` into ``streamsep:in_0`` and record ``streamsep:out_0`` from a *separate process*.
+
+    JACK-Client callbacks are Python and need their process's GIL; in a process of their own, with
+    a main thread that only sleeps, nothing can hold that GIL when JACK calls them (a test process
+    doing other work can, and then the test's own clients cause the xruns)."""
+
+    def __init__(self, server: "JackServer", x: np.ndarray, tmp: Path, lead_s: float = 0.5,
+                 tail_s: float = 0.6, timeout_s: float = 120.0) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.play_path = Path(tmp) / f"play-{tag}.npy"
+        self.out_path = Path(tmp) / f"rec-{tag}.npz"
+        np.save(self.play_path, np.ascontiguousarray(x, dtype=np.float32))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "playrec", server.name, str(self.play_path),
+             str(self.out_path), str(lead_s), str(tail_s), str(timeout_s), tag],
+            env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.n = len(x)
+
+    def wait(self, timeout: float) -> Recording:
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"play/record timed out: {err[-2000:]}")
+        if self.proc.returncode != 0 or not self.out_path.is_file():
+            raise AssertionError(f"play/record failed ({self.proc.returncode}): {err[-2000:]}")
+        d = np.load(self.out_path)
+        return Recording(d["rec"], int(d["first"]), int(d["start"]), int(d["end"]), d["xruns"], int(d["gaps"]))
+
+
+def _playrec_main(server: str, play: str, out: str, lead_s: str, tail_s: str, timeout_s: str, tag: str) -> int:
+    x = np.load(play)
+    player = Player(server, f"ssx_play_{tag}")
+    rec = Recorder(server, len(x) / player.client.samplerate + float(timeout_s) + 30, f"ssx_rec_{tag}")
+    player.client.activate()
+    rec.client.activate()
+    hin, hout = f"{HOST_CLIENT}:in_0", f"{HOST_CLIENT}:out_0"
+    if not wait_until(lambda: {hin, hout} <= {p.name for p in rec.client.get_ports(f"{HOST_CLIENT}:")},
+                      float(timeout_s), step=0.2):
+        print("host ports did not appear", file=sys.stderr)
+        return 3
+    route(rec.client, player, rec)
+    time.sleep(float(lead_s))
+    player.play(x)
+    while not player.done:
+        time.sleep(0.2)  # the main thread stays out of the way of the callbacks (GIL)
+    time.sleep(float(tail_s))
+    end = rec.client.frame_time
+    player.client.deactivate()
+    rec.client.deactivate()
+    np.savez(out, rec=rec.buf[: rec.pos], first=rec.first_frame, start=player.start_frame, end=end,
+             xruns=np.array(rec.xrun_frames, dtype=np.int64), gaps=rec.gaps)
+    return 0
+
+
 def route(client, player: Player, recorder: Recorder) -> None:
     """player → streamsep:in_0 (replacing system:capture), streamsep:out_0 → recorder."""
     hin, hout = f"{HOST_CLIENT}:in_0", f"{HOST_CLIENT}:out_0"
@@ -333,3 +435,10 @@ def real_speech(rate: int, seconds: float) -> np.ndarray | None:
 def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
     err = np.sum((ref - est) ** 2)
     return float(10 * np.log10(np.sum(ref ** 2) / max(err, 1e-20)))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 9 and sys.argv[1] == "playrec":
+        sys.exit(_playrec_main(*sys.argv[2:]))
+    print("usage: jackutil.py playrec SERVER PLAY.npy OUT.npz LEAD_S TAIL_S TIMEOUT_S TAG", file=sys.stderr)
+    sys.exit(2)
