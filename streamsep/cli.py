@@ -92,10 +92,23 @@ def set_threads(n: int | None) -> None:
 
 
 def make_separator(cfg, model_path: str | None = None):
+    """The configured separator; a decision block that is not a whole number of hops is an error."""
     from streamsep.separators.registry import create
 
     kwargs = {"model_path": model_path} if model_path else {}
-    return create(cfg.model, device=cfg.device, **kwargs)
+    sep = create(cfg.model, device=cfg.device, **kwargs)
+    if cfg.block and cfg.block % sep.hop:
+        raise CLIError(f"--engine-block/block: {cfg.block} samples is not a multiple of the {sep.name} hop ({sep.hop})")
+    return sep
+
+
+def search_candidates(args, cfg, policy: str) -> int:
+    """Candidates per step: explicit option, else 9 for the offline oracle/blind search, else the preset's."""
+    from streamsep.offline import ORACLE_POLICIES
+
+    if getattr(args, "candidates", None) is not None:
+        return int(args.candidates)
+    return 9 if policy in ORACLE_POLICIES else cfg.candidates
 
 
 def write_json(path: str, data: dict) -> None:
@@ -197,7 +210,8 @@ def cmd_process(args) -> int:
         engine_cfg = replace(engine_cfg, block=block_for(args.block, sep.hop) if (args.stream and args.block)
                              else ms_block(args.block_ms, sep.hop, sr))
     t0 = time.perf_counter()
-    result = refine_signal(sep, xm, cfg.steps, policy, cfg.candidates, refm, args.scope, args.block_ms,
+    cands = search_candidates(args, cfg, policy)
+    result = refine_signal(sep, xm, cfg.steps, policy, cands, refm, args.scope, args.block_ms,
                            args.blend, cfg.ratios,
                            config=engine_cfg if (args.stream or policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos", "fixed")) else None)
     final = result.estimates[-1]
@@ -232,7 +246,7 @@ def cmd_process(args) -> int:
         if k:
             entry["kept_fraction"] = kept
         per_step.append(entry)
-    report = {"model": sep.name, "steps": cfg.steps, "candidates": cfg.candidates, "policy": policy,
+    report = {"model": sep.name, "steps": cfg.steps, "candidates": cands, "policy": policy,
               "input": str(args.input), "output": str(args.output), "rate": rate, "model_rate": sr,
               "seconds": len(x) / rate, "compute_seconds": elapsed, "per_step": per_step, **info}
     if args.json:
@@ -301,7 +315,7 @@ def cmd_eval(args) -> int:
         sm = resample(s, srate, sr) if srate != sr else s
         n = min(len(xm), len(sm))
         xm, sm = xm[:n], sm[:n]
-        res = refine_signal(sep, xm, cfg.steps, policy, cfg.candidates, sm, args.scope, args.block_ms,
+        res = refine_signal(sep, xm, cfg.steps, policy, search_candidates(args, cfg, policy), sm, args.scope, args.block_ms,
                             args.blend, cfg.ratios, config=engine_cfg)
         mets = step_metrics(res.estimates, sr, sm, which)
         noisy_m = step_metrics([xm], sr, sm, which)[0]
@@ -326,7 +340,7 @@ def cmd_eval(args) -> int:
         per_step.append(entry)
     noisy_entry, per_step = per_step[0], per_step[1:]
     header = f"{'step':>5} " + " ".join(f"{k:>12}" for k in keys) + f" {'ratio':>7} {'kept':>6}"
-    print(f"{sep.name}  policy={policy}  K={cfg.steps}  C={cfg.candidates}  files={len(pairs)}  ({args.directory})")
+    print(f"{sep.name}  policy={policy}  K={cfg.steps}  C={search_candidates(args, cfg, policy)}  files={len(pairs)}  ({args.directory})")
     print(header)
     fmt = lambda v: f"{v:12.3f}" if v is not None else f"{'-':>12}"
     print(f"{'noisy':>5} " + " ".join(fmt(noisy_entry.get(k)) for k in keys))
@@ -336,7 +350,7 @@ def cmd_eval(args) -> int:
         print(f"{e['step']:>5} " + " ".join(fmt(e.get(k)) for k in keys) + f" {r} {kf}")
     if args.json:
         write_json(args.json, {"model": sep.name, "policy": policy, "steps": cfg.steps,
-                               "candidates": cfg.candidates, "scope": args.scope, "blend": args.blend,
+                               "candidates": search_candidates(args, cfg, policy), "scope": args.scope, "blend": args.blend,
                                "directory": str(args.directory), "files": len(pairs), "noisy": noisy_entry,
                                "per_step": per_step, "rows": rows})
     return 0
