@@ -210,3 +210,82 @@ def test_catch_up_chunks_push_the_level_down():
         dry = ctrl.should_catch_up(0.005, 0.01)
         ctrl.update(0.0005 if dry else 0.009 * ctrl.level.cost / 7, 0.01, 0.02, dry=dry)
     assert ctrl.index > 0 and ctrl.changes >= 1
+
+
+# -- the compiled audio callback (GIL-free) ---------------------------------------------------------
+from streamsep import rings as R  # noqa: E402
+
+
+def _host(latency: int = 5, out_ch: int = 1, mode: int = R.MODE_DUPLEX, file: np.ndarray | None = None,
+          loop: bool = True):
+    """A header with input/output/played rings attached, as the live host sets it up."""
+    hdr = R.new_header()
+    rin = R.SampleRing(1024, hdr[R.IN_W:R.IN_W + 2])
+    rout = R.SampleRing(1024, hdr[R.OUT_W:R.OUT_W + 2])
+    play = R.SampleRing(4096, hdr[R.PLAY_W:R.PLAY_W + 2])
+    for slot, cap, ring in ((R.IN_BUF, R.IN_CAP, rin), (R.OUT_BUF, R.OUT_CAP, rout), (R.PLAY_BUF, R.PLAY_CAP, play)):
+        R.attach(hdr, slot, cap, ring.buf)
+    hdr[R.LATENCY], hdr[R.OUT_CH], hdr[R.IN_CH], hdr[R.MODE], hdr[R.LOOP] = latency, out_ch, 1, mode, int(loop)
+    if file is not None:
+        R.attach(hdr, R.FILE_BUF, R.FILE_LEN, file)
+    return hdr, rin, rout, play, [file]
+
+
+def test_callback_plays_worker_output_and_falls_back_to_delayed_dry():
+    hdr, rin, rout, play, _ = _host(latency=5)
+    rout.written = 3                                   # prefill: 3 samples of silence
+    x = np.arange(1, 9, dtype=np.float32)
+    out = np.zeros(8, np.float32)
+    R.audio_callback_core(hdr, x, out, 8, 0)
+    # 3 prefilled samples, then the worker had nothing: input delayed by the latency (5), never zeros
+    assert out.tolist() == [0, 0, 0, 0, 0, 1, 2, 3]
+    assert hdr[R.FALLBACK_SAMPLES] == 5 and hdr[R.FALLBACK_CALLBACKS] == 1
+    assert rin.written == 8 and rout.read == 8          # the timeline moved on regardless
+    late = rout.write_at(3, np.full(6, 9, np.float32))  # the worker, late: 5 of 6 samples were due
+    assert late == 5
+    R.audio_callback_core(hdr, x, out, 8, 0)
+    assert out[0] == 9 and out[1:].tolist() == [5, 6, 7, 8, 1, 2, 3]   # output o = input o − 5
+    assert play.tail(16).tolist() == [0, 0, 0, 0, 0, 1, 2, 3, 9, 5, 6, 7, 8, 1, 2, 3]
+
+
+def test_callback_counts_xruns_and_fills_every_output_channel():
+    hdr, rin, rout, play, _ = _host(latency=1, out_ch=2)
+    rout.write_at(0, np.array([0.5, -0.5, 0.25, 1.0], np.float32))
+    out = np.zeros(8, np.float32)
+    R.audio_callback_core(hdr, np.zeros(4, np.float32), out, 4, 0x2 | 0x4)  # input overflow + output underflow
+    assert out.tolist() == [0.5, 0.5, -0.5, -0.5, 0.25, 0.25, 1.0, 1.0]
+    R.audio_callback_core(hdr, np.zeros(4, np.float32), out, 4, 0x10)       # priming output: not an xrun
+    assert (hdr[R.XRUNS], hdr[R.IN_OVERFLOWS], hdr[R.OUT_UNDERFLOWS]) == (1, 1, 1)
+    assert hdr[R.CALLBACKS] == 2 and hdr[R.MAX_FRAMES] == 4
+
+
+def test_callback_file_mode_loops_or_ends_in_silence():
+    f = np.arange(1, 6, dtype=np.float32)
+    hdr, rin, *_ = _host(mode=R.MODE_FILE, file=f, loop=True)
+    out = np.zeros(12, np.float32)
+    R.audio_callback_core(hdr, out, out, 12, 0)
+    assert rin.tail(12).tolist() == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2]
+    hdr, rin, *_ = _host(mode=R.MODE_FILE, file=f, loop=False)
+    R.audio_callback_core(hdr, out, out, 8, 0)
+    assert rin.tail(8).tolist() == [1, 2, 3, 4, 5, 0, 0, 0] and hdr[R.FILE_DONE] == 1
+
+
+def test_clock_runs_callback_in_real_time_without_the_gil():
+    import time
+
+    f = np.ones(100, np.float32)
+    hdr, rin, *_ = _host(mode=R.MODE_FILE, file=f)
+    scratch = np.zeros(1 << 12, np.float32)
+    R.run_clock.compile("(int64[::1], float32[::1], float32[::1], int64, int64)")
+    t = threading.Thread(target=R.run_clock, args=(hdr, scratch, scratch, 160, 16000))
+    t0 = time.perf_counter()
+    t.start()
+    busy = 0
+    while time.perf_counter() - t0 < 0.5:              # this thread keeps the GIL busy meanwhile
+        busy += 1
+    hdr[R.STOP] = 1
+    t.join(timeout=5)
+    elapsed = time.perf_counter() - t0
+    periods = hdr[R.CALLBACKS]
+    assert abs(periods - elapsed * 100) <= 5, (periods, elapsed)   # 100 periods of 10 ms per second
+    assert busy > 0
