@@ -736,6 +736,7 @@ class LiveHost:
             "input_rms_db": float(st.input_rms_db) if st else -120.0,
             "output_rms_db": float(st.output_rms_db) if st else -120.0,
             "ratios": [float(r) for r in (st.ratios if st is not None else [])],
+            "resets": int(st.resets) if st else 0,   # model chains reset after a poisoned (NaN) state
             "seconds": self.processed / rate if self.rate else 0.0,
             "swaps": self.swaps,
             "splice_samples": list(self.splices),
