@@ -334,17 +334,18 @@ def format_table(result: dict) -> str:
     rows = result["configs"]
     ref = "pesq" in (rows[0] if rows else result.get("input", {}))
     qcols = (["si_sdr", "pesq"] if ref else []) + ["dnsmos_ovrl"]
-    head = (f"{'#':>3} {'P':>1} {'steps':>5} {'cands':>5} {'policy':>10} {'block':>6} {'eblock':>6} "
+    pw = max([10] + [len(r["policy"]) for r in rows])
+    head = (f"{'#':>3} {'P':>1} {'steps':>5} {'cands':>5} {'policy':>{pw}} {'block':>6} {'eblock':>6} "
             f"{'rtf':>7} {'rtf_p95':>7} {'cpu_rtf':>7} {'lat_ms':>7} " + " ".join(f"{c:>11}" for c in qcols))
     fmt = lambda v, w=11: f"{v:{w}.3f}" if v is not None else f"{'-':>{w}}"
     inp = result.get("input", {})
-    lines = [head, f"{'in':>3} {'':>1} {'-':>5} {'-':>5} {'(noisy)':>10} {'-':>6} {'-':>6} {'-':>7} {'-':>7} "
+    lines = [head, f"{'in':>3} {'':>1} {'-':>5} {'-':>5} {'(noisy)':>{pw}} {'-':>6} {'-':>6} {'-':>7} {'-':>7} "
              f"{'-':>7} {'-':>7} " + " ".join(fmt(inp.get(c)) for c in qcols)]
     pareto, rec = set(result.get("pareto", [])), result.get("recommended")
     for i, r in enumerate(rows):
         mark = "*" if i in pareto else " "
         tail = "  <= recommended" if i == rec else ""
-        lines.append(f"{i:>3} {mark:>1} {r['steps']:>5} {r['candidates']:>5} {r['policy']:>10} {r['block']:>6} "
+        lines.append(f"{i:>3} {mark:>1} {r['steps']:>5} {r['candidates']:>5} {r['policy']:>{pw}} {r['block']:>6} "
                      f"{r['engine_block']:>6} {r['rtf']:>7.3f} {r['rtf_p95']:>7.3f} {r['cpu_rtf']:>7.3f} {r['latency_ms']:>7.1f} "
                      + " ".join(fmt(r.get(c)) for c in qcols) + tail)
     return "\n".join(lines)
@@ -425,7 +426,7 @@ def plot(result: dict, target) -> object:
     from matplotlib.lines import Line2D
 
     own = not isinstance(target, Figure)
-    fig = Figure(figsize=(11, 5.0), dpi=100) if own else target
+    fig = Figure(figsize=(12.5, 5.0), dpi=100) if own else target
     fig.clear()
     rows = result["configs"]
     metric = result.get("quality_metric", "pesq")
@@ -499,7 +500,7 @@ def plot(result: dict, target) -> object:
                 Line2D([], [], ls="-", color="black", lw=1.0, alpha=0.6, label="2-D front of the panel")]
     if rec is not None:
         handles.append(Line2D([], [], ls="", marker="*", ms=13, mfc="none", mec="crimson", label="recommended"))
-    axes[1].legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    fig.legend(handles=handles, fontsize=8, loc="center right", framealpha=0.9)  # outside: covers no point
     inp = result.get("input", {}).get(metric)
     title = f"streamsep tune: {result.get('model')}, {result.get('seconds', 0):.1f} s"
     if result.get("source"):
@@ -507,7 +508,7 @@ def plot(result: dict, target) -> object:
     if inp is not None:
         title += f"  (noisy input: {metric} {inp:.2f})"
     fig.suptitle(title, fontsize=10.5)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 0.85, 1.0))
     if own:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
