@@ -53,8 +53,9 @@ RSS_TARGET_MB = 5.0
 HOST_CLIENT = "streamsep"
 
 
-class SoakError(RuntimeError):
-    """The soak set-up failed (jackd, JACK-Client, PortAudio's JACK host API); one-line message."""
+class SoakError(ValueError):
+    """A soak that cannot run (bad minutes, no jackd or JACK-Client, the host did not start on JACK);
+    one-line message.  A ValueError so that ``python -m streamsep.cli`` reports it in one line too."""
 
 
 # -- memory ----------------------------------------------------------------------------------------
@@ -301,12 +302,12 @@ def run_soak(args) -> int:
     from dataclasses import replace
 
     from streamsep.bench import machine_info
-    from streamsep.cli import CLIError, write_json
+    from streamsep.cli import write_json
     from streamsep.presets import load_preset
 
     minutes = float(args.soak)
     if not math.isfinite(minutes) or minutes <= 0:
-        raise CLIError(f"--soak: minutes must be a positive number, got {args.soak!r}")
+        raise SoakError(f"--soak: minutes must be a positive number, got {args.soak!r}")
     preset = getattr(args, "preset", None) or "balanced"
     config = load_preset(preset)
     if getattr(args, "device", None):
@@ -316,7 +317,7 @@ def run_soak(args) -> int:
     try:
         srv = DummyJack().start()
     except SoakError as exc:
-        raise CLIError(f"--soak: {exc}") from None
+        raise SoakError(f"--soak: {exc}") from None
     for k, v in srv.env().items():
         os.environ[k] = v  # PortAudio's JACK host API (in this process) and the feeder
     tmp = Path(tempfile.mkdtemp(prefix="streamsep-soak-"))
@@ -334,9 +335,9 @@ def run_soak(args) -> int:
         try:
             host.start()
         except (DeviceError, ValueError) as exc:
-            raise CLIError(f"--soak: the live host did not start on JACK ({str(exc).splitlines()[0]})") from None
+            raise SoakError(f"--soak: the live host did not start on JACK ({str(exc).splitlines()[0]})") from None
         if host.rate != RATE or not getattr(host, "_jack", False):
-            raise CLIError(f"--soak: expected the JACK device at {RATE} Hz, got {host.rate} Hz "
+            raise SoakError(f"--soak: expected the JACK device at {RATE} Hz, got {host.rate} Hz "
                            f"(jack={getattr(host, '_jack', False)})")
         ready = tmp / "ready"
         feeder = subprocess.Popen([sys.executable, "-m", "streamsep.soak", "feed", srv.name, str(tmp / "signal.npy"),
@@ -345,9 +346,9 @@ def run_soak(args) -> int:
         t_wait = time.monotonic()
         while not ready.exists():
             if feeder.poll() is not None:
-                raise CLIError(f"--soak: feeder exited ({feeder.returncode}): {feeder.stderr.read()[-300:]}")
+                raise SoakError(f"--soak: feeder exited ({feeder.returncode}): {feeder.stderr.read()[-300:]}")
             if time.monotonic() - t_wait > 120:
-                raise CLIError("--soak: feeder did not connect within 120 s")
+                raise SoakError("--soak: feeder did not connect within 120 s")
             time.sleep(0.1)
         print(f"soak: {minutes:g} min, preset {preset} ({config.model}, steps {config.steps}, candidates "
               f"{config.candidates}, block {config.block}), JACK dummy {RATE} Hz / {PERIOD} "
