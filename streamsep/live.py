@@ -308,19 +308,22 @@ class LiveHost:
             lat = max(lat) if isinstance(lat, (tuple, list)) else lat
             period = max(16, round(lat * rate)) if lat else round(rate / 100)
         self.period = int(period or round(rate / 100))
+        lat = self._stream.latency if self._stream is not None else 0.0
+        #: PortAudio's device buffering (input + output), seconds: outside the reported latency
+        self.device_latency = float(sum(lat) if isinstance(lat, (tuple, list)) else lat)
         try:
             eng = Engine(self.config, rate=rate, host_block=self.period, separator=sep)
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            self._install(eng)
+            if self._stream is None:  # compile the device-less clock now, not while audio runs
+                R.run_clock.compile("(int64[::1], float32[::1], float32[::1], int64, int64)")
+            _warm_up(eng, self.period)
         except BaseException:
             self._close_stream()
             raise
-        if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
-        self._install(eng)
-        if self._stream is None:  # compile the device-less clock now, not while audio runs
-            R.run_clock.compile("(int64[::1], float32[::1], float32[::1], int64, int64)")
-        _warm_up(eng, self.period)
         self._worker = threading.Thread(target=self._work, name="streamsep-worker", daemon=True)
         self._old_switch = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
@@ -490,6 +493,7 @@ class LiveHost:
                 elif now - last_cb_t > watchdog and self._stream is not None and self._running:
                     if self._error is None:
                         self._error = "audio device stopped delivering audio (device vanished or server gone)"
+                    _wedged()  # tearing PortAudio down over a vanished device/server can hang: don't
                     self._stop_evt.set()
                     break
                 time.sleep(min(0.002, 0.25 * self.period / rate))
@@ -730,6 +734,7 @@ class LiveHost:
             "latency_samples": int(T),
             "latency_ms": 1000.0 * T / rate if self.rate else 0.0,
             "engine_latency_samples": int(eng.latency) if eng else 0,
+            "device_latency_ms": 1000.0 * getattr(self, "device_latency", 0.0),
             "margin_samples": int(getattr(self, "P", 0)),
             "input_peak_db": float(st.input_peak_db) if st else -120.0,
             "output_peak_db": float(st.output_peak_db) if st else -120.0,

@@ -110,6 +110,7 @@ class SampleRing:
         self.capacity = _pow2(capacity)
         self.mask = self.capacity - 1
         self.buf = np.zeros(self.capacity, dtype=np.float32)
+        self.buf.fill(0.0)  # touch every page now, not in the audio callback (no page faults there)
         if counters is None:
             counters = np.zeros(2, dtype=np.int64)
         if counters.dtype != np.int64 or counters.shape != (2,):

@@ -60,10 +60,13 @@ class JackServer:
         self.name = self.names[0]
         self.proc: subprocess.Popen | None = None
         self.rt_flags = ["--no-realtime"]
+        self._tag = uuid.uuid4().hex[:6]
 
     @property
     def log(self) -> Path:
-        return Path(os.environ.get("TMPDIR", "/tmp")) / f"jackd-{self.name}.log"
+        """This instance's jackd output (unique per instance: a failed start must not truncate the
+        log of a running server of the same name)."""
+        return Path(os.environ.get("TMPDIR", "/tmp")) / f"jackd-{self.name}-{self._tag}.log"
 
     def env(self) -> dict:
         """Environment for a process that should talk to this server (PortAudio or jack)."""
@@ -81,6 +84,9 @@ class JackServer:
         errors = []
         for name in self.names:
             self.name = name
+            if _server_running(name):
+                errors.append(f"{name}: in use")
+                continue
             flags = [["-R", "-P", "70"], ["--no-realtime"]]
             if os.environ.get("STREAMSEP_JACK_RT", "1") == "0":
                 flags = flags[1:]
@@ -88,9 +94,16 @@ class JackServer:
                 try:
                     return self._start(f, timeout)
                 except RuntimeError as exc:
+                    log = self.log.read_text(errors="replace") if self.log.is_file() else ""
+                    if "Too many servers" in log:
+                        raise RuntimeError(
+                            "JACK's server registry (/dev/shm/jack-shm-registry, 8 slots) is full of "
+                            "servers that died without unregistering; start and stop a jackd with each "
+                            "stale name (`strings /dev/shm/jack-shm-registry`) or remove the file while "
+                            "no jackd runs") from exc
                     errors.append(f"{name} {' '.join(f)}: {str(exc)[-300:]}")
-                    if "already" in str(exc) or "Too many servers" in str(exc):
-                        break  # this name is taken (or the registry is full): next name
+                    if "already" in log:
+                        break  # this name is taken: next name
         raise RuntimeError("could not start jackd:\n" + "\n".join(errors))
 
     def _start(self, rt_flags: list[str], timeout: float) -> "JackServer":
@@ -110,9 +123,13 @@ class JackServer:
             try:
                 c = jack.Client("probe", servername=self.name, no_start_server=True)
                 c.close()
-                return self
             except jack.JackError:
                 time.sleep(0.1)
+                continue
+            time.sleep(0.3)  # the server answering must be ours, still alive
+            if self.proc.poll() is None:
+                return self
+            raise RuntimeError(f"jackd exited with {self.proc.returncode}: {self.log.read_text()[-500:]}")
         self.stop()
         raise RuntimeError(f"jackd did not come up in {timeout} s: {self.log.read_text()[-500:]}")
 
@@ -126,11 +143,31 @@ class JackServer:
                 self.proc.wait()
         self.proc = None
 
+    def xrun_clients(self) -> list[str]:
+        """The server log's xrun lines (which client was not finished), for failure messages."""
+        try:
+            text = self.log.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [ln.strip() for ln in text.splitlines() if "XRun" in ln or "not finished" in ln][:20]
+
     def kill(self) -> None:
         """Abrupt end (the 'vanished device' case)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _server_running(name: str) -> bool:
+    """True when a JACK server called ``name`` answers."""
+    import jack
+
+    jack.set_error_function(lambda msg: None)
+    try:
+        jack.Client("probe", servername=name, no_start_server=True).close()
+        return True
+    except jack.JackError:
+        return False
 
 
 @contextmanager
@@ -191,6 +228,7 @@ class Recorder:
         self.client = jack.Client(name, servername=server, no_start_server=True)
         self.port = self.client.inports.register("in")
         self.buf = np.zeros(int(seconds * self.client.samplerate), np.float32)
+        self.buf.fill(0.0)  # fault the pages in now, not in the JACK callback
         self.pos = 0
         self.first_frame: int | None = None
         self._next: int | None = None

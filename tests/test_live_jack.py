@@ -125,7 +125,7 @@ def test_live_output_matches_offline_engine(server, tmp_path):
     st = sess.stats
     assert sess.code == 0, sess.err[-2000:]
     assert st["error"] is None and st["running"] is False
-    assert st["xruns"] == 0 and sess.jack_xruns() == 0
+    assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st["xruns"], server.xrun_clients())
     assert st["deadline_misses"] == 0 and st["fallback_samples"] == 0, st
     assert st["steps_in_use"] == 2 and st["seconds"] > 8.0
     assert st["latency_samples"] == st["engine_latency_samples"] + st["margin_samples"]
@@ -167,7 +167,7 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
     sess = run_session(server, x, "--preset", "balanced", tmp=tmp_path)
     st = sess.stats
     assert sess.code == 0, sess.err[-2000:]
-    assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st, sess.rec.xrun_frames[:10])
+    assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st["xruns"], server.xrun_clients())
     assert st["deadline_misses"] == 0, st["miss_times"]
     assert st["fallback_samples"] == 0 and st["level_changes"] == 0, st["level_history"]
     assert st["seconds"] >= 60.0
@@ -233,7 +233,7 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
         hog.wait()
     st = sess.stats
     assert sess.code == 0, sess.err[-2000:]
-    assert st["xruns"] == 0 and sess.jack_xruns() == 0, st
+    assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st["xruns"], server.xrun_clients())
     assert st["level_changes"] >= 1 and st["level_history"], st
     assert st["candidates_in_use"] == 1 and 0 < st["steps_in_use"] < 12, st  # candidates went first
     # misses happen while the controller steps down, then stop (allow a rare transient)
