@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from streamsep.deadline import DeadlineController
-from streamsep.engine import LIVE_KEYS, Engine, EngineConfig
+from streamsep.engine import LIVE_KEYS, ConfigError, Engine, EngineConfig
 from streamsep import rings as R
 from streamsep.rings import SampleRing
 
@@ -264,6 +264,11 @@ class LiveHost:
         jack = bool(devs) and any(_jack_device(sd, d) for d in devs)
         from streamsep.separators.registry import create
 
+        if str(self.config.device).startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"device: '{self.config.device}' requested but torch has no CUDA device here")
         kw = {"model_path": self.model_path} if self.model_path else {}
         try:
             sep = create(self.config.model, device=self.config.device, **kw)
@@ -931,6 +936,12 @@ def run_live(args) -> int:
             print(f"streamsep live: error: {exc}", file=sys.stderr)
             host._error = str(exc)
             code = 2
+            return code
+        except Exception as exc:  # anything else at start-up: still one line, still stats
+            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            print(f"streamsep live: error: {msg}", file=sys.stderr)
+            host._error = msg
+            code = 1
             return code
         s = host.stats()
         print(f"streamsep live: {config.model} at {s['samplerate']} Hz, latency {s['latency_ms']:.1f} ms "
