@@ -529,13 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--reference")
     tu.add_argument("--model", default="nsnet2")
     tu.add_argument("--model-path")
-    tu.add_argument("--steps", default="0,1,2,3")
-    tu.add_argument("--candidates", default="1,4")
-    tu.add_argument("--policy", default="fixed,heuristic,proxy")
-    tu.add_argument("--block", default="160,800")
+    tu.add_argument("--steps", default="0,1,2,3", help="refinement steps K to try (comma list)")
+    tu.add_argument("--candidates", default="1,4", help="candidates per step to try (comma list)")
+    tu.add_argument("--policy", default="fixed,heuristic,proxy", help="engine policies to try (comma list)")
+    tu.add_argument("--block", default="160,800", help="host block sizes, samples at the model rate (comma list)")
     tu.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     tu.add_argument("--threads", type=int, default=1)
-    tu.add_argument("--budget-rtf", type=float, default=0.5)
+    tu.add_argument("--budget-rtf", type=float, default=0.5, help="real-time budget for the recommendation")
     tu.add_argument("--json")
     tu.add_argument("--plot")
     tu.add_argument("--save-preset")
@@ -597,4 +597,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the module's canonical copy, so exceptions raised elsewhere (streamsep.cli.CLIError) are
+    # the same classes that main() catches
+    from streamsep.cli import main as _main
+
+    sys.exit(_main())

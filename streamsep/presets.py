@@ -17,6 +17,12 @@ from streamsep.engine import ConfigError, EngineConfig
 
 PRESET_DIRS = [Path(__file__).resolve().parent / "presets", Path(__file__).resolve().parents[1] / "presets"]
 
+
+def user_preset_dir() -> Path:
+    """Where users' own presets live (``streamsep tune --save-preset NAME`` writes there)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "streamsep" / "presets"
+
 _TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,), "steps": (int,), "candidates": (int,), "policy": (str,), "ratios": (list,),
     "block": (int,), "mix": (int, float), "atten_db": (int, float), "bypass": (bool,), "device": (str,),
@@ -29,9 +35,9 @@ class PresetError(ValueError):
 
 
 def builtin_presets() -> dict[str, Path]:
-    """Name → path of every built-in preset."""
+    """Name → path of every preset: built-ins first, then the user's own (built-ins win a name clash)."""
     out: dict[str, Path] = {}
-    for d in PRESET_DIRS:
+    for d in PRESET_DIRS + [user_preset_dir()]:
         if d.is_dir():
             for p in sorted(d.glob("*.toml")):
                 out.setdefault(p.stem, p)

@@ -520,8 +520,9 @@ def plot(result: dict, target) -> object:
 
 def user_preset_dir() -> Path:
     """``$XDG_CONFIG_HOME/streamsep/presets`` (default ``~/.config/streamsep/presets``)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "streamsep" / "presets"
+    from streamsep.presets import user_preset_dir as _user_dir
+
+    return _user_dir()
 
 
 def preset_target(name: str) -> Path:

@@ -30,10 +30,17 @@ from streamsep.separators.cards import KIND_LETTERS, Card, Stage
 from streamsep.separators.windowed import analysis_synthesis, frame_block, overlap_add
 
 
-def open_session(path: Path, threads: int = 1, device: str | torch.device = "cpu"):
-    """An ``onnxruntime.InferenceSession`` on one thread (CUDA provider when asked and available)."""
+def open_session(path: Path, threads: int | None = None, device: str | torch.device = "cpu"):
+    """An ``onnxruntime.InferenceSession`` (CUDA provider when asked and available).
+
+    Threads: ``threads``, else ``$STREAMSEP_ORT_THREADS`` (set by ``--threads``), else one.
+    """
+    import os
+
     import onnxruntime as ort
 
+    if threads is None:
+        threads = int(os.environ.get("STREAMSEP_ORT_THREADS", "1") or 1)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
