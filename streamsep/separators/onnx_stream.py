@@ -94,7 +94,7 @@ class Layout:
 class StageChain:
     """The card's stages with their sessions; runs one frame of one stream."""
 
-    def __init__(self, card: Card, files: dict[str, Path], threads: int = 1, device: str | torch.device = "cpu") -> None:
+    def __init__(self, card: Card, files: dict[str, Path], threads: int | None = None, device: str | torch.device = "cpu") -> None:
         self.card = card
         self.n_fft, self.frame = card.n_fft, card.frame
         sizes = {"B": 1, "T": 1, "F": card.n_bins, "C": 2, "N": card.frame}

@@ -60,7 +60,7 @@ def overlap_add(frames: np.ndarray, tail: np.ndarray, hop: int) -> tuple[np.ndar
 class OnnxWindowRunner:
     """Runs an ``onnx-window`` card's graph on windows (M, frame) → (M, frame)."""
 
-    def __init__(self, card: Card, files: dict[str, Path], threads: int = 1, device: str | torch.device = "cpu") -> None:
+    def __init__(self, card: Card, files: dict[str, Path], threads: int | None = None, device: str | torch.device = "cpu") -> None:
         from streamsep.separators.onnx_stream import Layout, check_tensor, open_session
 
         m = card.model
