@@ -162,21 +162,27 @@ def soak_signal(rate: int = RATE) -> tuple[np.ndarray, str]:
 # -- the feeder (separate process) -------------------------------------------------------------------
 def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> int:
     """Play ``signal_path`` in a loop into ``streamsep:in_0`` and record ``streamsep:out_0`` until
-    SIGTERM/SIGINT; then save the start and end windows, frame times and xrun counts to ``out_path``."""
+    SIGTERM/SIGINT; then save the start and end windows, frame times and skipped cycles to ``out_path``.
+
+    Real-time hygiene (the callbacks are Python, at JACK's SCHED_FIFO priority, and need this
+    process's GIL): no allocation-heavy indexing in the callbacks, no Python xrun callback (JACK's
+    notification thread runs at normal priority and would hold the GIL), garbage collection off, and
+    a main thread that blocks in ``sigwait`` instead of waking up to poll."""
+    import gc
+
     import jack
 
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # before any thread exists
     x = np.load(signal_path)
     L = len(x)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    x2 = np.concatenate([x, np.resize(x, 8192)])  # so every period is one slice, wrap included
     tag = uuid.uuid4().hex[:4]
     play = jack.Client(f"soak_play_{tag}", servername=server, no_start_server=True)
     rec = jack.Client(f"soak_rec_{tag}", servername=server, no_start_server=True)
     rate = play.samplerate
     win = int(WINDOW_S * rate)
     ring_n = 1 << int(math.ceil(math.log2(2 * win + 8192)))
-    st = {"start": None, "armed": False, "xruns": 0, "gaps": 0, "next": None, "last_end": None,
+    st = {"start": None, "armed": False, "gaps": 0, "next": None, "last_end": None,
           "head_from": None, "head_n": 0, "ring_w": None}
     head = np.zeros(win, np.float32)
     ring = np.zeros(ring_n, np.float32)
@@ -186,14 +192,14 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
     def on_play(frames: int) -> None:
         buf = out_port.get_array()
         if not st["armed"]:
-            buf[:] = 0.0
+            buf.fill(0.0)
             return
         t = play.last_frame_time
         if st["start"] is None:
             st["start"] = t
             st["head_from"] = t + int(START_AT_S * rate)
-        i = (t - st["start"] + np.arange(frames)) % L
-        buf[:] = x[i]
+        i = (t - st["start"]) % L
+        buf[:] = x2[i:i + frames]
 
     def on_rec(frames: int) -> None:
         t = rec.last_frame_time
@@ -203,8 +209,11 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
         data = in_port.get_array()
         if st["ring_w"] is None:
             st["ring_w"] = t  # frame time of ring index 0 (absolute addressing, wraps by mask)
-        j = (t - st["ring_w"] + np.arange(frames)) & (ring_n - 1)
-        ring[j] = data
+        j = (t - st["ring_w"]) & (ring_n - 1)
+        k = min(frames, ring_n - j)
+        ring[j:j + k] = data[:k]
+        if k < frames:
+            ring[:frames - k] = data[k:]
         st["last_end"] = t + frames
         hf = st["head_from"]
         if hf is not None and st["head_n"] < win and t + frames > hf:
@@ -214,18 +223,14 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
                 head[st["head_n"]:st["head_n"] + n] = data[a - t:a - t + n]
                 st["head_n"] += n
 
-    def on_xrun(delay_usecs: float) -> None:
-        st["xruns"] += 1
-
     play.set_process_callback(on_play)
     rec.set_process_callback(on_rec)
-    rec.set_xrun_callback(on_xrun)
     play.activate()
     rec.activate()
     hin, hout = f"{HOST_CLIENT}:in_0", f"{HOST_CLIENT}:out_0"
     t0 = time.monotonic()
     while {hin, hout} - {p.name for p in rec.get_ports(f"{HOST_CLIENT}:")}:
-        if stop.is_set() or time.monotonic() - t0 > 120:
+        if time.monotonic() - t0 > 120:
             print("feeder: host ports did not appear", file=sys.stderr)
             return 3
         time.sleep(0.2)
@@ -234,10 +239,12 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
     rec.connect(out_port.name, hin)
     rec.connect(hout, in_port.name)
     time.sleep(0.2)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     st["armed"] = True
     Path(ready_path).write_text("ready\n")
-    while not stop.is_set():
-        time.sleep(0.2)  # the main thread stays out of the callbacks' way (GIL)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})  # blocks in C, without the GIL, until told to stop
     play.deactivate()
     rec.deactivate()
     end = st["last_end"] or 0
@@ -245,10 +252,31 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
     tail_from = end - n_tail
     j = (tail_from - (st["ring_w"] or 0) + np.arange(n_tail)) & (ring_n - 1)
     np.savez(out_path, head=head[: st["head_n"]], head_from=st["head_from"] or 0, tail=ring[j], tail_from=tail_from,
-             start=st["start"] if st["start"] is not None else -1, xruns=st["xruns"], gaps=st["gaps"], rate=rate)
+             start=st["start"] if st["start"] is not None else -1, gaps=st["gaps"], rate=rate)
     play.close()
     rec.close()
     return 0
+
+
+def parse_jack_log(text: str) -> dict:
+    """xrun evidence from our own jackd's log: graph cycles that did not finish (``Process error``),
+    driver wake-ups that came late (``JackTimedDriver::Process XRun``), and per client how often it
+    was still *running* at the deadline (the late one) or only *triggered* (waiting on a late input)."""
+    late: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    graph_errors = driver_late = 0
+    for line in text.splitlines():
+        if "ProcessGraphAsyncMaster: Process error" in line:
+            graph_errors += 1
+        elif "JackTimedDriver::Process XRun" in line:
+            driver_late += 1
+        elif "JackEngine::XRun: client = " in line and "was not finished" in line:
+            name = line.split("client = ", 1)[1].split(" was not finished", 1)[0]
+            name = "streamsep (host)" if name == HOST_CLIENT else ("feeder" if name.startswith("soak_") else name)
+            d = late if "state = Running" in line else waiting
+            d[name] = d.get(name, 0) + 1
+    return {"graph_errors": graph_errors, "driver_late": driver_late, "xruns": graph_errors + driver_late,
+            "late_clients": late, "waiting_clients": waiting}
 
 
 # -- analysis ----------------------------------------------------------------------------------------
@@ -326,6 +354,7 @@ def run_soak(args) -> int:
     code = 0
     samples: list[dict] = []
     error = None
+    log_from = log_to = 0
     load_start = os.getloadavg()
     try:
         from streamsep.live import DeviceError, LiveHost
@@ -354,6 +383,7 @@ def run_soak(args) -> int:
               f"{config.candidates}, block {config.block}), JACK dummy {RATE} Hz / {PERIOD} "
               f"({'SCHED_FIFO' if srv.realtime else 'no-realtime'}), input: {what}; "
               f"load average {load_start[0]:.1f}", flush=True)
+        log_from = srv.log.stat().st_size  # jackd log: only what happens during the measurement
         t0 = time.monotonic()
         total = 60.0 * minutes
         next_sample, next_line = 0.0, 60.0
@@ -376,8 +406,10 @@ def run_soak(args) -> int:
                 break
             if now >= total:
                 break
-            time.sleep(0.25)
+            # few wake-ups: this thread shares the GIL with the worker (a preempted holder delays it)
+            time.sleep(max(0.05, min(next_sample, total) - (time.monotonic() - t0)))
         samples.append(_sample(host, time.monotonic() - t0))
+        log_to = srv.log.stat().st_size
     except KeyboardInterrupt:
         error = "interrupted"
     finally:
@@ -397,7 +429,13 @@ def run_soak(args) -> int:
     if (tmp / "rec.npz").is_file():
         rec = dict(np.load(tmp / "rec.npz"))
     shutil.rmtree(tmp, ignore_errors=True)
-    report = summarize(samples, final, rec, x, minutes, preset, config, srv, what, threads, load_start, error)
+    try:
+        with open(srv.log, "rb") as fh:
+            fh.seek(log_from)
+            jlog = parse_jack_log(fh.read(max(0, log_to - log_from)).decode("utf-8", "replace"))
+    except OSError:
+        jlog = None
+    report = summarize(samples, final, rec, x, minutes, preset, config, srv, what, threads, load_start, error, jlog)
     report["machine"] = machine_info(threads, config.device)
     print_summary(report)
     if args.json:
@@ -408,15 +446,17 @@ def run_soak(args) -> int:
 
 
 def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray, minutes: float, preset: str,
-              config, srv: DummyJack, what: str, threads: int, load_start, error: str | None) -> dict:
+              config, srv: DummyJack, what: str, threads: int, load_start, error: str | None,
+              jlog: dict | None = None) -> dict:
     """The JSON report (see the module docstring)."""
     max_lag = int(MAX_LAG_S * RATE)
     lat = {"start": (None, float("nan")), "end": (None, float("nan"))}
-    jack_xruns = jack_gaps = None
+    jack_gaps = None
+    jack_xruns = jlog["xruns"] if jlog else None
     if rec is not None and int(rec["start"]) >= 0:
         lat["start"] = measured_lag(rec["head"], int(rec["head_from"]), x, int(rec["start"]), max_lag)
         lat["end"] = measured_lag(rec["tail"], int(rec["tail_from"]), x, int(rec["start"]), max_lag)
-        jack_xruns, jack_gaps = int(rec["xruns"]), int(rec["gaps"])
+        jack_gaps = int(rec["gaps"])
     ms = lambda v: None if v is None else 1000.0 * v / RATE
     rss = [[s["t"], s["rss_mb"]] for s in samples]
     base_t = baseline_s(minutes)
@@ -430,7 +470,7 @@ def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray,
         "input": what, "threads": threads,
         "jack": {"rate": RATE, "period": PERIOD, "server": srv.name, "realtime": srv.realtime},
         "xruns": int(final.get("xruns", last.get("xruns", 0))),
-        "jack_xruns": jack_xruns, "jack_skipped_cycles": jack_gaps,
+        "jack_xruns": jack_xruns, "jack_skipped_cycles": jack_gaps, "jack_log": jlog,
         "deadline_misses": int(final.get("deadline_misses", 0)),
         "fallback_samples": int(final.get("fallback_samples", 0)),
         "overruns": int(final.get("overruns", 0)),
@@ -447,6 +487,8 @@ def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray,
     }
     latency_same = (lat["start"][0] is not None and lat["start"][0] == lat["end"][0]
                     and first.get("latency_samples") == last.get("latency_samples"))
+    host_late = (jlog or {}).get("late_clients", {}).get("streamsep (host)", 0)
+    report["host_late_cycles"] = host_late if jlog else None
     report["targets"] = {"zero_xruns": report["xruns"] == 0 and not jack_xruns,
                          "latency_unchanged": bool(latency_same),
                          "rss_growth_under_5mb": bool(growth < RSS_TARGET_MB)}
@@ -460,6 +502,10 @@ def print_summary(r: dict) -> None:
           + (f", ERROR: {r['error']}" if r["error"] else ""))
     print(f"  xruns (host PortAudio flags) {r['xruns']}, JACK xruns {f(r['jack_xruns'], '{}')}, "
           f"skipped cycles {f(r['jack_skipped_cycles'], '{}')}")
+    j = r.get("jack_log")
+    if j and j["xruns"]:
+        print(f"  jackd log: {j['graph_errors']} unfinished graph cycles, {j['driver_late']} late driver wake-ups; "
+              f"late (running) clients {j['late_clients'] or 'none'}; waiting {j['waiting_clients'] or 'none'}")
     print(f"  deadline misses {r['deadline_misses']}, dry fallback samples {r['fallback_samples']}, "
           f"load-level changes {r['level_changes']}, chain resets {r['resets']}")
     print(f"  latency measured on the recording: start {f(r['latency_ms_start'])} ms, end {f(r['latency_ms_end'])} ms "
