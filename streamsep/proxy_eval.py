@@ -65,13 +65,18 @@ def measure(pairs: list[tuple[np.ndarray, np.ndarray]], sep, steps: int = 3, can
     proxies = {name: ProxyPolicy(name, margin=margins.get(name, 0.5)) for name in PROXIES}
     proxies.update({f"{name}@0": ProxyPolicy(name, margin=0.0) for name in PROXIES})
     pol = AgreementPolicy(proxies)
+    _follow_oracle(pol, pairs, sep, steps, candidates, block)
+    return {name: t.row() for name, t in pol.tallies.items()}
+
+
+def _follow_oracle(pol: OracleBlock, pairs, sep, steps: int, candidates: int, block: int | None) -> None:
+    """Run every pair through the engine with ``pol`` (an oracle-following recorder) as its policy."""
     for x, s in pairs:
         cfg = EngineConfig(model=sep.name, steps=steps, candidates=candidates, policy="oracle-block",
                            block=block or sep.hop * 20)
         eng = Engine(cfg, separator=sep)
         eng.policy = pol
         eng.run_offline(x, reference=s)
-    return {name: t.row() for name, t in pol.tallies.items()}
 
 
 class FeaturePolicy(OracleBlock):
@@ -95,10 +100,5 @@ class FeaturePolicy(OracleBlock):
 def collect_features(pairs, sep, steps: int = 3, candidates: int = 9, block: int | None = None) -> np.ndarray:
     """Rows (decisions, C, 10): candidate features + oracle block-SDR gain over keep (last column)."""
     pol = FeaturePolicy()
-    for x, s in pairs:
-        cfg = EngineConfig(model=sep.name, steps=steps, candidates=candidates, policy="oracle-block",
-                           block=block or sep.hop * 20)
-        eng = Engine(cfg, separator=sep)
-        eng.policy = pol
-        eng.run_offline(x, reference=s)
+    _follow_oracle(pol, pairs, sep, steps, candidates, block)
     return np.stack(pol.rows)
