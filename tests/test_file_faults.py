@@ -168,6 +168,68 @@ def test_mp3_is_read(tmp_path):
     assert rate == RATE and abs(len(y) - len(x)) < 2000 and np.isfinite(y).all()
 
 
+# -- headers that lie about the length, samples that overflow (found by tests/test_fuzz.py) -----------
+def _absurd_length(d: Path, ext: str) -> Path:
+    """A tiny valid FLAC / MP3 whose header claims an absurd number of frames (2**36−1 in FLAC's
+    STREAMINFO; 2**31−1 MPEG frames in the MP3's Xing header, about 1.2e12 samples)."""
+    x = (0.3 * np.sin(np.arange(RATE) / 7)).astype(np.float32)
+    p = d / f"absurd.{ext}"
+    sf.write(p, x, RATE, **({"format": "MP3"} if ext == "mp3" else {}))
+    b = bytearray(p.read_bytes())
+    if ext == "flac":  # 'fLaC', block header, STREAMINFO: total samples = low 36 bits of bytes 18..25
+        v = int.from_bytes(b[18:26], "big") | ((1 << 36) - 1)
+        b[18:26] = v.to_bytes(8, "big")
+    else:
+        k = b.find(b"Xing")
+        assert k >= 0 and int.from_bytes(b[k + 4:k + 8], "big") & 1, "encoder wrote no Xing frame count"
+        b[k + 8:k + 12] = (0x7FFFFFFF).to_bytes(4, "big")
+    p.write_bytes(bytes(b))
+    assert sf.info(str(p)).frames > 1e10
+    return p
+
+
+ABSURD_READ = ("read_audio trusts the header's frame count: soundfile preallocates it and numpy raises "
+               "MemoryError (a traceback, not AudioFileError); reported to the lead")
+ABSURD_MP3_STREAM = ("FileStreamReader (soundfile.blocks) keeps yielding blocks up to the claimed 1.2e12 samples "
+                     "from a 2 KB file (practically endless); reported to the lead")
+
+
+@pytest.mark.parametrize("ext,how", [
+    pytest.param("flac", "read", marks=pytest.mark.xfail(strict=True, reason=ABSURD_READ)),
+    pytest.param("mp3", "read", marks=pytest.mark.xfail(strict=True, reason=ABSURD_READ)),
+    pytest.param("flac", "stream"),
+    pytest.param("mp3", "stream", marks=pytest.mark.xfail(strict=True, reason=ABSURD_MP3_STREAM)),
+])
+def test_header_claiming_absurd_length(tmp_path, ext, how):
+    """An error naming the file, or only the samples the file really holds; never a MemoryError, never
+    an endless stream."""
+    p = _absurd_length(tmp_path, ext)
+    limit = 10_000 * p.stat().st_size
+    try:
+        if how == "read":
+            x, _ = read_audio(p)
+            assert len(x) <= limit
+        else:
+            total = 0
+            for blk in FileStreamReader(p, 4096):
+                total += len(blk)
+                assert total <= limit, f"{total} samples from a {p.stat().st_size}-byte file and still going"
+    except AudioFileError as exc:
+        assert str(p) in str(exc) and "\n" not in str(exc)
+
+
+@pytest.mark.xfail(strict=True, reason="audio_io._to_mono averages in float32 after the finiteness check: "
+                   "finite samples near ±3.4e38 average to ±inf; reported to the lead")
+def test_huge_finite_float_samples_do_not_become_inf(tmp_path):
+    x = np.full((1000, 2), 3.0e38, np.float32)
+    sf.write(tmp_path / "huge.wav", x, RATE, subtype="FLOAT")
+    try:
+        y, _ = read_audio(tmp_path / "huge.wav")
+    except AudioFileError:
+        return
+    assert np.isfinite(y).all()
+
+
 # -- rates and sample formats -------------------------------------------------------------------------
 #: (container, subtype, quantisation step of the format)
 FORMATS = [
