@@ -1,0 +1,98 @@
+"""Reference-free policies: the noise-gated default keeps in speech and acts only in noise blocks;
+`streamsep proxies` measures agreement with the oracle; waveform keep-previous stays aligned."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import generated_pair, leventure_pair, si_sdr, shared
+from streamsep.engine import Engine, EngineConfig
+from streamsep.policies import DEFAULT_PROXY, KEEP, PROXIES, ProxyPolicy, score_noise_gated
+
+
+def test_default_proxy_is_noise_gated_and_keeps_when_speech_present(nsnet2):
+    assert DEFAULT_PROXY == "noise-gated"
+    x, s = generated_pair(seconds=2.0, snr_db=20.0)  # speech dominates every block
+    X, _ = nsnet2.analyze(torch.as_tensor(x)[None], nsnet2.stft.new_analysis_state(1))
+    Y, _ = nsnet2.step(X, nsnet2.new_model_state(1))
+    Yc = torch.cat([0.1 * Y, 0.5 * Y, Y])  # candidates that remove a lot
+    sl = slice(50, 70)  # a speech block (20 frames)
+    sc = score_noise_gated(X[:, sl], Y[:, sl], Yc[:, sl])
+    assert np.isneginf(sc[:-1]).all() and sc[-1] == 0.0
+    choice = ProxyPolicy().choose(1, X[:, sl], Y[:, sl], Yc[:, sl], np.array([0.2, 0.5, 0.8]))
+    assert choice.index == KEEP
+
+
+def test_noise_gated_acts_in_a_noise_only_block(nsnet2):
+    rng = np.random.default_rng(0)
+    noise = (0.05 * rng.standard_normal(16000)).astype(np.float32)
+    X, _ = nsnet2.analyze(torch.as_tensor(noise)[None], nsnet2.stft.new_analysis_state(1))
+    Y, _ = nsnet2.step(X, nsnet2.new_model_state(1))
+    sl = slice(40, 60)
+    Yc = torch.cat([0.1 * Y[:, sl], 0.9 * Y[:, sl]])  # −20 dB and −0.9 dB of extra removal
+    sc = score_noise_gated(X[:, sl], Y[:, sl], Yc)
+    assert sc[0] == pytest.approx(20.0, abs=0.1) and sc[1] == pytest.approx(0.92, abs=0.05)
+    choice = ProxyPolicy().choose(1, X[:, sl], Y[:, sl], Yc, np.array([0.1, 0.9]))
+    assert choice.index == 0  # 20 dB beats the 3 dB margin; 0.9 dB alone would not
+
+
+def test_default_proxy_does_not_lower_si_sdr_on_real_pairs(nsnet2):
+    """On real leventure pairs the default proxy keeps SI-SDR within 0.05 dB of one-step."""
+    for i in range(3):
+        x, s = leventure_pair(i, seconds=4.0)
+        one = Engine(EngineConfig(steps=0), separator=nsnet2).run_offline(x)[0]
+        prox = Engine(EngineConfig(steps=2, policy="proxy", candidates=4, block=3200),
+                      separator=nsnet2).run_offline(x)[0]
+        assert si_sdr(prox, s) >= si_sdr(one, s) - 0.05
+
+
+def test_every_proxy_runs_in_the_engine(nsnet2, gen_pair):
+    x, _ = gen_pair
+    for name in PROXIES:
+        y = Engine(EngineConfig(steps=1, policy="proxy", proxy=name, candidates=3, block=800),
+                   separator=nsnet2).run_offline(x)[0]
+        assert np.isfinite(y).all() and len(y) == len(x)
+
+
+def test_waveform_keep_previous_is_aligned():
+    """RNNoise: a proxy that always keeps must equal the one-step output at the reported latency."""
+    from streamsep.separators.registry import create
+
+    sep = create("rnnoise")
+    x, _ = generated_pair(seconds=2.0, snr_db=5.0)
+    import soxr
+
+    x48 = soxr.resample(x, 16000, 48000).astype(np.float32)
+    one = Engine(EngineConfig(model="rnnoise", steps=0), separator=sep).run_offline(x48)[0]
+    eng = Engine(EngineConfig(model="rnnoise", steps=1, policy="proxy", proxy="energy", candidates=2,
+                              block=4800), separator=sep)
+    eng.policy = ProxyPolicy("energy", margin=1e9)  # never leaves the previous estimate
+    kept = eng.run_offline(x48)[0]
+    np.testing.assert_allclose(kept, one, atol=1e-6)
+
+
+def test_proxies_command_reports_agreement(tmp_path):
+    root = shared("data", "pairs", "leventure")
+    from streamsep.cli import main
+
+    d = tmp_path / "pairs"
+    (d / "clean").mkdir(parents=True)
+    (d / "noisy").mkdir()
+    import soundfile as sf
+
+    for i in range(2):
+        x, s = leventure_pair(i, seconds=2.0)
+        sf.write(d / "clean" / f"c{i}.wav", s, 16000)
+        sf.write(d / "noisy" / f"c{i}_n.wav", x, 16000)
+    out = tmp_path / "px.json"
+    assert main(["proxies", str(d), "--limit", "2", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    sel = rep["selectors"]
+    assert sel["oracle"]["agreement"] == 1.0 and sel["oracle"]["mean_gain_db"] >= 0.0
+    for name in PROXIES:
+        assert 0.0 <= sel[name]["agreement"] <= 1.0
+        assert sel[name]["decisions"] == sel["oracle"]["decisions"] > 0
+    assert root.exists()
