@@ -949,7 +949,9 @@ def run_live(args) -> int:
         t0 = time.monotonic()
         next_line = t0 + 1.0
         while True:
-            time.sleep(0.1)  # the main thread stays out of the way (it shares the GIL with the worker)
+            # the main thread shares the GIL with the worker: wake rarely (Ctrl-C interrupts sleep)
+            left = (t0 + duration - time.monotonic()) if duration is not None else 0.5
+            time.sleep(max(0.0, min(0.5, left)))
             now = time.monotonic()
             if host._error is not None:
                 break

@@ -380,8 +380,11 @@ def _playrec_main(server: str, play: str, out: str, lead_s: str, tail_s: str, ti
     route(rec.client, player, rec)
     time.sleep(float(lead_s))
     player.play(x)
+    # the main thread stays out of the callbacks' way: a thread that wakes up takes the GIL, and
+    # if the OS preempts it right then, a JACK callback waiting for the GIL misses its cycle
+    time.sleep(len(x) / player.client.samplerate + 0.1)
     while not player.done:
-        time.sleep(0.2)  # the main thread stays out of the way of the callbacks (GIL)
+        time.sleep(0.1)
     time.sleep(float(tail_s))
     end = rec.client.frame_time
     player.client.deactivate()

@@ -126,7 +126,7 @@ def test_live_output_matches_offline_engine(server, tmp_path):
     assert sess.code == 0, sess.err[-2000:]
     assert st["error"] is None and st["running"] is False
     assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st["xruns"], server.xrun_clients())
-    assert st["deadline_misses"] == 0 and st["fallback_samples"] == 0, st
+    assert st["deadline_misses"] == 0 and st["fallback_samples"] == 0, (st["miss_times"], st["level_history"])
     assert st["steps_in_use"] == 2 and st["seconds"] > 8.0
     assert st["latency_samples"] == st["engine_latency_samples"] + st["margin_samples"]
     assert st["latency_ms"] == pytest.approx(1000 * st["latency_samples"] / RATE)
