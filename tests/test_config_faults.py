@@ -320,11 +320,7 @@ CUDA_MSG = ("`--device cuda` without CUDA: `process`/`live` crash with torch's A
 @pytest.mark.parametrize("argv", [
     pytest.param(["process", "{noisy}", "{out}", "--device", "cuda", "--metrics", "si_sdr"],
                  marks=pytest.mark.xfail(strict=True, reason=CUDA_MSG), id="process"),
-    pytest.param(["bench", "--device", "cuda", "--seconds", "1"],
-                 marks=pytest.mark.xfail(strict=True, reason="`python -m streamsep.cli`: CLIError raised in "
-                                         "bench.py is streamsep.cli.CLIError, not __main__.CLIError, so main() "
-                                         "does not catch it (traceback, exit 1); reported to the lead"),
-                 id="bench"),
+    pytest.param(["bench", "--device", "cuda", "--seconds", "1"], id="bench"),
 ])
 def test_cuda_requested_without_cuda(tmp_path, noisy, argv):
     p = _cli([a.format(noisy=noisy, out=tmp_path / "o.wav") for a in argv])
