@@ -38,7 +38,9 @@ from streamsep.presets import load_preset  # noqa: E402
 RATE = 16000
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 _REASON = jack_missing_reason()
-jack_only = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+def jack_only(f):
+    """Marks a test as needing JACK (``-m jack`` selects them) and skips it without jackd."""
+    return pytest.mark.jack(pytest.mark.skipif(_REASON is not None, reason=_REASON or "")(f))
 
 
 def generated(seconds: float) -> np.ndarray:
