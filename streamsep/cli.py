@@ -46,6 +46,26 @@ def add_engine_options(p: argparse.ArgumentParser, policy_help: str = "") -> Non
     g.add_argument("--threads", type=int, help="torch/onnxruntime CPU threads")
 
 
+LIVE_MARGIN_MS = 10.0  # streamsep.live.DEFAULT_MARGIN_MS
+
+
+def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``streamsep live`` (also used by ``python -m streamsep.live``)."""
+    p.add_argument("--input", default=None, help="capture device (index or part of its name; default: system default)")
+    p.add_argument("--output", default=None, help="playback device (index or name; 'null' = none)")
+    add_engine_options(p, "fixed, heuristic, proxy")
+    p.add_argument("--block", type=int, default=None, help="host block size in samples at the device rate (default: JACK's period, else 10 ms)")
+    p.add_argument("--samplerate", type=int, default=None, help="device rate in Hz (default: the device's / the model's)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--stats", default=None, help="write statistics as JSON here at the end")
+    p.add_argument("--input-file", default=None, help="feed this audio file in real time instead of a capture device")
+    p.add_argument("--no-loop", action="store_true", help="with --input-file: stop at the end of the file")
+    p.add_argument("--margin-ms", type=float, default=LIVE_MARGIN_MS, help="jitter allowance in ms (part of the latency)")
+    p.add_argument("--no-adapt", action="store_true", help="disable deadline control (steps never reduced)")
+    p.add_argument("--no-realtime", action="store_true", help="do not raise the worker thread's priority")
+    p.add_argument("--quiet", action="store_true", help="no status line")
+
+
 def engine_config(args: argparse.Namespace, **overrides):
     """Preset (if any) overridden by explicit options → an :class:`~streamsep.engine.EngineConfig`."""
     from streamsep.engine import EngineConfig
@@ -542,14 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd_tune)
 
     li = sub.add_parser("live", help="denoise a live input device to an output device")
-    li.add_argument("--input", help="input device (index or name)")
-    li.add_argument("--output", help="output device (index or name)")
-    add_engine_options(li, "fixed, heuristic, proxy")
-    li.add_argument("--block", type=int, help="host block size in samples at the device rate")
-    li.add_argument("--samplerate", type=int, help="device sample rate (default: the model's)")
-    li.add_argument("--duration", type=float, help="stop after this many seconds")
-    li.add_argument("--stats", help="write statistics JSON here at the end")
-    li.add_argument("--input-file", help="feed this file in real time instead of a capture device")
+    add_live_arguments(li)
     li.set_defaults(func=cmd_live)
 
     px = sub.add_parser("proxies", help="how often each reference-free proxy picks what the oracle would")
@@ -570,14 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if argv and argv[0] == "gui":
         try:
             return cmd_gui(None, argv[1:])
         except ImportError as exc:
             print(f"streamsep: error: the GUI needs PyQt6 and pyqtgraph ({exc})", file=sys.stderr)
             return 2
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from streamsep.engine import ConfigError  # torch loads here, after `gui` has been handed off
 
     try:

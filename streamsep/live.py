@@ -49,7 +49,7 @@ from streamsep import rings as R
 from streamsep.rings import SampleRing
 
 MONITOR_SECONDS = 30.0
-DEFAULT_MARGIN_MS = 10.0
+from streamsep.cli import LIVE_MARGIN_MS as DEFAULT_MARGIN_MS  # one definition (cli)
 CROSSFADE_MS = 10.0
 WARMUP_S = 0.5
 JACK_CLIENT_NAME = os.environ.get("STREAMSEP_JACK_NAME", "streamsep")
@@ -864,23 +864,10 @@ def _load_file(path: str, rate: int) -> np.ndarray:
 
 # -- the `streamsep live` command ----------------------------------------------------------------
 def add_live_arguments(p) -> None:
-    """Options of ``streamsep live`` for ``python -m streamsep.live`` (the same names as the main
-    CLI's ``live`` command, whose engine options come from :func:`streamsep.cli.add_engine_options`)."""
-    from streamsep.cli import add_engine_options
+    """Options of ``streamsep live`` (defined once, in the main CLI)."""
+    from streamsep.cli import add_live_arguments as _add
 
-    p.add_argument("--input", default=None, help="capture device (index or part of its name; default: system default)")
-    p.add_argument("--output", default=None, help="playback device (index or name; 'null' = none)")
-    add_engine_options(p, "fixed, heuristic, proxy")
-    p.add_argument("--block", type=int, default=None, help="host block size in samples at the device rate (default: JACK's period, else 10 ms)")
-    p.add_argument("--samplerate", type=int, default=None, help="device rate in Hz (default: the device's / the model's)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--stats", default=None, help="write statistics as JSON here at the end")
-    p.add_argument("--input-file", default=None, help="feed this audio file in real time instead of a capture device")
-    p.add_argument("--no-loop", action="store_true", help="with --input-file: stop at the end of the file")
-    p.add_argument("--margin-ms", type=float, default=DEFAULT_MARGIN_MS, help="jitter allowance in ms (part of the latency)")
-    p.add_argument("--no-adapt", action="store_true", help="disable deadline control (steps never reduced)")
-    p.add_argument("--no-realtime", action="store_true", help="do not raise the worker thread's priority")
-    p.add_argument("--quiet", action="store_true", help="no status line")
+    _add(p)
 
 
 def config_from_args(args) -> EngineConfig:
