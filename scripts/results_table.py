@@ -35,7 +35,7 @@ def table(path: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    files = [Path(a) for a in argv] or sorted(Path("docs/results").glob("*.json"))
+    files = [Path(a) for a in argv] or sorted(p for p in Path("docs/results").glob("*.json") if not p.name.startswith("proxies_"))
     for f in files:
         print(table(f))
     return 0

@@ -63,7 +63,8 @@ def _to_mono(data: np.ndarray) -> np.ndarray:
     """(n, ch) → (n,) by averaging the channels (float32)."""
     if data.shape[1] == 1:
         return np.ascontiguousarray(data[:, 0])
-    return data.mean(axis=1, dtype=np.float32)
+    # average in float64: finite samples near ±3.4e38 would overflow a float32 sum to ±inf
+    return data.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
 def _first_nonfinite(x: np.ndarray) -> int | None:
@@ -105,6 +106,9 @@ def read_audio(path: str | os.PathLike, rate: int | None = None,
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, OSError) as err:
         raise AudioFileError(f"{path}: not a readable audio file ({_sndfile_message(err)})") from err
+    except MemoryError:  # a header claiming far more frames than the file (or memory) holds
+        raise AudioFileError(f"{path}: header claims more samples than fit in memory "
+                             "(corrupt header, or use `process --stream`)") from None
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: empty audio (0 samples)")
     bad = _first_nonfinite(data)
@@ -230,15 +234,17 @@ def write_audio(path: str | os.PathLike, x: np.ndarray, rate: int, subtype: str 
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: empty audio (0 samples), nothing to write")
     fd, tmp = _temp_path(path)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w+b") as fh:
-            sf.write(fh, data, rate, subtype=subtype, format=fmt)
-            fh.flush()
+        # write by name (libsndfile's own I/O): a short write is an error code, not an exception
+        # raised inside a cffi callback
+        sf.write(str(tmp), data, rate, subtype=subtype, format=fmt)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         _finish(tmp, path)
     except BaseException as err:
         _discard(tmp)
-        if isinstance(err, (sf.SoundFileError, OSError)):
+        if isinstance(err, (sf.SoundFileError, OSError, RuntimeError, AssertionError)):
             raise AudioFileError(f"{path}: write failed ({_sndfile_message(err)})") from err
         raise
 

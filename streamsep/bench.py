@@ -104,7 +104,9 @@ def parse_list(s: str, kind=int) -> list:
 
 
 def run_bench(args) -> int:
-    if args.soak:
+    if args.soak is not None:
+        if not args.soak > 0:
+            raise CLIError(f"--soak: minutes must be positive, got {args.soak}")
         from streamsep.soak import run_soak
 
         return run_soak(args)
@@ -112,8 +114,9 @@ def run_bench(args) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CLIError("--device cuda: no CUDA device is available to torch here")
-    torch.set_num_threads(args.threads)
-    os.environ["STREAMSEP_ORT_THREADS"] = str(args.threads)
+    from streamsep.cli import set_threads
+
+    set_threads(args.threads)
     kwargs = {"model_path": args.model_path} if args.model_path else {}
     sep = create(args.model, device=args.device, **kwargs)
     x = bench_input(args.seconds, sep.sample_rate, args.input)

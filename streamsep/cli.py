@@ -104,8 +104,11 @@ def is_engine_policy(name: str) -> bool:
 
 
 def set_threads(n: int | None) -> None:
+    """Torch and onnxruntime CPU threads (``--threads``); must be a positive integer."""
     import torch
 
+    if n is not None and int(n) < 1:
+        raise CLIError(f"--threads: must be a positive integer, got {n}")
     if n:
         torch.set_num_threads(int(n))
         os.environ["STREAMSEP_ORT_THREADS"] = str(int(n))
@@ -210,6 +213,8 @@ def cmd_process(args) -> int:
     policy = cfg.policy if args.policy is None else args.policy
     if policy in NEEDS_REFERENCE and not args.reference:
         raise CLIError(f"policy {policy} needs --reference CLEAN.wav")
+    if args.stream:
+        return process_stream(args, cfg, policy)
     x, rate = read_audio(args.input)
     ref = None
     if args.reference:
@@ -227,34 +232,15 @@ def cmd_process(args) -> int:
         refm = np.pad(refm, (0, max(0, len(xm) - len(refm))))[: len(xm)]
     engine_cfg = replace(cfg, policy=policy if policy in ("fixed", "heuristic", "proxy", "oracle-block") or policy.startswith("proxy:") else "fixed")
     if not engine_cfg.block:
-        engine_cfg = replace(engine_cfg, block=block_for(args.block, sep.hop) if (args.stream and args.block)
-                             else ms_block(args.block_ms, sep.hop, sr))
+        engine_cfg = replace(engine_cfg, block=ms_block(args.block_ms, sep.hop, sr))
     t0 = time.perf_counter()
     cands = search_candidates(args, cfg, policy)
     result = refine_signal(sep, xm, cfg.steps, policy, cands, refm, args.scope, args.block_ms,
                            args.blend, cfg.ratios,
-                           config=engine_cfg if (args.stream or policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos", "fixed")) else None)
+                           config=engine_cfg if policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos", "fixed") else None)
     final = result.estimates[-1]
-    info: dict = {}
-    if args.stream:
-        from streamsep.engine import Engine
-
-        host_block = args.block or sep.hop
-        eng = Engine(engine_cfg, rate=rate, separator=sep, host_block=host_block)
-        outs = []
-        xpad = np.concatenate([x, np.zeros(eng.latency + host_block, np.float32)])
-        for i in range(0, len(xpad), host_block):
-            outs.append(eng.process(xpad[i:i + host_block]))
-        streamed = np.concatenate(outs)[eng.latency:eng.latency + len(x)]
-        info = {"stream": True, "host_block": host_block, "engine_block": eng.block,
-                "latency_samples": eng.latency, "latency_ms": eng.latency_ms}
-        offline_at_rate = resample(final, sr, rate) if rate != sr else final
-        offline_at_rate = np.pad(offline_at_rate, (0, max(0, len(x) - len(offline_at_rate))))[: len(x)]
-        info["stream_vs_offline_max_abs"] = float(np.max(np.abs(streamed - offline_at_rate)))
-        out = streamed
-    else:
-        out = resample(final, sr, rate) if rate != sr else final
-        out = np.pad(out, (0, max(0, len(x) - len(out))))[: len(x)]
+    out = resample(final, sr, rate) if rate != sr else final
+    out = np.pad(out, (0, max(0, len(x) - len(out))))[: len(x)]
     elapsed = time.perf_counter() - t0
     write_audio(args.output, out, rate, subtype=args.subtype)
     which = tuple(m for m in args.metrics.split(",") if m) if args.metrics else ("si_sdr", "pesq", "stoi", "dnsmos")
@@ -268,7 +254,7 @@ def cmd_process(args) -> int:
         per_step.append(entry)
     report = {"model": sep.name, "steps": cfg.steps, "candidates": cands, "policy": policy,
               "input": str(args.input), "output": str(args.output), "rate": rate, "model_rate": sr,
-              "seconds": len(x) / rate, "compute_seconds": elapsed, "per_step": per_step, **info}
+              "seconds": len(x) / rate, "compute_seconds": elapsed, "per_step": per_step}
     if args.json:
         write_json(args.json, report)
     for e in per_step:
@@ -276,6 +262,82 @@ def cmd_process(args) -> int:
         r = f"ratio={e['ratio']:.2f}" if e.get("ratio") is not None else ("ratio=keep" if e["step"] else "one-step")
         print(f"step {e['step']}: {r}  {vals}")
     print(f"wrote {args.output} ({len(x) / rate:.2f} s, {sep.name}, K={cfg.steps}, policy {policy}, {elapsed:.2f} s compute)")
+    return 0
+
+
+def process_stream(args, cfg, policy: str) -> int:
+    """``process --stream``: disk → engine (host blocks of ``--block``) → disk, in constant memory.
+
+    The whole signal is loaded only for what needs it: the metrics that can be computed (SI-SDR,
+    PESQ, STOI need ``--reference``; DNSMOS does not) and, with a reference, a check of the streamed
+    output against the engine's whole-file output (``stream_vs_offline_max_abs``).
+    """
+    import soundfile as sf
+
+    from streamsep.audio_io import AtomicStreamWriter, FileStreamReader, read_audio, resample
+    from streamsep.engine import Engine
+
+    if not is_engine_policy(policy):
+        raise CLIError(f"--stream runs the live engine: policy must be fixed, heuristic or proxy, not {policy}")
+    sep = make_separator(cfg, args.model_path)
+    host_block = int(args.block or sep.hop)
+    if not 1 <= host_block <= 8192:
+        raise CLIError(f"--block: host block must be 1..8192 samples, got {host_block}")
+    engine_cfg = replace(cfg, policy=policy, block=cfg.block or block_for(host_block, sep.hop))
+    reader = FileStreamReader(args.input, host_block)
+    rate, n = reader.rate, reader.frames
+    if args.reference:
+        info = sf.info(str(args.reference))
+        if info.samplerate != rate:
+            raise CLIError(f"{args.reference}: reference rate {info.samplerate} Hz differs from input rate {rate} Hz")
+        if abs(info.frames - n) > max(1, int(0.01 * rate)):
+            raise CLIError(f"{args.reference}: reference length {info.frames} samples differs from input length {n}")
+    eng = Engine(engine_cfg, rate=rate, separator=sep, host_block=host_block)
+    L = eng.latency
+    t0 = time.perf_counter()
+    written, skip = 0, L
+    with AtomicStreamWriter(args.output, rate, subtype=args.subtype) as out:
+        def emit(y: np.ndarray) -> None:
+            nonlocal written, skip
+            if skip:
+                cut = min(skip, len(y))
+                y, skip = y[cut:], skip - cut
+            y = y[: n - written]
+            if len(y):
+                out.write(y)
+                written += len(y)
+        for blk in reader:
+            emit(eng.process(blk))
+        tail = np.zeros(host_block, np.float32)
+        while written < n:
+            emit(eng.process(tail))
+    elapsed = time.perf_counter() - t0
+    which = tuple(m for m in args.metrics.split(",") if m) if args.metrics else ("si_sdr", "pesq", "stoi", "dnsmos")
+    computable = tuple(m for m in which if m == "dnsmos" or args.reference)
+    report = {"model": sep.name, "steps": cfg.steps, "candidates": cfg.candidates, "policy": policy,
+              "input": str(args.input), "output": str(args.output), "rate": rate, "model_rate": sep.sample_rate,
+              "seconds": n / rate, "compute_seconds": elapsed, "stream": True, "host_block": host_block,
+              "engine_block": eng.block, "latency_samples": L, "latency_ms": eng.latency_ms, "per_step": []}
+    if computable:
+        y, _ = read_audio(args.output)
+        ref = read_audio(args.reference)[0] if args.reference else None
+        if ref is not None:
+            ref = np.pad(ref, (0, max(0, n - len(ref))))[:n]
+            x = read_audio(args.input)[0]
+            xm = resample(x, rate, sep.sample_rate) if rate != sep.sample_rate else x
+            off, _, _ = Engine(engine_cfg, separator=sep).run_offline(xm)
+            off = resample(off, sep.sample_rate, rate) if rate != sep.sample_rate else off
+            off = np.pad(off, (0, max(0, n - len(off))))[:n]
+            report["stream_vs_offline_max_abs"] = float(np.max(np.abs(y - off)))
+        row = step_metrics([y], rate, ref, computable)[0]
+        report["per_step"] = [{"step": cfg.steps, "ratio": None, **row}]
+    if args.json:
+        write_json(args.json, report)
+    for e in report["per_step"]:
+        vals = "  ".join(f"{k}={v:.3f}" for k, v in e.items() if k not in ("step", "ratio") and v is not None)
+        print(f"step {e['step']} (streamed): {vals}")
+    print(f"wrote {args.output} ({n / rate:.2f} s streamed in {host_block}-sample blocks, {sep.name}, "
+          f"K={cfg.steps}, policy {policy}, latency {eng.latency_ms:.1f} ms, {elapsed:.2f} s compute)")
     return 0
 
 

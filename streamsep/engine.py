@@ -51,7 +51,7 @@ class EngineConfig:
     bypass: bool = False
     device: str = "cpu"
     proxy: str | None = None       # proxy score for policy "proxy" (None = the default)
-    resample_quality: str = "LQ"   # soxr quality for device-rate conversion: QQ, LQ, MQ, HQ, VHQ
+    resample_quality: str = "HQ"   # soxr quality for device-rate conversion: QQ, LQ, MQ, HQ, VHQ
 
     def validate(self) -> "EngineConfig":
         """Check ranges; raise :class:`ConfigError` naming the bad key."""
@@ -69,6 +69,14 @@ class EngineConfig:
             raise ConfigError(f"block: must be a non-negative integer (samples), got {self.block!r}")
         if self.ratios is not None and any(not 0.0 <= float(r) <= 1.0 for r in self.ratios):
             raise ConfigError(f"ratios: every ratio must be in [0, 1], got {self.ratios!r}")
+        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device == "cuda"
+                                                    or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ConfigError(f"device: must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.proxy is not None:
+            from streamsep.policies import PROXIES
+
+            if self.proxy not in PROXIES:
+                raise ConfigError(f"proxy: unknown '{self.proxy}' (known: {', '.join(PROXIES)})")
         if self.resample_quality not in ("QQ", "LQ", "MQ", "HQ", "VHQ"):
             raise ConfigError(f"resample_quality: one of QQ, LQ, MQ, HQ, VHQ, got {self.resample_quality!r}")
         return self
@@ -299,6 +307,8 @@ class Engine:
         st.seconds += n / self.rate
         st.compute_seconds += time.perf_counter() - t0
         if n:
+            if not np.isfinite(x).all():  # meters show what the engine processed, never NaN
+                x = self._sanitize(x)
             pk_in, pk_out = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
             st.input_peak_db, st.output_peak_db = db(pk_in), db(pk_out)
             st.input_rms_db = db(math.sqrt(float(np.mean(x * x))))

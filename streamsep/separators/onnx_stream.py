@@ -47,7 +47,13 @@ def open_session(path: Path, threads: int | None = None, device: str | torch.dev
     providers = ["CPUExecutionProvider"]
     if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), opts, providers=providers)
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, …)
+        from streamsep.modelfiles import ModelFileError
+
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({type(exc).__name__}: {msg[:160]})") from None
 
 
 def _dims_match(actual: Sequence[Any], declared: Sequence[int]) -> bool:

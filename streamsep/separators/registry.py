@@ -37,8 +37,18 @@ def model_names() -> list[str]:
     return list(BUILTIN) + [n for n in _card_names() if n not in BUILTIN]
 
 
+class DeviceUnavailableError(RuntimeError):
+    """A torch device (CUDA) that this machine does not have."""
+
+
 def create(name: str, device: str = "cpu", **kwargs) -> Separator:
     """Instantiate the separator called ``name`` on ``device`` ("cpu" or "cuda")."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(f"device {device}: torch sees no CUDA device on this machine "
+                                         f"(torch {torch.__version__}); use --device cpu")
     if name in BUILTIN:
         target, defaults = BUILTIN[name]
         mod, attr = target.split(":")
