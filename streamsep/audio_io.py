@@ -285,7 +285,10 @@ class AtomicStreamWriter:
         if self._sf is None:
             raise RuntimeError(f"{self.path}: AtomicStreamWriter.write outside its 'with' block")
         data = _prepare_block(self.path, block, self.subtype, self.channels, self.frames)
-        self._sf.write(data)
+        try:
+            self._sf.write(data)
+        except (sf.SoundFileError, OSError, RuntimeError, AssertionError) as err:
+            raise AudioFileError(f"{self.path}: write failed ({_sndfile_message(err)})") from err
         self.frames += data.shape[0]
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -293,7 +296,11 @@ class AtomicStreamWriter:
         self._sf, self._tmp = None, None
         try:
             if sfile is not None:
-                sfile.close()
+                try:
+                    sfile.close()
+                except (sf.SoundFileError, OSError, RuntimeError, AssertionError) as err:
+                    if exc_type is None:
+                        raise AudioFileError(f"{self.path}: write failed ({_sndfile_message(err)})") from err
             if exc_type is None:
                 with open(tmp, "rb+") as fh:
                     os.fsync(fh.fileno())

@@ -80,8 +80,9 @@ def config_from_dict(data: dict, source: str = "preset", base: EngineConfig | No
     cfg = EngineConfig(**{**base.to_dict(), **values})
     try:
         return cfg.validate()
-    except ConfigError as exc:
-        raise PresetError(f"{source}: {exc}") from None
+    except ConfigError as exc:  # "field: message" → name the key the way the other preset errors do
+        field_name, _, rest = str(exc).partition(": ")
+        raise PresetError(f"{source}: key '{field_name}': {rest}") from None
 
 
 def load_preset(name_or_path: str | os.PathLike) -> EngineConfig:
