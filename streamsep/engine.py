@@ -51,7 +51,9 @@ class EngineConfig:
     bypass: bool = False
     device: str = "cpu"
     proxy: str | None = None       # proxy score for policy "proxy" (None = the default)
-    resample_quality: str = "HQ"   # soxr quality for device-rate conversion: QQ, LQ, MQ, HQ, VHQ
+    resample_quality: str = "auto" # soxr quality for device-rate conversion: auto, QQ, LQ, MQ, HQ, VHQ
+                                   # (auto: HQ when the device rate is below the model's — LQ measurably
+                                   # degraded 8 kHz input — else LQ, whose buffering costs less latency)
 
     def validate(self) -> "EngineConfig":
         """Check ranges; raise :class:`ConfigError` naming the bad key."""
@@ -77,8 +79,8 @@ class EngineConfig:
 
             if self.proxy not in PROXIES:
                 raise ConfigError(f"proxy: unknown '{self.proxy}' (known: {', '.join(PROXIES)})")
-        if self.resample_quality not in ("QQ", "LQ", "MQ", "HQ", "VHQ"):
-            raise ConfigError(f"resample_quality: one of QQ, LQ, MQ, HQ, VHQ, got {self.resample_quality!r}")
+        if self.resample_quality not in ("auto", "QQ", "LQ", "MQ", "HQ", "VHQ"):
+            raise ConfigError(f"resample_quality: one of auto, QQ, LQ, MQ, HQ, VHQ, got {self.resample_quality!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -197,6 +199,8 @@ class Engine:
         self.resample = self.rate != self.sr
         if self.resample:
             q = config.resample_quality
+            if q == "auto":
+                q = "HQ" if self.rate < self.sr else "LQ"
             self.rs_in = _Resampler(self.rate, self.sr, q)
             self.rs_out = _Resampler(self.sr, self.rate, q)
             prefill = self._measure_prefill(host_block or max(1, round(hop * self.rate / self.sr)), q)

@@ -178,16 +178,17 @@ def test_injected_failure_keeps_existing_file(tmp_path, monkeypatch):
     before = good.read_bytes()
 
     def broken_write(file, data, *args, **kwargs):
-        file.write(b"RIFF partial garbage")  # something was written before the failure
+        with open(file, "wb") as fh:  # write_audio writes to its temp file by name
+            fh.write(b"RIFF partial garbage")  # something was written before the failure
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(audio_io.sf, "write", broken_write)
-    with pytest.raises(RuntimeError, match="disk on fire"):
+    with pytest.raises(AudioFileError, match="disk on fire"):
         write_audio(good, _tone(16000, freq=900), 16000)
     assert _listing(tmp_path) == ["out.wav"]
     assert good.read_bytes() == before
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(AudioFileError, match="disk on fire"):
         write_audio(tmp_path / "new.wav", _tone(16000), 16000)
     assert _listing(tmp_path) == ["out.wav"]
 

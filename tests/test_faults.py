@@ -117,8 +117,6 @@ def test_fault_gauntlet_output_finite_bounded_and_recovers(seps, model):
     assert 0.7 < np.mean(y[tail] ** 2) / np.mean(ref[tail] ** 2) < 1.4
 
 
-@pytest.mark.xfail(strict=True, reason="engine.py Engine.process computes the level meters on the raw block "
-                   "(np.max(np.abs(x)) of a NaN block is NaN → input_peak_db NaN); reported to the lead")
 def test_stats_levels_stay_finite_on_nan_blocks(seps):
     """Level meters (dB) must stay numbers when a block holds NaN/Inf: they feed the GUI meters and
     the live statistics JSON (where NaN is not valid JSON)."""

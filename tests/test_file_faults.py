@@ -188,15 +188,13 @@ def _absurd_length(d: Path, ext: str) -> Path:
     return p
 
 
-ABSURD_READ = ("read_audio trusts the header's frame count: soundfile preallocates it and numpy raises "
-               "MemoryError (a traceback, not AudioFileError); reported to the lead")
 ABSURD_MP3_STREAM = ("FileStreamReader (soundfile.blocks) keeps yielding blocks up to the claimed 1.2e12 samples "
                      "from a 2 KB file (practically endless); reported to the lead")
 
 
 @pytest.mark.parametrize("ext,how", [
-    pytest.param("flac", "read", marks=pytest.mark.xfail(strict=True, reason=ABSURD_READ)),
-    pytest.param("mp3", "read", marks=pytest.mark.xfail(strict=True, reason=ABSURD_READ)),
+    pytest.param("flac", "read"),
+    pytest.param("mp3", "read"),
     pytest.param("flac", "stream"),
     pytest.param("mp3", "stream", marks=pytest.mark.xfail(strict=True, reason=ABSURD_MP3_STREAM)),
 ])
@@ -218,8 +216,6 @@ def test_header_claiming_absurd_length(tmp_path, ext, how):
         assert str(p) in str(exc) and "\n" not in str(exc)
 
 
-@pytest.mark.xfail(strict=True, reason="audio_io._to_mono averages in float32 after the finiteness check: "
-                   "finite samples near ±3.4e38 average to ±inf; reported to the lead")
 def test_huge_finite_float_samples_do_not_become_inf(tmp_path):
     x = np.full((1000, 2), 3.0e38, np.float32)
     sf.write(tmp_path / "huge.wav", x, RATE, subtype="FLOAT")
@@ -252,12 +248,10 @@ def test_sample_formats_read_to_the_right_values(tmp_path, pair, fmt, subtype, q
 
 RATES = [(8000, "PCM_U8"), (11025, "ULAW"), (16000, "ALAW"), (22050, "PCM_24"), (44100, "PCM_32"),
          (48000, "FLOAT"), (96000, "DOUBLE")]
-LQ_8K = ("8 kHz through the streaming engine's default soxr 'LQ' device-rate conversion comes out "
-         "worse than its input (SI-SDR 5.3 dB vs 5.7 dB in; offline/HQ 7.4 dB, QQ 8.0 dB): reported to the lead")
 
 
 RATE_CASES = [pytest.param(r, s, st, id=f"{r}-{s}-{'stream' if st else 'offline'}",
-                           marks=[pytest.mark.xfail(strict=True, reason=LQ_8K)] if (st and r == 8000) else [])
+)
               for r, s in RATES for st in (False, True)]
 
 
@@ -366,12 +360,8 @@ def _limit_file_size(limit: int):
     return pre
 
 
-WRITE_FAIL = ("audio_io.write_audio writes through a Python file object: a short write raises a bare "
-              "AssertionError inside soundfile (FLOAT: exit 1 with a traceback) or prints cffi-callback tracebacks "
-              "before the one-line error (PCM_16); reported to the lead (write to the temp path by name)")
 
 
-@pytest.mark.xfail(strict=True, reason=WRITE_FAIL)
 @pytest.mark.parametrize("stream", [False, True], ids=["offline", "stream"])
 def test_write_failure_one_line_no_output_no_temp(tmp_path, pair, stream):
     """A write that fails half-way (file-size limit, as on a full disk): exit 2 with one line, the
@@ -402,9 +392,6 @@ def _peak_rss_mb(argv: list) -> float:
     return ru.ru_maxrss / 1024.0
 
 
-@pytest.mark.xfail(strict=True, reason="`process --stream` reads the whole file (read_audio) and also refines it "
-                   "offline in one piece: peak RSS grows with the length (96 kHz: +93 MB from 5 s to 40 s); "
-                   "reported to the lead")
 def test_process_stream_memory_does_not_grow_with_file_length(tmp_path):
     """``process --stream`` on 96 kHz files of 5 s and 30 s: peak RSS must not grow with the length
     (constant memory: streamed from disk).  Measured before disk streaming (peak RSS of the process):
