@@ -250,8 +250,7 @@ RATES = [(8000, "PCM_U8"), (11025, "ULAW"), (16000, "ALAW"), (22050, "PCM_24"), 
          (48000, "FLOAT"), (96000, "DOUBLE")]
 
 
-RATE_CASES = [pytest.param(r, s, st, id=f"{r}-{s}-{'stream' if st else 'offline'}",
-)
+RATE_CASES = [pytest.param(r, s, st, id=f"{r}-{s}-{'stream' if st else 'offline'}")
               for r, s in RATES for st in (False, True)]
 
 
@@ -336,21 +335,36 @@ def long_input(tmp_path_factory) -> Path:
     return p
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["INT", "KILL"])
-def test_interrupted_process_leaves_no_output(tmp_path, long_input, sig):
+TERM_STREAM = ("`process --stream` writes the output progressively through a temporary file, and SIGTERM "
+               "(the default action: no cleanup) leaves that `.o.wav.*.part` behind; reported to the lead "
+               "(turn SIGTERM into the same clean exit as Ctrl-C)")
+
+
+@pytest.mark.parametrize("sig,stream", [
+    pytest.param(signal.SIGINT, False, id="INT-offline"),
+    pytest.param(signal.SIGINT, True, id="INT-stream"),
+    pytest.param(signal.SIGTERM, True, id="TERM-stream", marks=pytest.mark.xfail(strict=True, reason=TERM_STREAM)),
+    pytest.param(signal.SIGKILL, True, id="KILL-stream"),
+])
+def test_interrupted_process_leaves_no_output(tmp_path, long_input, sig, stream):
+    """Interrupted mid-run: the destination is never created or changed.  After Ctrl-C and SIGTERM
+    no temporary file is left either; after SIGKILL (which nothing can handle) the streaming path's
+    hidden ``.o.wav.*.part`` may remain, never the destination."""
     out = tmp_path / "o.wav"
     out.write_bytes(b"previous output")
-    p = _cli_proc(["process", long_input, out, "--metrics", "si_sdr"])
+    p = _cli_proc(["process", long_input, out, "--metrics", "si_sdr"] + (["--stream"] if stream else []))
     time.sleep(4.0)
     assert p.poll() is None, "the run ended before it could be interrupted"
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     if sig == signal.SIGINT:
-        assert p.returncode == 130 and err.strip().splitlines() == ["streamsep: interrupted"], err
-    else:
-        assert p.returncode == -sig
-    assert sorted(q.name for q in tmp_path.iterdir()) == ["o.wav"]
+        assert p.returncode == 130 and err.strip().splitlines()[-1] == "streamsep: interrupted", err
     assert out.read_bytes() == b"previous output"
+    left = sorted(q.name for q in tmp_path.iterdir() if q.name != "o.wav")
+    if sig == signal.SIGKILL:
+        assert all(n.startswith(".o.wav.") and n.endswith(".part") for n in left), left
+    else:
+        assert left == [], left
 
 
 def _limit_file_size(limit: int):

@@ -10,9 +10,9 @@ Engine properties, for a frame-domain model (NSNet2) and a waveform model (RNNoi
 Reader properties, over valid WAV/FLAC/OGG/AIFF/MP3 files with random byte flips, truncations,
 insertions and header overwrites: ``read_audio`` returns finite mono float32 at a positive rate or
 raises :class:`AudioFileError` (nothing else); ``FileStreamReader`` yields non-empty finite blocks and
-stops, or raises :class:`AudioFileError`.  Headers that claim absurd lengths and channel means that
-overflow are known bugs with their own regression tests (tests/test_file_faults.py); the fuzz skips
-those inputs so that it keeps looking for new ones.
+stops, or raises :class:`AudioFileError`.  Headers that claim absurd lengths make
+``FileStreamReader`` run practically forever on MP3 (an open bug with its own regression test in
+tests/test_file_faults.py); the fuzz skips those inputs so that it keeps looking for new ones.
 
 Examples are derandomised (reproducible in CI) and kept few and short (2 shared cores).
 """
@@ -223,21 +223,13 @@ def mutate(b: bytes, ops: list[tuple]) -> bytes:
 
 
 def known_bug(path: Path, size: int) -> bool:
-    """Inputs that hit the bugs with their own regression tests: a header claiming more than 10 000
-    samples per byte of file, or finite FLOAT samples whose channel mean overflows float32."""
+    """Inputs that hit the open bug with its own regression test: a header claiming more than
+    10 000 samples per byte of file (real files stay far below: FLAC of digital silence ~400)."""
     try:
         info = sf.info(str(path))
     except Exception:
         return False
-    if info.frames > 10_000 * max(size, 1):
-        return True
-    if info.subtype in ("FLOAT", "DOUBLE") and info.frames * info.channels < 10_000_000:
-        try:
-            raw, _ = sf.read(str(path), dtype="float64", always_2d=True)
-        except Exception:
-            return False
-        return bool(np.any(np.abs(raw[np.isfinite(raw)]) > 1e37))
-    return False
+    return info.frames > 10_000 * max(size, 1)
 
 
 @settings(max_examples=400, **FUZZ)
