@@ -258,3 +258,41 @@ def test_reader_fuzz_mutated_files(tmp_path, seeds, which, ops):
             assert total <= limit, "FileStreamReader does not stop"
     except AudioFileError as exc:
         assert "\n" not in str(exc) and str(p) in str(exc)
+
+
+# -- the soak benchmark's latency measurement ------------------------------------------------------------
+@settings(max_examples=25, **FUZZ)
+@given(lag=st.integers(0, 8000), start=st.integers(0, 50000), offset=st.integers(0, 200000),
+       gain=st.floats(0.05, 2.0))
+def test_soak_latency_measurement_finds_the_exact_lag(lag, start, offset, gain):
+    """``streamsep.soak.measured_lag`` recovers the delay of a looped, denoised-looking copy of the
+    input to the sample (what the soak reports as latency at the start and the end)."""
+    from streamsep.soak import measured_lag
+
+    x = base_signal(16000)[: 11 * 1600]                      # the looped input (1.1 s)
+    y_from = start + offset + 8000 + 1024                     # JACK frame of the window's first sample
+    n = 8000
+    idx = (y_from - lag - start + np.arange(n)) % len(x)      # input index heard at each output frame
+    y = gain * x[idx]
+    y = (np.convolve(y, [0.6, 0.3, 0.1])[:n]).astype(np.float32)  # a little smoothing, as a model would
+    got, corr = measured_lag(y, y_from, x, start, 8000)
+    assert got == lag, (got, lag, corr)
+    assert corr > 0.8
+
+
+def test_soak_jack_log_attribution():
+    from streamsep.soak import parse_jack_log
+
+    log = """jackdmp 1.9.21
+JackEngine::XRun: client = streamsep was not finished, state = Triggered
+JackEngine::XRun: client = soak_play_ab12 was not finished, state = Running
+JackEngine::XRun: client = soak_rec_ab12 was not finished, state = Triggered
+JackAudioDriver::ProcessGraphAsyncMaster: Process error
+JackTimedDriver::Process XRun = 28 usec
+JackEngine::XRun: client = streamsep was not finished, state = Running
+JackAudioDriver::ProcessGraphAsyncMaster: Process error
+"""
+    r = parse_jack_log(log)
+    assert (r["graph_errors"], r["driver_late"], r["xruns"]) == (2, 1, 3)
+    assert r["late_clients"] == {"feeder": 1, "streamsep (host)": 1}
+    assert r["waiting_clients"] == {"streamsep (host)": 1, "feeder": 1}
