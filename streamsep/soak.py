@@ -301,6 +301,14 @@ def measured_lag(y: np.ndarray, y_from: int, x: np.ndarray, start: int, max_lag:
     return max_lag - best, float(r[best])
 
 
+def _tail(path: Path, n: int = 300) -> str:
+    """The last ``n`` characters of a log file, on one line."""
+    try:
+        return " ".join(path.read_text(errors="replace")[-n:].split())
+    except OSError:
+        return ""
+
+
 def _close_portaudio() -> None:
     """Terminate PortAudio in this process (unless a stream is wedged, see streamsep.live)."""
     from streamsep import live
@@ -369,13 +377,16 @@ def run_soak(args) -> int:
             raise SoakError(f"--soak: expected the JACK device at {RATE} Hz, got {host.rate} Hz "
                            f"(jack={getattr(host, '_jack', False)})")
         ready = tmp / "ready"
+        # the feeder's output goes to a file: a pipe nobody reads for 30 minutes could fill up and
+        # block a JACK thread that prints (libjack does, on trouble)
+        feeder_log = open(tmp / "feeder.log", "w")
         feeder = subprocess.Popen([sys.executable, "-m", "streamsep.soak", "feed", srv.name, str(tmp / "signal.npy"),
                                    str(tmp / "rec.npz"), str(ready)],
-                                  env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  env=os.environ.copy(), stdout=feeder_log, stderr=subprocess.STDOUT)
         t_wait = time.monotonic()
         while not ready.exists():
             if feeder.poll() is not None:
-                raise SoakError(f"--soak: feeder exited ({feeder.returncode}): {feeder.stderr.read()[-300:]}")
+                raise SoakError(f"--soak: feeder exited ({feeder.returncode}): {_tail(tmp / 'feeder.log')}")
             if time.monotonic() - t_wait > 120:
                 raise SoakError("--soak: feeder did not connect within 120 s")
             time.sleep(0.1)
@@ -402,7 +413,7 @@ def run_soak(args) -> int:
                 error = f"host: {host._error}"
                 break
             if feeder.poll() is not None:
-                error = f"feeder exited early ({feeder.returncode}): {feeder.stderr.read()[-300:]}"
+                error = f"feeder exited early ({feeder.returncode}): {_tail(tmp / 'feeder.log')}"
                 break
             if now >= total:
                 break
@@ -464,17 +475,18 @@ def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray,
     growth = (rss[-1][1] - base) if rss else float("nan")
     growth0 = (rss[-1][1] - rss[0][1]) if rss else float("nan")
     first, last = (samples[0], samples[-1]) if samples else ({}, {})
+    during = lambda key: int(final.get(key, last.get(key, 0))) - int(first.get(key, 0))  # noqa: E731
     ran_s = last.get("t", 0.0)
     report = {
         "minutes": minutes, "ran_seconds": ran_s, "preset": preset, "config": config.to_dict(),
         "input": what, "threads": threads,
         "jack": {"rate": RATE, "period": PERIOD, "server": srv.name, "realtime": srv.realtime},
-        "xruns": int(final.get("xruns", last.get("xruns", 0))),
+        "xruns": during("xruns"),
         "jack_xruns": jack_xruns, "jack_skipped_cycles": jack_gaps, "jack_log": jlog,
-        "deadline_misses": int(final.get("deadline_misses", 0)),
-        "fallback_samples": int(final.get("fallback_samples", 0)),
-        "overruns": int(final.get("overruns", 0)),
-        "level_changes": int(final.get("level_changes", 0)),
+        "deadline_misses": during("deadline_misses"),
+        "fallback_samples": during("fallback_samples"),
+        "overruns": during("overruns"),
+        "level_changes": during("level_changes"),
         "resets": last.get("resets"),
         "latency_ms_start": ms(lat["start"][0]), "latency_ms_end": ms(lat["end"][0]),
         "latency_samples_start": lat["start"][0], "latency_samples_end": lat["end"][0],

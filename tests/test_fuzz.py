@@ -296,3 +296,29 @@ JackAudioDriver::ProcessGraphAsyncMaster: Process error
     assert (r["graph_errors"], r["driver_late"], r["xruns"]) == (2, 1, 3)
     assert r["late_clients"] == {"feeder": 1, "streamsep (host)": 1}
     assert r["waiting_clients"] == {"streamsep (host)": 1, "feeder": 1}
+
+
+def test_soak_summary_counts_only_the_measurement():
+    """xruns, misses and fallback samples from before the feeder started do not count; latency is
+    'unchanged' only when the recording's lag and the reported latency both stayed put."""
+    from streamsep.engine import EngineConfig
+    from streamsep.soak import summarize
+
+    class Srv:
+        name, realtime = "s", True
+
+    def sample(t, xr, miss, rss):
+        return {"t": t, "rss_mb": rss, "xruns": xr, "deadline_misses": miss, "fallback_samples": 10 * miss,
+                "overruns": 0, "level_changes": 0, "latency_samples": 760, "latency_ms": 47.5, "resets": 0}
+
+    samples = [sample(0.0, 2, 1, 500.0), sample(60.0, 2, 1, 500.5), sample(120.0, 2, 3, 501.0)]
+    final = {"xruns": 2, "deadline_misses": 3, "fallback_samples": 30, "overruns": 0, "level_changes": 0}
+    x = base_signal(16000)[:16000]
+    win = x[(9000 + np.arange(8000)) % len(x)]                # output = input, no delay
+    rec = {"head": win, "head_from": 9000, "tail": win, "tail_from": 9000 + 7 * len(x), "start": 0, "gaps": 0}
+    jlog = {"xruns": 0, "graph_errors": 0, "driver_late": 0, "late_clients": {}, "waiting_clients": {}}
+    r = summarize(samples, final, rec, x, 2.0, "balanced", EngineConfig(), Srv(), "x", 1, (1.0, 1.0, 1.0), None, jlog)
+    assert (r["xruns"], r["deadline_misses"], r["fallback_samples"]) == (0, 2, 20)
+    assert r["latency_samples_start"] == r["latency_samples_end"] == 0
+    assert r["rss_growth_mb"] == pytest.approx(0.5) and r["rss_baseline_s"] == 12.0
+    assert r["targets"] == {"zero_xruns": True, "latency_unchanged": True, "rss_growth_under_5mb": True}
