@@ -314,6 +314,10 @@ class AtomicStreamWriter:
 # reading long files in blocks
 
 
+#: no real file holds more samples per byte than this (FLAC of digital silence stays below ~400)
+MAX_FRAMES_PER_BYTE = 10_000
+
+
 class FileStreamReader:
     """Iterate over a (long) audio file in mono float32 blocks of ``block`` samples, in constant memory.
 
@@ -331,6 +335,11 @@ class FileStreamReader:
         self.rate = int(info.samplerate)
         self.frames = int(info.frames)
         self.channels = int(info.channels)
+        size = max(1, self.path.stat().st_size)
+        if self.frames > MAX_FRAMES_PER_BYTE * size:
+            raise AudioFileError(f"{self.path}: header claims {self.frames} samples in a {size}-byte file "
+                                 "(corrupt header)")
+        self.frames_read = 0  #: samples actually read so far (may end below ``frames``)
 
     def __len__(self) -> int:
         """Number of blocks the iteration yields."""
@@ -346,7 +355,10 @@ class FileStreamReader:
                     raise AudioFileError(
                         f"{self.path}: non-finite sample (NaN or inf) at frame {offset + bad}")
                 offset += data.shape[0]
+                self.frames_read = offset
                 yield _to_mono(data)
+                if data.shape[0] < self.block:  # a short read is the end, whatever the header says
+                    return
         except (sf.SoundFileError, RuntimeError, OSError) as err:
             raise AudioFileError(
                 f"{self.path}: not a readable audio file ({_sndfile_message(err)})") from err

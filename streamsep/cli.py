@@ -308,6 +308,7 @@ def process_stream(args, cfg, policy: str) -> int:
                 written += len(y)
         for blk in reader:
             emit(eng.process(blk))
+        n = reader.frames_read  # what the file really held (a header may claim more)
         tail = np.zeros(host_block, np.float32)
         while written < n:
             emit(eng.process(tail))
@@ -643,6 +644,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so atomic writers discard their temporary files."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def _raise(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _raise)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "gui":
@@ -654,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from streamsep.engine import ConfigError  # torch loads here, after `gui` has been handed off
 
+    _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -188,15 +188,13 @@ def _absurd_length(d: Path, ext: str) -> Path:
     return p
 
 
-ABSURD_MP3_STREAM = ("FileStreamReader (soundfile.blocks) keeps yielding blocks up to the claimed 1.2e12 samples "
-                     "from a 2 KB file (practically endless); reported to the lead")
 
 
 @pytest.mark.parametrize("ext,how", [
     pytest.param("flac", "read"),
     pytest.param("mp3", "read"),
     pytest.param("flac", "stream"),
-    pytest.param("mp3", "stream", marks=pytest.mark.xfail(strict=True, reason=ABSURD_MP3_STREAM)),
+    pytest.param("mp3", "stream"),
 ])
 def test_header_claiming_absurd_length(tmp_path, ext, how):
     """An error naming the file, or only the samples the file really holds; never a MemoryError, never
@@ -335,15 +333,12 @@ def long_input(tmp_path_factory) -> Path:
     return p
 
 
-TERM_STREAM = ("`process --stream` writes the output progressively through a temporary file, and SIGTERM "
-               "(the default action: no cleanup) leaves that `.o.wav.*.part` behind; reported to the lead "
-               "(turn SIGTERM into the same clean exit as Ctrl-C)")
 
 
 @pytest.mark.parametrize("sig,stream", [
     pytest.param(signal.SIGINT, False, id="INT-offline"),
     pytest.param(signal.SIGINT, True, id="INT-stream"),
-    pytest.param(signal.SIGTERM, True, id="TERM-stream", marks=pytest.mark.xfail(strict=True, reason=TERM_STREAM)),
+    pytest.param(signal.SIGTERM, True, id="TERM-stream"),
     pytest.param(signal.SIGKILL, True, id="KILL-stream"),
 ])
 def test_interrupted_process_leaves_no_output(tmp_path, long_input, sig, stream):
