@@ -347,7 +347,8 @@ def test_interrupted_process_leaves_no_output(tmp_path, long_input, sig, stream)
     hidden ``.o.wav.*.part`` may remain, never the destination."""
     out = tmp_path / "o.wav"
     out.write_bytes(b"previous output")
-    p = _cli_proc(["process", long_input, out, "--metrics", "si_sdr"] + (["--stream"] if stream else []))
+    # four refinement steps: the run lasts well beyond the 4 s wait even on a fast, idle machine
+    p = _cli_proc(["process", long_input, out, "--metrics", "si_sdr", "--steps", "4"] + (["--stream"] if stream else []))
     time.sleep(4.0)
     assert p.poll() is None, "the run ended before it could be interrupted"
     p.send_signal(sig)
