@@ -13,6 +13,7 @@ serves both.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,16 +56,16 @@ class Choice:
     scores: np.ndarray | None = None  # per-candidate scores (KEEP score last), for diagnostics
 
 
-class Policy:
+class Policy(ABC):
     """Base class.  ``searches`` is True when the policy runs several candidates and selects."""
 
     name = "policy"
     searches = False
     deterministic = True
 
+    @abstractmethod
     def ratios(self, k: int, candidates: int, X: torch.Tensor, Yprev: torch.Tensor) -> np.ndarray:
         """Candidate ratios for step ``k`` (1-based) of one block: shape (C,) or (C, T) per frame."""
-        raise NotImplementedError
 
     def choose(self, k: int, X: torch.Tensor, Yprev: torch.Tensor, Ycand: torch.Tensor,
                ratios: np.ndarray, ctx: dict | None = None) -> Choice:
