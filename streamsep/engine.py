@@ -108,6 +108,14 @@ class EngineStats:
     compute_seconds: float = 0.0
 
 
+SAMPLE_LIMIT = 4.0  # |sample| bound inside the engine (12 dB over full scale)
+
+
+def _level(x: np.ndarray) -> tuple[float, float]:
+    """(peak |x|, sum of squares) of a float32 block; NaN/Inf propagate into both."""
+    return float(np.max(np.abs(x))), float(np.dot(x, x))
+
+
 def db(v: float) -> float:
     """Amplitude to dB, floored at −120 dB."""
     return 20.0 * math.log10(max(float(v), 1e-6))
@@ -252,6 +260,8 @@ class Engine:
         self._limit_steps, self._limit_cands = steps, candidates
 
     def _drain_mailbox(self) -> None:
+        if self._mailbox.empty():
+            return
         changed = {}
         while True:
             try:
@@ -311,12 +321,13 @@ class Engine:
         st.seconds += n / self.rate
         st.compute_seconds += time.perf_counter() - t0
         if n:
-            if not np.isfinite(x).all():  # meters show what the engine processed, never NaN
-                x = self._sanitize(x)
-            pk_in, pk_out = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
+            pk_in, ss_in = _level(x)
+            if not (math.isfinite(pk_in) and math.isfinite(ss_in)):  # meters never show NaN
+                pk_in, ss_in = _level(self._sanitize(x))
+            pk_out, ss_out = _level(y)
             st.input_peak_db, st.output_peak_db = db(pk_in), db(pk_out)
-            st.input_rms_db = db(math.sqrt(float(np.mean(x * x))))
-            st.output_rms_db = db(math.sqrt(float(np.mean(y * y))))
+            st.input_rms_db = db(math.sqrt(ss_in / n))
+            st.output_rms_db = db(math.sqrt(ss_out / n))
         return y
 
     def process_dry(self, block: np.ndarray) -> np.ndarray:
@@ -324,9 +335,13 @@ class Engine:
         return self.process(block, dry=True)
 
     def _sanitize(self, x: np.ndarray) -> np.ndarray:
+        """NaN → 0, ±Inf → ±1, then clipped to ±4 (12 dB over full scale); ``x`` itself when clean."""
+        pk, ss = _level(x)
+        if math.isfinite(ss) and pk <= SAMPLE_LIMIT:  # NaN fails both tests; the common case
+            return x
         if not np.isfinite(x).all():
             x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
-        return np.clip(x, -4.0, 4.0)
+        return np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)
 
     def _process_model(self, xm: np.ndarray, dry: bool, ctx: dict | None = None,
                        keep_steps: list | None = None) -> np.ndarray:

@@ -20,6 +20,7 @@ Units: sample rate in Hz; ``hop``, ``latency`` and block lengths in samples at `
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -86,11 +87,19 @@ class TensorState:
 
     def is_finite(self) -> bool:
         """True when no tensor of the state holds NaN or Inf (a poisoned state is not)."""
+        # a finite sum proves every element finite (one cheap reduction per block); a non-finite
+        # sum may be an overflow of large finite values, so the exact test decides then
         for t in self.tensors:
             if isinstance(t, torch.Tensor):
-                if t.is_floating_point() or t.is_complex():
+                if t.is_floating_point():
+                    if not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
+                        return False
+                elif t.is_complex():
                     if not bool(torch.isfinite(t).all()):
                         return False
+            elif np.issubdtype(np.asarray(t).dtype, np.floating):
+                if not math.isfinite(float(np.sum(t))) and not np.isfinite(t).all():
+                    return False
             elif np.issubdtype(np.asarray(t).dtype, np.inexact):
                 if not np.isfinite(t).all():
                     return False
