@@ -125,6 +125,64 @@ class StepChains:
             for k in range(self.active + 1, steps + 1):
                 self.reset_chain(k)
         self.active = steps
+        if self.frame:
+            zero = self._zero_units(X)
+            if zero is not None:
+                return self._run_with_silence(X, zero, steps, candidates, policy, ctx, record, keep_steps)
+        return self._run_chunk(X, steps, candidates, policy, ctx, record, keep_steps)
+
+    def _zero_units(self, X: torch.Tensor) -> np.ndarray | None:
+        """Per decision block, True where every frame is exactly zero (digital silence); None when
+        no block is (the common case, one reduction)."""
+        n_units = X.shape[1] // self.block_frames
+        if n_units == 0:
+            return None
+        nz = torch.view_as_real(X).reshape(n_units, -1).any(dim=1)
+        if bool(nz.all()):
+            return None
+        return ~nz.cpu().numpy()
+
+    def _run_with_silence(self, X, zero, steps, candidates, policy, ctx, record, keep_steps):
+        """Digital silence holds the chains: an all-zero decision block is not run through the model
+        (its output is zero — every separator's gains times a zero spectrum), so no chain state drifts
+        on input the network never saw (NSNet2's GRU did, over long silence, and mangled the next
+        onset).  Decided per decision block, so streamed and whole-file runs stay identical."""
+        unit = self.block_frames
+        outs: list[torch.Tensor] = []
+        per: list[list[torch.Tensor]] = []
+        b = 0
+        while b < len(zero):
+            e = b
+            while e < len(zero) and zero[e] == zero[b]:
+                e += 1
+            sl = slice(b * unit, e * unit)
+            sub_keep: list | None = [] if keep_steps is not None else None
+            if zero[b]:
+                Y = torch.zeros_like(X[:, sl])
+                if sub_keep is not None:
+                    sub_keep.extend([Y] * (steps + 1))
+                if record is not None:
+                    for k in range(1, steps + 1):
+                        if len(record.ratios) >= k:
+                            record.ratios[k - 1].extend([float("nan")] * (e - b))
+            else:
+                sub_ctx = ctx
+                if ctx is not None and "S" in ctx:
+                    sub_ctx = {**ctx, "S": ctx["S"][:, sl]}
+                    if "scores" in ctx:
+                        sub_ctx["scores"] = ctx["scores"]
+                Y = self._run_chunk(X[:, sl], steps, candidates, policy, sub_ctx, record, sub_keep)
+            outs.append(Y)
+            if sub_keep is not None:
+                per.append(sub_keep)
+            b = e
+        if keep_steps is not None:
+            for k in range(steps + 1):
+                keep_steps.append(torch.cat([p[k] for p in per], dim=1))
+        return torch.cat(outs, dim=1)
+
+    def _run_chunk(self, X, steps, candidates, policy, ctx, record, keep_steps):
+        """Whole decision blocks through every step (the body of :meth:`run`)."""
         self._check(0)
         Y, self.states[0] = self._run(X, self.states[0])
         if keep_steps is not None:

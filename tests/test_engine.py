@@ -128,7 +128,10 @@ def parity_case(draw):
     seed = draw(st.integers(0, 2 ** 16))
     n = draw(st.integers(4000, 19200))
     sizes = draw(st.lists(st.one_of(st.integers(1, 200), st.integers(1, MAX_HOST_BLOCK)), min_size=1, max_size=6))
-    return policy, steps, cands, block, src, noise_db, seed, n, sizes
+    # digital silence (a muted input) somewhere: the engine holds the chains on all-zero blocks
+    gap = draw(st.sampled_from([0, 0, 700, 3000]))
+    at = draw(st.integers(0, n))
+    return policy, steps, cands, block, src, noise_db, seed, n, sizes, gap, at
 
 
 @settings(max_examples=15, deadline=None, database=None,
@@ -136,9 +139,10 @@ def parity_case(draw):
 @given(case=parity_case())
 def test_streamed_equals_offline(nsnet2, case):
     """Deterministic policies: streaming in random host blocks == Engine.run_offline within 1e-5."""
-    policy, steps, cands, block, src, noise_db, seed, n, sizes = case
+    policy, steps, cands, block, src, noise_db, seed, n, sizes, gap, at = case
     x = source_clip(src)[0][:n]
     x = x + 10 ** (noise_db / 20) * np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32)
+    x[at:at + gap] = 0.0
     cfg = EngineConfig(steps=steps, candidates=cands, policy=policy, block=block)
     eng = Engine(cfg, separator=nsnet2)
     y = stream(eng, padded(x, eng.latency + block), sizes)[eng.latency:eng.latency + len(x)]
@@ -146,6 +150,22 @@ def test_streamed_equals_offline(nsnet2, case):
     assert off.shape == x.shape
     err = float(np.max(np.abs(y - off)))
     assert err < 1e-5, f"{case}: max |streamed − offline| = {err:.2e}"
+
+
+@pytest.mark.parametrize("policy", ["fixed", "proxy"])
+def test_digital_silence_holds_every_chain(nsnet2, policy):
+    """All-zero decision blocks leave every step's state untouched and come out as zeros."""
+    x = source_clip("generated")[0]
+    eng = Engine(EngineConfig(steps=2, candidates=3, policy=policy, block=320), separator=nsnet2)
+    stream(eng, x[:9600], [1000])
+    stream(eng, np.zeros(2000, np.float32), [1000])  # the last speech leaves the FIFO and STFT buffers
+    before = [st.tensors[0].clone() for st in eng.chains.states]
+    y = stream(eng, np.zeros(16000, np.float32), [333])
+    for b, st_ in zip(before, eng.chains.states):
+        assert bool((st_.tensors[0] == b).all())
+    assert float(np.max(np.abs(y))) == 0.0
+    stream(eng, x[9600:], [1000])  # and speech resumes from them
+    assert any(not bool((st_.tensors[0] == b).all()) for b, st_ in zip(before, eng.chains.states))
 
 
 @pytest.mark.parametrize("src", ["generated", "real"])

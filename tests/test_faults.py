@@ -164,17 +164,12 @@ def test_long_digital_silence_then_speech(seps, model):
     assert si_sdr(y1[later], s[later]) > si_sdr(r1[later], s[later]) - 1.5
 
 
-ONSET_NSNET2 = ("NSNet2's GRU state drifts during long digital silence: the first 0.5 s of speech after 30 s "
-                "of zeros comes out at −3.2 dB SI-SDR (input 4.7 dB); reported to the lead (engine could hold "
-                "the chains on all-zero blocks)")
-
-
-@pytest.mark.parametrize("model", [pytest.param("nsnet2", marks=pytest.mark.xfail(strict=True, reason=ONSET_NSNET2)),
-                                   "rnnoise"])
+@pytest.mark.parametrize("model", ["nsnet2", "rnnoise"])
 def test_speech_onset_after_long_silence_is_not_made_worse(seps, model):
     """The first half second of speech after 30 s of digital silence comes out at least as clean as
-    it went in (SI-SDR against the clean speech).  Measured: RNNoise 9.1 dB (input 4.8 dB); NSNet2
-    −3.2 dB (input 4.7 dB; 9.1 dB after 0.5 s of silence): its GRU state drifts during long silence."""
+    it went in (SI-SDR against the clean speech).  Measured: RNNoise 9.1 dB (input 4.8 dB).  NSNet2
+    gave −3.2 dB (input 4.7 dB) while its GRU state drifted over the zeros; the engine now holds the
+    chains on all-zero decision blocks (refine.StepChains._run_with_silence)."""
     sep = seps[model]
     rate = sep.sample_rate
     x, s = generated_pair(3.0, 5.0, seed=4)
