@@ -37,7 +37,8 @@ def add_engine_options(p: argparse.ArgumentParser, policy_help: str = "") -> Non
     g.add_argument("--candidates", type=int, help="candidate ratios per step")
     g.add_argument("--policy", help=policy_help or "ratio policy")
     g.add_argument("--ratios", help="fixed ratio schedule, comma-separated (policy fixed)")
-    g.add_argument("--proxy", help="proxy score for policy proxy (energy, speech-preserving, residual-flatness)")
+    g.add_argument("--proxy", help="proxy for policy proxy (default floor-match; noise-gated, calibrated, energy, "
+                   "speech-preserving, residual-flatness)")
     g.add_argument("--engine-block", type=int, help="decision block in samples at the model rate (multiple of hop)")
     g.add_argument("--mix", type=float, help="wet/dry mix, 1 = fully processed")
     g.add_argument("--atten-db", type=float, help="attenuation limit in dB")
@@ -601,10 +602,14 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     be.add_argument("--threads", type=int, default=1)
     be.add_argument("--seconds", type=float, default=10.0, help="audio seconds per configuration")
+    be.add_argument("--repeat", type=int, default=3, help="time each configuration N times, report the best "
+                    "(the reference is best of 3 too)")
     be.add_argument("--input", help="audio file to stream (default: a generated noisy speech-like clip)")
     be.add_argument("--json", help="write {machine, configs} here")
     be.add_argument("--soak", type=float, help="soak test through the JACK dummy server for N minutes")
     be.add_argument("--preset", default="balanced", help="preset for --soak")
+    be.add_argument("--period", type=int, default=160,
+                    help="JACK period in frames at 16 kHz for --soak (default 160 = 10 ms)")
     be.set_defaults(func=cmd_bench)
 
     tu = sub.add_parser("tune", help="sweep steps/candidates/policy/block: quality vs load and latency")

@@ -226,6 +226,8 @@ class Engine:
     def _apply_policy(self) -> None:
         c = self.config
         self.policy = make_policy(c.policy, c.ratios, c.proxy)
+        if hasattr(self.policy, "configure"):  # stateful proxies measure history in seconds
+            self.policy.configure(self.block / self.sr)
 
     def _measure_prefill(self, host_block: int, quality: str) -> int:
         """Host samples of output prefill that soxr's bursty streaming needs (simulated on zeros)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamsep.engine import Engine, EngineConfig
-from streamsep.policies import KEEP, PROXIES, Choice, OracleBlock, ProxyPolicy, score_oracle_sdr
+from streamsep.policies import KEEP, PROXIES, Choice, OracleBlock, ProxyPolicy, proxy_policy, score_oracle_sdr
 
 
 @dataclass
@@ -62,8 +62,8 @@ def measure(pairs: list[tuple[np.ndarray, np.ndarray]], sep, steps: int = 3, can
             block: int | None = None, margins: dict[str, float] | None = None) -> dict:
     """Agreement of each proxy with the oracle over (noisy, clean) pairs at the separator's rate."""
     margins = margins or {}
-    proxies = {name: ProxyPolicy(name, margin=margins.get(name, 0.5)) for name in PROXIES}
-    proxies.update({f"{name}@0": ProxyPolicy(name, margin=0.0) for name in PROXIES})
+    proxies = {name: proxy_policy(name, margin=margins.get(name)) for name in PROXIES}
+    proxies.update({f"{name}@0": proxy_policy(name, margin=0.0) for name in PROXIES})
     pol = AgreementPolicy(proxies)
     _follow_oracle(pol, pairs, sep, steps, candidates, block)
     return {name: t.row() for name, t in pol.tallies.items()}
@@ -76,6 +76,10 @@ def _follow_oracle(pol: OracleBlock, pairs, sep, steps: int, candidates: int, bl
                            block=block or sep.hop * 20)
         eng = Engine(cfg, separator=sep)
         eng.policy = pol
+        for p in getattr(pol, "proxies", {}).values():  # stateful proxies start afresh per file
+            if hasattr(p, "reset"):
+                p.reset()
+                p.configure(eng.block / eng.sr)
         eng.run_offline(x, reference=s)
 
 

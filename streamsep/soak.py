@@ -349,9 +349,12 @@ def run_soak(args) -> int:
     if getattr(args, "device", None):
         config = replace(config, device=args.device).validate()
     threads = int(getattr(args, "threads", None) or 1)
+    period = getattr(args, "period", None) or PERIOD
+    if not isinstance(period, int) or not 16 <= period <= 4096:
+        raise SoakError(f"--period: JACK period must be an integer in 16..4096 frames, got {period!r}")
     x, what = soak_signal(RATE)
     try:
-        srv = DummyJack().start()
+        srv = DummyJack(period=period).start()
     except SoakError as exc:
         raise SoakError(f"--soak: {exc}") from None
     for k, v in srv.env().items():
@@ -391,7 +394,7 @@ def run_soak(args) -> int:
                 raise SoakError("--soak: feeder did not connect within 120 s")
             time.sleep(0.1)
         print(f"soak: {minutes:g} min, preset {preset} ({config.model}, steps {config.steps}, candidates "
-              f"{config.candidates}, block {config.block}), JACK dummy {RATE} Hz / {PERIOD} "
+              f"{config.candidates}, block {config.block}), JACK dummy {RATE} Hz / {srv.period} "
               f"({'SCHED_FIFO' if srv.realtime else 'no-realtime'}), input: {what}; "
               f"load average {load_start[0]:.1f}", flush=True)
         log_from = srv.log.stat().st_size  # jackd log: only what happens during the measurement
@@ -480,7 +483,7 @@ def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray,
     report = {
         "minutes": minutes, "ran_seconds": ran_s, "preset": preset, "config": config.to_dict(),
         "input": what, "threads": threads,
-        "jack": {"rate": RATE, "period": PERIOD, "server": srv.name, "realtime": srv.realtime},
+        "jack": {"rate": RATE, "period": srv.period, "server": srv.name, "realtime": srv.realtime},
         "xruns": during("xruns"),
         "jack_xruns": jack_xruns, "jack_skipped_cycles": jack_gaps, "jack_log": jlog,
         "deadline_misses": during("deadline_misses"),

@@ -53,6 +53,10 @@ class StreamingSTFT:
         self.overlap = self.win_length - self.hop
         #: algorithmic latency in samples
         self.latency = self.overlap
+        # CPU with 50 % overlap (NSNet2, GTCRN): overlap-add of two half-frames in numpy, about half
+        # the cost of torch's fold for the few frames of one block (measured 11 vs 23 µs for 6 frames)
+        self._half_ola = self.device.type == "cpu" and self.win_length == 2 * self.hop
+        self._syn_np = syn.astype(np.float32)
 
     @property
     def n_bins(self) -> int:
@@ -77,6 +81,15 @@ class StreamingSTFT:
     def synthesize(self, spec: torch.Tensor, state: TensorState) -> tuple[torch.Tensor, TensorState]:
         """complex frames (B, n, n_bins) → waveform (B, n·hop); returns the new state."""
         B, n, _ = spec.shape
+        if self._half_ola and n > 0 and not spec.requires_grad:
+            H = self.hop
+            fr = np.fft.irfft(spec.numpy(), n=self.n_fft, axis=-1)[..., : self.win_length]
+            fr *= self._syn_np
+            out = fr[:, :, :H].copy()  # first halves, plus the previous frame's second half
+            out[:, 0] += state.tensors[0].numpy()
+            out[:, 1:] += fr[:, :-1, H:]
+            tail = np.ascontiguousarray(fr[:, -1, H:])
+            return torch.from_numpy(out.reshape(B, n * H)), TensorState([torch.from_numpy(tail)], [0])
         frames = torch.fft.irfft(spec, n=self.n_fft, dim=-1)[..., : self.win_length] * self.syn_window
         total = (n - 1) * self.hop + self.win_length
         acc = F.fold(frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.win_length),

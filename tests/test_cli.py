@@ -262,6 +262,7 @@ def test_bench_json(tmp_path, capsys):
     r = json.loads(rep.read_text())
     assert {"cpu", "cores", "threads", "torch", "device"} <= set(r["machine"])
     assert [c["steps"] for c in r["configs"]] == [0, 1]
+    assert [c["passes"] for c in r["configs"]] == [1, 2]  # steps count refinements after one-step
     for c in r["configs"]:
         assert {"rtf", "latency_ms", "block", "steps", "candidates", "device", "reference_rtf"} <= set(c)
         assert c["rtf"] > 0 and c["reference_rtf"] > 0

@@ -1,5 +1,6 @@
-"""Reference-free policies: the noise-gated default keeps in speech and acts only in noise blocks;
-`streamsep proxies` measures agreement with the oracle; waveform keep-previous stays aligned."""
+"""Reference-free policies: the floor-match default keeps in speech and removes only residual bursts in
+pauses; noise-gated acts in noise blocks; `streamsep proxies` measures agreement with the oracle;
+waveform keep-previous stays aligned."""
 from __future__ import annotations
 
 import json
@@ -10,11 +11,57 @@ import torch
 
 from conftest import generated_pair, leventure_pair, si_sdr, shared
 from streamsep.engine import Engine, EngineConfig
-from streamsep.policies import DEFAULT_PROXY, KEEP, PROXIES, ProxyPolicy, score_noise_gated
+from streamsep.policies import (DEFAULT_PROXY, KEEP, PROXIES, FloorMatchPolicy, PolicyError, ProxyPolicy,
+                                make_policy, score_noise_gated)
 
 
-def test_default_proxy_is_noise_gated_and_keeps_when_speech_present(nsnet2):
-    assert DEFAULT_PROXY == "noise-gated"
+def noise_frames(rng, frames: int = 20, bins: int = 161) -> torch.Tensor:
+    """Complex white-noise STFT frames (1, T, F)."""
+    return torch.complex(torch.as_tensor(rng.standard_normal((1, frames, bins)), dtype=torch.float32),
+                         torch.as_tensor(rng.standard_normal((1, frames, bins)), dtype=torch.float32))
+
+
+def test_default_proxy_is_floor_match_and_keeps_when_speech_present(nsnet2):
+    assert DEFAULT_PROXY == "floor-match"
+    pol = make_policy("proxy")
+    assert isinstance(pol, FloorMatchPolicy)
+    with pytest.raises(PolicyError, match="proxy_policy"):
+        ProxyPolicy("floor-match")
+    x, s = generated_pair(seconds=2.0, snr_db=20.0)  # speech dominates every block
+    X, _ = nsnet2.analyze(torch.as_tensor(x)[None], nsnet2.stft.new_analysis_state(1))
+    Y, _ = nsnet2.step(X, nsnet2.new_model_state(1))
+    Yc = torch.cat([0.1 * Y, 0.5 * Y, Y])  # candidates that remove a lot
+    pol.configure(0.2)
+    for b in range(0, 180, 20):  # every block of the utterance
+        sl = slice(b, b + 20)
+        assert pol.choose(1, X[:, sl], Y[:, sl], Yc[:, sl], np.array([0.2, 0.5, 0.8])).index == KEEP
+
+
+def test_floor_match_removes_a_residual_burst_down_to_the_floor():
+    """In a pause (the model kept −40 dB of stationary noise), a block whose residual jumps 9.5 dB
+    (a click that leaked through) is brought to the candidate closest to the residual floor; steady
+    blocks, speech-like blocks and blocks where the mixture itself rises are kept."""
+    rng = np.random.default_rng(1)
+    pol = FloorMatchPolicy()
+    pol.configure(0.2)
+    gains = torch.tensor([[0.1], [0.35], [0.8]]).view(3, 1, 1)
+    ratios = np.array([0.1, 0.5, 0.9])
+    for _ in range(6):  # 1.2 s of pause: histories fill
+        X = noise_frames(rng)
+        assert pol.choose(1, X, 0.01 * X, gains * (0.01 * X), ratios).index == KEEP
+    X = noise_frames(rng)
+    burst = 0.03 * X  # still gated (−30 dB kept), 9.5 dB above the residual floor
+    c = pol.choose(1, X, burst, gains * burst, ratios)
+    assert c.index == 1 and c.ratio == 0.5  # −9.1 dB lands at the floor; −20 dB would go below it
+    X = noise_frames(rng)
+    assert pol.choose(1, X, 0.5 * X, gains * (0.5 * X), ratios).index == KEEP  # speech-like: kept
+    X = 3.0 * noise_frames(rng)  # the mixture rises 9.5 dB: maybe speech the model removed
+    assert pol.choose(1, X, 0.03 * X, gains * (0.03 * X), ratios).index == KEEP
+    pol.reset()
+    assert pol._mix == {} and pol._res == {}
+
+
+def test_noise_gated_keeps_when_speech_present(nsnet2):
     x, s = generated_pair(seconds=2.0, snr_db=20.0)  # speech dominates every block
     X, _ = nsnet2.analyze(torch.as_tensor(x)[None], nsnet2.stft.new_analysis_state(1))
     Y, _ = nsnet2.step(X, nsnet2.new_model_state(1))
@@ -22,7 +69,7 @@ def test_default_proxy_is_noise_gated_and_keeps_when_speech_present(nsnet2):
     sl = slice(50, 70)  # a speech block (20 frames)
     sc = score_noise_gated(X[:, sl], Y[:, sl], Yc[:, sl])
     assert np.isneginf(sc[:-1]).all() and sc[-1] == 0.0
-    choice = ProxyPolicy().choose(1, X[:, sl], Y[:, sl], Yc[:, sl], np.array([0.2, 0.5, 0.8]))
+    choice = ProxyPolicy("noise-gated").choose(1, X[:, sl], Y[:, sl], Yc[:, sl], np.array([0.2, 0.5, 0.8]))
     assert choice.index == KEEP
 
 
@@ -35,7 +82,7 @@ def test_noise_gated_acts_in_a_noise_only_block(nsnet2):
     Yc = torch.cat([0.1 * Y[:, sl], 0.9 * Y[:, sl]])  # −20 dB and −0.9 dB of extra removal
     sc = score_noise_gated(X[:, sl], Y[:, sl], Yc)
     assert sc[0] == pytest.approx(20.0, abs=0.1) and sc[1] == pytest.approx(0.92, abs=0.05)
-    choice = ProxyPolicy().choose(1, X[:, sl], Y[:, sl], Yc, np.array([0.1, 0.9]))
+    choice = ProxyPolicy("noise-gated").choose(1, X[:, sl], Y[:, sl], Yc, np.array([0.1, 0.9]))
     assert choice.index == 0  # 20 dB beats the 3 dB margin; 0.9 dB alone would not
 
 
