@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streamsep.audio_io import read_audio, resample
-from streamsep.cli import find_pairs
+from streamsep.cli import find_pairs, read_pair
 from streamsep.engine import Engine, EngineConfig
 from streamsep.metrics import pesq_wb
 from streamsep.separators.registry import create
@@ -36,12 +35,8 @@ def main() -> None:
     m, ramp = int(1.2 * sr), int(0.05 * sr)
     print(f"{'file':42s} " + " ".join(f"g={g:<5}" for g in GAINS) + "  clean pause level (dB re clip)")
     for noisy, clean in pairs:
-        x, r = read_audio(noisy)
-        s, r2 = read_audio(clean)
-        x = resample(x, r, sr) if r != sr else x
-        s = resample(s, r2, sr) if r2 != sr else s
-        n = min(len(x), len(s))
-        x, s = x[:n], s[:n]
+        x, s = read_pair(noisy, clean, sr)
+        n = len(x)
         y, _, _ = Engine(EngineConfig(), separator=sep).run_offline(x)
         row = []
         for g in GAINS:

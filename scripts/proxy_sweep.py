@@ -24,11 +24,11 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("STREAMSEP_DNSMOS_WINDOWS", "1")
 
-from streamsep.audio_io import read_audio, resample  # noqa: E402
-from streamsep.cli import find_pairs  # noqa: E402
+from streamsep.cli import find_pairs, read_pair  # noqa: E402
 from streamsep.engine import Engine, EngineConfig  # noqa: E402
 from streamsep.metrics import dnsmos, pesq_wb, si_sdr  # noqa: E402
-from streamsep.policies import EPS, KEEP, PROXIES, Choice, ProxyPolicy, make_policy, power, proxy_policy  # noqa: E402
+from streamsep.policies import (EPS, KEEP, PROXIES, Choice, FloorMatchPolicy, ProxyPolicy, make_policy,  # noqa: E402
+                                power, proxy_policy)
 from streamsep.separators.registry import create  # noqa: E402
 
 SHARED = Path(os.environ.get("SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
@@ -145,6 +145,16 @@ VARIANTS.update({
  "gv": lambda: Gated(floor_db=6.0, frame_gate=True),
 })
 
+# parameter variants of the product's floor-match policy
+VARIANTS.update({
+    "fm-g30": lambda: FloorMatchPolicy(gate_db=-30.0),
+    "fm-x6": lambda: FloorMatchPolicy(excess_db=6.0),
+    "fm-u0": lambda: FloorMatchPolicy(under_db=0.0),
+    "fm-mix2": lambda: FloorMatchPolicy(mix_db=2.0),
+    "fm-m2": lambda: FloorMatchPolicy(margin=2.0),
+    "fm-h6": lambda: FloorMatchPolicy(history_s=6.0),
+})
+
 
 def make(name: str):
     if name == "default":
@@ -165,12 +175,8 @@ def main() -> None:
     block = max(1, round(block_ms * 1e-3 * sr / sep.hop)) * sep.hop
     data = []
     for noisy, clean in pairs:
-        x, r = read_audio(noisy)
-        s, r2 = read_audio(clean)
-        x = resample(x, r, sr) if r != sr else x
-        s = resample(s, r2, sr) if r2 != sr else s
-        n = min(len(x), len(s))
-        data.append((noisy.name, x[:n], s[:n]))
+        x, s = read_pair(noisy, clean, sr)
+        data.append((noisy.name, x, s))
     base: dict[str, np.ndarray] = {}
     for name in names:
         t0 = time.time()

@@ -343,6 +343,18 @@ def process_stream(args, cfg, policy: str) -> int:
     return 0
 
 
+def read_pair(noisy: Path, clean: Path, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (noisy, clean) pair read, resampled to ``rate`` and cut to the shorter length."""
+    from streamsep.audio_io import read_audio, resample
+
+    x, xr = read_audio(noisy)
+    s, sr = read_audio(clean)
+    x = resample(x, xr, rate) if xr != rate else x
+    s = resample(s, sr, rate) if sr != rate else s
+    n = min(len(x), len(s))
+    return x[:n], s[:n]
+
+
 def find_pairs(directory: Path) -> list[tuple[Path, Path]]:
     """(noisy, clean) pairs: a noisy file maps to the clean file whose stem it starts with + '_'."""
     clean_dir, noisy_dir = directory / "clean", directory / "noisy"
@@ -369,7 +381,6 @@ def find_pairs(directory: Path) -> list[tuple[Path, Path]]:
 def cmd_eval(args) -> int:
     from tqdm import tqdm
 
-    from streamsep.audio_io import read_audio, resample
     from streamsep.offline import refine_signal
 
     cfg = engine_config(args)
@@ -393,12 +404,7 @@ def cmd_eval(args) -> int:
     rows = []
     for noisy, clean in tqdm(pairs, desc=f"eval {sep.name} {policy} K={cfg.steps}", unit="file", file=sys.stderr,
                              disable=args.quiet):
-        x, rate = read_audio(noisy)
-        s, srate = read_audio(clean)
-        xm = resample(x, rate, sr) if rate != sr else x
-        sm = resample(s, srate, sr) if srate != sr else s
-        n = min(len(xm), len(sm))
-        xm, sm = xm[:n], sm[:n]
+        xm, sm = read_pair(noisy, clean, sr)
         res = refine_signal(sep, xm, cfg.steps, policy, search_candidates(args, cfg, policy), sm, args.scope, args.block_ms,
                             args.blend, cfg.ratios, config=engine_cfg)
         mets = step_metrics(res.estimates, sr, sm, which)

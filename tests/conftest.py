@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# A suite started in the background (`cmd &`, nohup, some CI runners) inherits SIGINT *ignored*, and
+# every `streamsep` child would too (an ignored signal survives exec, and Python then installs no
+# KeyboardInterrupt handler): the tests that stop a child with Ctrl-C need the normal disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The engine runs many small per-block tensors: torch's intra-op thread pool only adds contention on
 # a small shared machine (measured 10-20x slower wall time at load 10 on 2 cores).  One thread, as a

@@ -226,10 +226,11 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     x = generated(25.0) if x is None else x
     hog = _hog()
     try:
-        # 16 steps × 4 candidates on 10 ms blocks: ~65 model passes per block, several times
-        # more than one core can do in real time
+        # 16 steps × 32 candidates on 10 ms blocks: ~500 model passes per block, several times more
+        # than one core can do in real time (16 × 4 no longer overloads: since the second session's
+        # engine it runs at rtf ≈ 0.3 even beside the hog)
         sess = run_session(server, x, "--preset", "quality", "--engine-block", "160", "--steps", "16",
-                           "--candidates", "4", tmp=tmp_path)
+                           "--candidates", "32", tmp=tmp_path)
     finally:
         hog.kill()
         hog.wait()
@@ -237,9 +238,11 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     assert sess.code == 0, sess.err[-2000:]
     assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st["xruns"], server.xrun_clients())
     assert st["level_changes"] >= 1 and st["level_history"], st
-    # candidates go first; whether steps must go too depends on how fast this machine is (on an idle
-    # 2-core machine one candidate × 16 steps may already fit beside the hog)
-    assert st["candidates_in_use"] == 1 and 0 < st["steps_in_use"] <= 16, st
+    # candidates go first; how far, and whether steps must go too, depends on how fast this machine is
+    # (on the idle 2-core dev machine: 32 → 6 candidates, all 16 steps kept)
+    assert st["candidates_in_use"] < 32 and 0 < st["steps_in_use"] <= 16, st
+    if st["steps_in_use"] < 16:
+        assert st["candidates_in_use"] == 1, st
     # misses happen while the controller steps down, then stop (allow a rare transient)
     assert sum(t > 10.0 for t in st["miss_times"]) <= 2, st["miss_times"]
     y = sess.output(0, len(x) + 2000)

@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""Render the docs/PERFORMANCE.md table from `streamsep bench --json` files (default docs/perf/*.json)."""
+import json
+import sys
+from pathlib import Path
+
+ORDER = ["nsnet2_fixed", "nsnet2_proxy", "rnnoise", "spectral", "gtcrn", "dtln"]
+
+
+def main() -> None:
+    files = [Path(p) for p in sys.argv[1:]] or sorted(Path("docs/perf").glob("*.json"),
+                                                     key=lambda p: ORDER.index(p.stem) if p.stem in ORDER else 99)
+    print("| model | steps K | candidates | passes | policy | host block | decision block | rtf | cpu_rtf "
+          "| latency ms | reference_rtf | cpu_rtf / reference |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for f in files:
+        for c in json.loads(f.read_text())["configs"]:
+            passes = c.get("passes", 1 + c["steps"] * (c["candidates"] if c["policy"] == "proxy" else 1))
+            print(f"| {c['model']} | {c['steps']} | {c['candidates']} | {passes} | {c['policy']} | {c['block']} "
+                  f"| {c['engine_block']} | {c['rtf']:.4f} | {c['cpu_rtf']:.4f} | {c['latency_ms']:.1f} "
+                  f"| {c['reference_rtf']:.4f} | {c['cpu_rtf'] / c['reference_rtf']:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
