@@ -447,7 +447,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from streamsep.separators.registry import BUILTIN, create, model_names
+    from streamsep.separators.registry import create, model_names
 
     if args.action == "pull":
         if not args.name:

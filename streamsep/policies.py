@@ -358,10 +358,12 @@ class FloorMatchPolicy(ProxyPolicy):
         T = max(1, X.shape[1])
         px, pp, pr = power(X), power(Yprev), power(X - Yprev)
         e_mix = 10.0 * np.log10(float(px.sum()) / T + EPS)
-        mix_floor = self._push(self._mix, k, e_mix)
-        kept_db = 10.0 * torch.log10((pp.sum(dim=-1) + EPS) / (pr.sum(dim=-1) + EPS))  # per frame
+        mix_floor = self._push(self._mix, k, e_mix)  # every block: the mixture's floor needs them all
         block_db = 10.0 * np.log10((float(pp.sum()) + EPS) / (float(pr.sum()) + EPS))
-        if block_db >= self.gate_db or float(kept_db.max()) >= self.gate_db or e_mix > mix_floor + self.mix_db:
+        if block_db >= self.gate_db or e_mix > mix_floor + self.mix_db:
+            return keep
+        kept_db = 10.0 * torch.log10((pp.sum(dim=-1) + EPS) / (pr.sum(dim=-1) + EPS))  # per frame
+        if float(kept_db.max()) >= self.gate_db:
             return keep
         e_prev = 10.0 * np.log10(float(pp.sum()) / T + EPS)
         floor = self._push(self._res, k, e_prev)

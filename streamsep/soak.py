@@ -36,7 +36,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -483,7 +482,7 @@ def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray,
     report = {
         "minutes": minutes, "ran_seconds": ran_s, "preset": preset, "config": config.to_dict(),
         "input": what, "threads": threads,
-        "jack": {"rate": RATE, "period": getattr(srv, "period", PERIOD), "server": srv.name, "realtime": srv.realtime},
+        "jack": {"rate": RATE, "period": srv.period, "server": srv.name, "realtime": srv.realtime},
         "xruns": during("xruns"),
         "jack_xruns": jack_xruns, "jack_skipped_cycles": jack_gaps, "jack_log": jlog,
         "deadline_misses": during("deadline_misses"),

@@ -1,7 +1,6 @@
 """Tests for streamsep.audio_io: file round trips, errors, atomic writes, block I/O, resampling."""
 from __future__ import annotations
 
-import os
 import tracemalloc
 from pathlib import Path
 

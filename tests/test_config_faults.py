@@ -9,7 +9,6 @@ exercised: ``streamsep process`` (and ``--stream``), ``streamsep live``, ``strea
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.metadata
 import os
 import subprocess
@@ -17,14 +16,12 @@ import sys
 import tomllib
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
 import soundfile as sf
 import tomli_w
 import torch
-from onnx import TensorProto, helper
 
+from cardutil import tiny_card, tiny_onnx
 from conftest import generated_pair
 from streamsep.cli import main
 from streamsep.engine import ConfigError, Engine, EngineConfig
@@ -145,38 +142,6 @@ def test_library_errors_are_specific(tmp_path):
 
 
 # -- model cards that lie, missing files --------------------------------------------------------------
-def tiny_onnx(path: Path, n: int = 4) -> Path:
-    """y = 0.5·x + s, s' = x, per frame of ``n`` samples, state (1, n)."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])
-    s = helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, n])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])
-    s_out = helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [1, n])
-    half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
-    nodes = [helper.make_node("Mul", ["x", "half"], ["xh"]), helper.make_node("Add", ["xh", "s"], ["y"]),
-             helper.make_node("Identity", ["x"], ["s_out"])]
-    model = helper.make_model(helper.make_graph(nodes, "tiny", [x, s], [y, s_out], initializer=[half]),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def tiny_card(model: Path, **over) -> dict:
-    card = {
-        "name": "tiny", "format": "onnx-stream", "sample_rate": 16000, "io": "waveform", "frame": 4, "hop": 4,
-        "window": "none", "latency": 0, "licence": "MIT", "source": "https://example.org/tiny",
-        "files": [{"name": model.name, "url": model.as_uri(), "sha256": sha(model)}],
-        "stages": [{"file": model.name, "input": "x", "output": "y", "layout": "BN", "feed": "frame",
-                    "returns": "frame", "states": [{"input": "s", "output": "s_out", "shape": [1, 4]}]}],
-    }
-    card.update(over)
-    return card
-
-
 @pytest.fixture()
 def models(tmp_path, monkeypatch) -> Path:
     """A directory with the tiny model; no model directory from the environment, a private cache."""

@@ -18,7 +18,6 @@ Examples are derandomised (reproducible in CI) and kept few and short (2 shared 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -305,7 +304,7 @@ def test_soak_summary_counts_only_the_measurement():
     from streamsep.soak import summarize
 
     class Srv:
-        name, realtime = "s", True
+        name, realtime, period = "s", True, 160
 
     def sample(t, xr, miss, rss):
         return {"t": t, "rss_mb": rss, "xruns": xr, "deadline_misses": miss, "fallback_samples": 10 * miss,

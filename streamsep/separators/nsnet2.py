@@ -110,9 +110,9 @@ class NSNet2Net(nn.Module):
         return net.eval()
 
 
-def stateful_onnx(path: Path) -> bytes:
+def stateful_onnx(path: Path) -> tuple[bytes, int]:
     """The NSNet2 ONNX graph with GRU states exposed: inputs ``h0_in``/``h1_in`` and outputs
-    ``h0_out``/``h1_out``, each (1, batch, hidden); serialised for onnxruntime."""
+    ``h0_out``/``h1_out``, each (1, batch, hidden); serialised for onnxruntime, and ``hidden``."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -142,7 +142,7 @@ def stateful_onnx(path: Path) -> bytes:
     used = {i for n in g.node for i in n.input}
     for t in [t for t in g.initializer if t.name not in used]:
         g.initializer.remove(t)
-    return model.SerializeToString()
+    return model.SerializeToString(), int(hidden)
 
 
 class NSNet2Ort:
@@ -162,7 +162,8 @@ class NSNet2Ort:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(stateful_onnx(path), opts, providers=["CPUExecutionProvider"])
+        graph, self.hidden = stateful_onnx(path)
+        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
         self._outputs = ["output", "h0_out", "h1_out"]
 
     def __call__(self, feat: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,9 +204,12 @@ class NSNet2(FrameSeparator):
         if backend == "onnxruntime" and self.device.type != "cpu":
             raise ValueError("NSNet2 backend 'onnxruntime' runs on the CPU only (use backend 'torch' on CUDA)")
         self.backend = backend
-        torch_net = NSNet2Net.from_onnx(self.onnx_path)
-        self.hidden = torch_net.gru.hidden_size
-        self.net = torch_net.to(self.device) if backend == "torch" else NSNet2Ort(self.onnx_path)
+        if backend == "torch":
+            self.net = NSNet2Net.from_onnx(self.onnx_path).to(self.device)
+            self.hidden = self.net.gru.hidden_size
+        else:
+            self.net = NSNet2Ort(self.onnx_path)
+            self.hidden = self.net.hidden
         self.description += f" [{backend}]"
 
     def new_model_state(self, batch: int) -> TensorState:
