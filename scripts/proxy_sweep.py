@@ -145,14 +145,55 @@ VARIANTS.update({
  "gv": lambda: Gated(floor_db=6.0, frame_gate=True),
 })
 
-# parameter variants of the product's floor-match policy
+# parameter variants of the product's floor-match policy (second-session rule: mixture-floor test)
+SECOND = {"mix_db": 3.0, "transient_db": None, "warmup_s": 0.0}
 VARIANTS.update({
-    "fm-g30": lambda: FloorMatchPolicy(gate_db=-30.0),
-    "fm-x6": lambda: FloorMatchPolicy(excess_db=6.0),
-    "fm-u0": lambda: FloorMatchPolicy(under_db=0.0),
-    "fm-mix2": lambda: FloorMatchPolicy(mix_db=2.0),
-    "fm-m2": lambda: FloorMatchPolicy(margin=2.0),
-    "fm-h6": lambda: FloorMatchPolicy(history_s=6.0),
+    "fm-second": lambda: FloorMatchPolicy(**SECOND),
+    "fm-g30": lambda: FloorMatchPolicy(**{**SECOND, 'gate_db': -30.0}),
+    "fm-x6": lambda: FloorMatchPolicy(**{**SECOND, 'excess_db': 6.0}),
+    "fm-u0": lambda: FloorMatchPolicy(**{**SECOND, 'under_db': 0.0}),
+    "fm-mix2": lambda: FloorMatchPolicy(**{**SECOND, 'mix_db': 2.0}),
+    "fm-m2": lambda: FloorMatchPolicy(**{**SECOND, 'margin': 2.0}),
+    "fm-h6": lambda: FloorMatchPolicy(**{**SECOND, 'history_s': 6.0}),
+})
+
+
+class FloorMatchRange(FloorMatchPolicy):
+    """floor-match that also asks for a clear input dynamic range: the mixture's recent 90th minus 10th
+    percentile block level at least ``range_db`` (at 0 dB SNR speech barely lifts the mixture above its
+    floor, so 'at its floor' stops meaning 'no speech'); optionally an impulsive mixture block
+    (loudest frame minus median frame at least ``transient_db``) instead of the mixture-floor test."""
+    def __init__(self, range_db=10.0, transient_db=None, **kw):
+        kw = {"mix_db": 3.0, "transient_db": None, "warmup_s": 0.0, **kw}  # the second-session rule
+        super().__init__(**kw); self.range_db, self.transient_db = range_db, transient_db
+    def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
+        C = Ycand.shape[0]
+        keep = Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
+        px = power(X)
+        if self.transient_db is not None:
+            fr = 10 * torch.log10(px.sum(dim=-1)[0] / px.shape[-1] + EPS).cpu().numpy()
+            if fr.max() - np.median(fr) < self.transient_db:
+                self._push(self._mix, k, 10.0 * np.log10(float(px.sum()) / max(1, X.shape[1]) + EPS))
+                return keep
+            self.mix_db = 1e9  # the transient test replaces the mixture-floor test
+        c = super().choose(k, X, Yprev, Ycand, ratios, ctx)
+        h = self._mix.get(k, [])
+        if c.index != KEEP and (len(h) < 5 or np.percentile(h, 90) - np.percentile(h, 10) < self.range_db):
+            return keep
+        return c
+
+VARIANTS.update({
+    "fmr8": lambda: FloorMatchRange(range_db=8.0),
+    "fmr10": lambda: FloorMatchRange(range_db=10.0),
+    "fmr12": lambda: FloorMatchRange(range_db=12.0),
+    "fmr15": lambda: FloorMatchRange(range_db=15.0),
+    "fmr12x6": lambda: FloorMatchRange(range_db=12.0, excess_db=6.0),
+    "fmt12": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0),
+    "fmt12r12": lambda: FloorMatchRange(range_db=12.0, transient_db=12.0),
+    "fmt9": lambda: FloorMatchRange(range_db=0.0, transient_db=9.0),
+    "fmt15": lambda: FloorMatchRange(range_db=0.0, transient_db=15.0),
+    "fmt12x6": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0, excess_db=6.0),
+    "fmt12u3": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0, under_db=-3.0),
 })
 
 
