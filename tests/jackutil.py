@@ -143,6 +143,22 @@ class JackServer:
                 self.proc.wait()
         self.proc = None
 
+    def log_lines(self) -> list[str]:
+        """The server log so far, line by line (empty when it cannot be read)."""
+        try:
+            return self.log.read_bytes().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return []
+
+    def xruns_since(self, mark: int) -> tuple[list[str], list[str]]:
+        """Xrun lines logged after line ``mark``: (a client was not finished, the dummy driver's own
+        cycle started late — ``JackTimedDriver::Process XRun = N usec``, a late timer wake-up of the
+        server thread that no client causes)."""
+        new = self.log_lines()[mark:]
+        client = [ln.strip() for ln in new if "not finished" in ln]
+        driver = [ln.strip() for ln in new if "JackTimedDriver" in ln and "XRun" in ln]
+        return client, driver
+
     def xrun_clients(self) -> list[str]:
         """The server log's xrun lines (which client was not finished), for failure messages."""
         try:

@@ -225,6 +225,7 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     x = real_speech(RATE, 25.0)
     x = generated(25.0) if x is None else x
     hog = _hog()
+    mark = len(server.log_lines())
     try:
         # 16 steps × 32 candidates on 10 ms blocks: ~500 model passes per block, several times more
         # than one core can do in real time (16 × 4 no longer overloads: since the second session's
@@ -236,7 +237,13 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
         hog.wait()
     st = sess.stats
     assert sess.code == 0, sess.err[-2000:]
-    assert st["xruns"] == 0 and sess.jack_xruns() == 0, (st["xruns"], server.xrun_clients())
+    # no client ever missed its cycle; beside a hog that loads both cores of this VM the dummy driver's
+    # own timer can wake a few tens of µs late (seen once in a full-suite run: "JackTimedDriver::Process
+    # XRun = 28 usec"), which every client is told about: allow one, and only one that the server itself
+    # logged as its driver's lateness
+    client, driver = server.xruns_since(mark)
+    assert client == [] and len(driver) <= 1, (client, driver)
+    assert st["xruns"] <= len(driver) and sess.jack_xruns() <= len(driver), (st["xruns"], client, driver)
     assert st["level_changes"] >= 1 and st["level_history"], st
     # candidates go first; how far, and whether steps must go too, depends on how fast this machine is
     # (on the idle 2-core dev machine: 32 → 6 candidates, all 16 steps kept)
