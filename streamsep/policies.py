@@ -333,7 +333,8 @@ class FloorMatchPolicy(ProxyPolicy):
 
     def __init__(self, gate_db: float = -25.0, transient_db: float | None = 12.0, mix_db: float | None = None,
                  excess_db: float = 3.0, under_db: float = 1.0, margin: float = 1.0, history_s: float = 3.0,
-                 transient_s: float = 0.2, quiet_s: float = 0.2, warmup_s: float = 1.0, quantile: float = 0.1, grid: tuple[float, ...] = DEFAULT_GRID) -> None:
+                 transient_s: float = 0.2, quiet_s: float = 0.2, warmup_s: float = 1.0, quantile: float = 0.1,
+                 grid: tuple[float, ...] = DEFAULT_GRID) -> None:
         self.proxy, self.margin, self.grid = "floor-match", float(margin), tuple(grid)
         self.score = score_floor_match
         self.gate_db, self.transient_db, self.mix_db = gate_db, transient_db, mix_db
