@@ -313,10 +313,10 @@ class FloorMatchPolicy(ProxyPolicy):
        frames alone are a weak "no speech here" test);
     2. the mixture holds an impulsive event: the block's loudest frame is at least ``transient_db``
        above the median frame level of the mixture over the last ``transient_s`` seconds (this block
-       included; with 200 ms blocks, the block's own median) — a key click, a knock, a clap.  Steady noise never qualifies, which is
-       the point: lowering the *steady* residual in pauses costs PESQ wherever the clean reference has
-       room tone there (docs/PROXIES.md), and at low SNR a block at the mixture's floor can be speech
-       the model removed (NOIZEUS at 0 dB).  ``mix_db`` (off by default; the second-session rule)
+       included; with 200 ms blocks, the block's own median) — a key click, a knock, a clap.  Steady
+       noise never qualifies, which is the point: lowering the *steady* residual in pauses costs PESQ
+       wherever the clean reference has room tone there (docs/PROXIES.md), and at low SNR a block at
+       the mixture's floor can be speech the model removed (NOIZEUS at 0 dB).  ``mix_db`` (off by default; the second-session rule)
        instead asks that the mixture's block level be within ``mix_db`` of its floor;
     3. the previous estimate's level is more than ``excess_db`` above the *residual floor* (a low
        percentile of its level over the blocks that passed test 1 in the last ``history_s``
@@ -373,7 +373,7 @@ class FloorMatchPolicy(ProxyPolicy):
         px, pp, pr = power(X), power(Yprev), power(X - Yprev)
         # the mixture's histories need every block
         fr = 10.0 * np.log10(px.sum(dim=-1)[0].cpu().numpy().astype(np.float64) + EPS)  # per frame, dB
-        e_mix = 10.0 * np.log10(float(np.mean(10.0 ** (fr / 10.0))) + EPS)
+        e_mix = 10.0 * np.log10(float(px.sum()) / T + EPS)
         mix_floor = self._push(self._mix, k, e_mix)
         recent = self._mixf.setdefault(k, [])  # the mixture's frame levels over the last transient_s
         recent.extend(fr.tolist())

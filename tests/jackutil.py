@@ -161,11 +161,7 @@ class JackServer:
 
     def xrun_clients(self) -> list[str]:
         """The server log's xrun lines (which client was not finished), for failure messages."""
-        try:
-            text = self.log.read_bytes().decode("utf-8", "replace")
-        except OSError:
-            return []
-        return [ln.strip() for ln in text.splitlines() if "XRun" in ln or "not finished" in ln][:20]
+        return [ln.strip() for ln in self.log_lines() if "XRun" in ln or "not finished" in ln][:20]
 
     def kill(self) -> None:
         """Abrupt end (the 'vanished device' case)."""

@@ -227,11 +227,12 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     hog = _hog()
     mark = len(server.log_lines())
     try:
-        # 16 steps × 32 candidates on 10 ms blocks: ~500 model passes per block, several times more
-        # than one core can do in real time (16 × 4 no longer overloads: since the second session's
-        # engine it runs at rtf ≈ 0.3 even beside the hog)
-        sess = run_session(server, x, "--preset", "quality", "--engine-block", "160", "--steps", "16",
-                           "--candidates", "32", tmp=tmp_path)
+        # 16 steps × 32 candidates of the 48 kHz NSNet2 on 10 ms blocks: ~500 model passes per block,
+        # bench rtf ≈ 1.7 on one core of this machine, so the host must shed load.  (16 × 4 at 16 kHz
+        # stopped overloading with the second session's engine, and 16 × 32 at 16 kHz with the third
+        # session's machine, rtf ≈ 0.65: the hog shares a core with no SCHED_FIFO worker)
+        sess = run_session(server, x, "--preset", "quality", "--model", "nsnet2-48k", "--engine-block", "480",
+                           "--steps", "16", "--candidates", "32", tmp=tmp_path)
     finally:
         hog.kill()
         hog.wait()
@@ -246,7 +247,7 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     assert st["xruns"] <= len(driver) and sess.jack_xruns() <= len(driver), (st["xruns"], client, driver)
     assert st["level_changes"] >= 1 and st["level_history"], st
     # candidates go first; how far, and whether steps must go too, depends on how fast this machine is
-    # (on the idle 2-core dev machine: 32 → 6 candidates, all 16 steps kept)
+    # (idle 2-core dev machine, third session: 32 → 1 candidates, then 16 → 6 steps, 18 level changes)
     assert st["candidates_in_use"] < 32 and 0 < st["steps_in_use"] <= 16, st
     if st["steps_in_use"] < 16:
         assert st["candidates_in_use"] == 1, st
