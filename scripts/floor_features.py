@@ -31,7 +31,7 @@ def run(job):
     import torch
 
     torch.set_num_threads(1)
-    from streamsep.cli import read_pair
+    from streamsep.cli import ms_block, read_pair
     from streamsep.engine import Engine, EngineConfig
     from streamsep.policies import EPS, FloorMatchPolicy, power, score_oracle_sdr
     from streamsep.separators.registry import create
@@ -39,7 +39,7 @@ def run(job):
     noisy, clean, model, K, C, block_ms, set_id = job
     sep = create(model)
     sr, hop = sep.sample_rate, sep.hop
-    block = max(1, round(block_ms * 1e-3 * sr / hop)) * hop
+    block = ms_block(block_ms, hop, sr)
     rows = []
 
     class Logger(FloorMatchPolicy):

@@ -59,7 +59,7 @@ def one_file(job: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from streamsep.cli import read_pair
+    from streamsep.cli import ms_block, read_pair
     from streamsep.engine import Engine, EngineConfig
     from streamsep.metrics import dnsmos, pesq_wb, si_sdr
 
@@ -68,7 +68,7 @@ def one_file(job: tuple) -> dict:
 
     sep = _SEPS.get(model) or _SEPS.setdefault(model, create(model))
     sr, hop = sep.sample_rate, sep.hop
-    block = max(1, round(block_ms * 1e-3 * sr / hop)) * hop
+    block = ms_block(block_ms, hop, sr)
     eng = Engine(EngineConfig(model=model, steps=K, candidates=C, policy="proxy", block=block), separator=sep)
     eng.policy = make(variant)
     if hasattr(eng.policy, "configure"):

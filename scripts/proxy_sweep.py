@@ -24,7 +24,7 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("STREAMSEP_DNSMOS_WINDOWS", "1")
 
-from streamsep.cli import find_pairs, read_pair  # noqa: E402
+from streamsep.cli import find_pairs, ms_block, read_pair  # noqa: E402
 from streamsep.engine import Engine, EngineConfig  # noqa: E402
 from streamsep.metrics import dnsmos, pesq_wb, si_sdr  # noqa: E402
 from streamsep.policies import (EPS, KEEP, PROXIES, Choice, FloorMatchPolicy, ProxyPolicy, make_policy,  # noqa: E402
@@ -146,7 +146,6 @@ VARIANTS.update({
 })
 
 # parameter variants of the product's floor-match policy (second-session rule: mixture-floor test)
-SECOND = {"mix_db": 3.0, "transient_db": None, "warmup_s": 0.0}
 VARIANTS.update({
     "fm-second": lambda: FloorMatchPolicy(**SECOND),
     "fm-g30": lambda: FloorMatchPolicy(**{**SECOND, 'gate_db': -30.0}),
@@ -158,24 +157,29 @@ VARIANTS.update({
 })
 
 
+# the second-session floor-match rule as FloorMatchPolicy arguments: mixture-floor test, no impulse
+# test, no quiet time, no warm-up
+SECOND = {"mix_db": 3.0, "transient_db": None, "quiet_s": 0.0, "warmup_s": 0.0}
+
 class FloorMatchRange(FloorMatchPolicy):
     """floor-match that also asks for a clear input dynamic range: the mixture's recent 90th minus 10th
     percentile block level at least ``range_db`` (at 0 dB SNR speech barely lifts the mixture above its
     floor, so 'at its floor' stops meaning 'no speech'); optionally an impulsive mixture block
     (loudest frame minus median frame at least ``transient_db``) instead of the mixture-floor test."""
     def __init__(self, range_db=10.0, transient_db=None, **kw):
-        kw = {"mix_db": 3.0, "transient_db": None, "warmup_s": 0.0, **kw}  # the second-session rule
-        super().__init__(**kw); self.range_db, self.transient_db = range_db, transient_db
+        kw = {**SECOND, **kw}
+        if transient_db is not None:
+            kw["mix_db"] = None  # the within-block transient test replaces the mixture-floor test
+        super().__init__(**kw); self.range_db, self.block_transient_db = range_db, transient_db
     def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
         C = Ycand.shape[0]
         keep = Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
         px = power(X)
-        if self.transient_db is not None:
+        if self.block_transient_db is not None:
             fr = 10 * torch.log10(px.sum(dim=-1)[0] / px.shape[-1] + EPS).cpu().numpy()
-            if fr.max() - np.median(fr) < self.transient_db:
+            if fr.max() - np.median(fr) < self.block_transient_db:
                 self._push(self._mix, k, 10.0 * np.log10(float(px.sum()) / max(1, X.shape[1]) + EPS))
                 return keep
-            self.mix_db = 1e9  # the transient test replaces the mixture-floor test
         c = super().choose(k, X, Yprev, Ycand, ratios, ctx)
         h = self._mix.get(k, [])
         if c.index != KEEP and (len(h) < 5 or np.percentile(h, 90) - np.percentile(h, 10) < self.range_db):
@@ -213,7 +217,7 @@ def main() -> None:
     pairs = pairs[::step][:limit]
     sep = create(model)
     sr = sep.sample_rate
-    block = max(1, round(block_ms * 1e-3 * sr / sep.hop)) * sep.hop
+    block = ms_block(block_ms, sep.hop, sr)
     data = []
     for noisy, clean in pairs:
         x, s = read_pair(noisy, clean, sr)

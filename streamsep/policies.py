@@ -372,15 +372,17 @@ class FloorMatchPolicy(ProxyPolicy):
         T = max(1, X.shape[1])
         px, pp, pr = power(X), power(Yprev), power(X - Yprev)
         # the mixture's histories need every block
-        fr = 10.0 * np.log10(px.sum(dim=-1)[0].cpu().numpy().astype(np.float64) + EPS)  # per frame, dB
-        e_mix = 10.0 * np.log10(float(px.sum()) / T + EPS)
+        pf = px.sum(dim=-1)[0].cpu().numpy().astype(np.float64)  # mixture power per frame
+        fr = 10.0 * np.log10(pf + EPS)  # per frame, dB
+        e_mix = 10.0 * np.log10(float(pf.sum()) / T + EPS)
         mix_floor = self._push(self._mix, k, e_mix)
         recent = self._mixf.setdefault(k, [])  # the mixture's frame levels over the last transient_s
         recent.extend(fr.tolist())
         n_recent = max(len(fr), int(round(self.transient_s / self.block_s * len(fr))))
         if len(recent) > n_recent:
             del recent[: len(recent) - n_recent]
-        block_db = 10.0 * np.log10((float(pp.sum()) + EPS) / (float(pr.sum()) + EPS))
+        pp_sum = float(pp.sum())
+        block_db = 10.0 * np.log10((pp_sum + EPS) / (float(pr.sum()) + EPS))
         gated = block_db < self.gate_db
         if gated:  # and every frame of it
             kept_db = 10.0 * torch.log10((pp.sum(dim=-1) + EPS) / (pr.sum(dim=-1) + EPS))
@@ -392,7 +394,7 @@ class FloorMatchPolicy(ProxyPolicy):
             return keep
         if self.mix_db is not None and e_mix > mix_floor + self.mix_db:
             return keep
-        e_prev = 10.0 * np.log10(float(pp.sum()) / T + EPS)
+        e_prev = 10.0 * np.log10(pp_sum / T + EPS)
         floor = self._push(self._res, k, e_prev)  # every pause block: the residual floor needs them
         if self.transient_db is not None and float(fr.max()) < float(np.median(recent)) + self.transient_db:
             return keep
