@@ -150,14 +150,43 @@ class JackServer:
         except OSError:
             return []
 
-    def xruns_since(self, mark: int) -> tuple[list[str], list[str]]:
-        """Xrun lines logged after line ``mark``: (a client was not finished, the dummy driver's own
-        cycle started late — ``JackTimedDriver::Process XRun = N usec``, a late timer wake-up of the
-        server thread that no client causes)."""
-        new = self.log_lines()[mark:]
-        client = [ln.strip() for ln in new if "not finished" in ln]
-        driver = [ln.strip() for ln in new if "JackTimedDriver" in ln and "XRun" in ln]
-        return client, driver
+    def xrun_events_since(self, mark: int) -> dict[str, list[list[str]]]:
+        """Xrun events logged after line ``mark``, by cause.  An event is a run of consecutive xrun
+        lines (``Process error`` lines do not end it).  The graph is player → host → recorder
+        (the test's own clients ``ssx_play_…``/``ssx_rec_…`` only copy buffers):
+
+        * ``driver`` — the dummy driver's own cycle started late (``JackTimedDriver::Process XRun =
+          N usec``): a late timer wake-up of the server thread;
+        * ``stall`` — the player, upstream of everything and idle, did not finish either: the cycle
+          itself did not run in time (the VM did not schedule it);
+        * ``host`` — the host (``streamsep``) did not finish a cycle that its upstream player did;
+        * ``harness`` — only the test's recorder missed.
+        """
+        events: list[list[str]] = []
+        current: list[str] | None = None
+        for ln in self.log_lines()[mark:]:
+            ln = ln.strip()
+            if "JackTimedDriver" in ln and "XRun" in ln:
+                current = [ln]
+                events.append(current)
+            elif "not finished" in ln:
+                if current is None:
+                    current = []
+                    events.append(current)
+                current.append(ln)
+            elif "Process error" not in ln:
+                current = None
+        out: dict[str, list[list[str]]] = {"driver": [], "stall": [], "host": [], "harness": []}
+        for ev in events:
+            if "JackTimedDriver" in ev[0]:
+                out["driver"].append(ev)
+            elif any("client = ssx_play_" in ln for ln in ev):
+                out["stall"].append(ev)
+            elif any("client = streamsep " in ln for ln in ev):
+                out["host"].append(ev)
+            else:
+                out["harness"].append(ev)
+        return out
 
     def xrun_clients(self) -> list[str]:
         """The server log's xrun lines (which client was not finished), for failure messages."""
