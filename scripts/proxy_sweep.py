@@ -158,8 +158,11 @@ VARIANTS.update({
 
 
 # the second-session floor-match rule as FloorMatchPolicy arguments: mixture-floor test, no impulse
-# test, no quiet time, no warm-up
-SECOND = {"mix_db": 3.0, "transient_db": None, "quiet_s": 0.0, "warmup_s": 0.0}
+# test, no quiet time, no warm-up, 1 dB removal margin
+SECOND = {"mix_db": 3.0, "transient_db": None, "quiet_s": 0.0, "warmup_s": 0.0, "margin": 1.0}
+# the third-session default: the impulse test with a 1 dB removal margin (the fourth session asks 4 dB)
+THIRD = {"margin": 1.0}
+VARIANTS["fm-third"] = lambda: FloorMatchPolicy(**THIRD)
 
 class FloorMatchRange(FloorMatchPolicy):
     """floor-match that also asks for a clear input dynamic range: the mixture's recent 90th minus 10th

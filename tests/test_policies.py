@@ -72,11 +72,32 @@ def test_floor_match_removes_a_leaked_click_down_to_the_floor():
     assert pol._mix == {} and pol._res == {} and pol._mixf == {} and pol._quiet == {}
 
 
+def test_floor_match_keeps_when_no_candidate_removes_the_margin():
+    """A leaked click whose candidates would remove only 1.9 / 3.1 dB is kept (the default asks for
+    4 dB: small removals were where the rule cost PESQ on the real pairs); with a 1 dB margin (the
+    third-session default) the same block is acted on."""
+    for margin, expect_keep in ((None, True), (1.0, False)):
+        rng = np.random.default_rng(1)
+        pol = FloorMatchPolicy() if margin is None else FloorMatchPolicy(margin=margin)
+        pol.configure(0.2)
+        gains = torch.tensor([[0.8], [0.7]]).view(2, 1, 1)  # −1.9 dB, −3.1 dB
+        ratios = np.array([0.5, 0.9])
+        for _ in range(7):  # 1.4 s of pause: past the warm-up, histories full
+            X = noise_frames(rng)
+            assert pol.choose(1, X, 0.01 * X, gains * (0.01 * X), ratios).index == KEEP
+        X = noise_frames(rng)
+        X[:, 10] *= 10.0
+        Y = 0.01 * X
+        Y[:, 10] *= 5.0
+        c = pol.choose(1, X, Y, gains * Y, ratios)
+        assert (c.index == KEEP) == expect_keep, (margin, c)
+
+
 def test_floor_match_second_session_rule_is_still_available():
     """``mix_db`` (mixture within 3 dB of its floor) without the impulse test: a steady residual
     burst is brought to the floor, a block where the mixture rises 9.5 dB is kept."""
     rng = np.random.default_rng(1)
-    pol = FloorMatchPolicy(transient_db=None, mix_db=3.0, warmup_s=0.0)
+    pol = FloorMatchPolicy(transient_db=None, mix_db=3.0, warmup_s=0.0, margin=1.0)
     pol.configure(0.2)
     gains = torch.tensor([[0.1], [0.35], [0.8]]).view(3, 1, 1)
     ratios = np.array([0.1, 0.5, 0.9])
@@ -145,7 +166,7 @@ def test_default_proxy_removes_a_real_door_knock_and_touches_nothing_else(nsnet2
 
 def test_default_proxy_does_not_lower_si_sdr_or_pesq_on_real_pairs(nsnet2):
     """On real leventure segments the default proxy keeps SI-SDR within 0.05 dB and PESQ within 0.01 of
-    one-step (docs/PROXIES.md, every pair: +0.0000 dB / −0.0003 over 72 files)."""
+    one-step (docs/PROXIES.md, every pair: +0.00004 dB / +0.00005 over 72 files)."""
     from streamsep.metrics import pesq_wb
 
     for i in range(3):
