@@ -21,7 +21,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -292,7 +292,8 @@ class Recorder:
         elif t != self._next:
             self.gaps += 1  # JACK skipped cycles: the frames between never existed
             if len(self.gap_frames) < 1000:
-                self.gap_frames.append(t)
+                self.gap_frames.append(self._next)  # first frame that never existed
+                self.gap_frames.append(t)           # first frame after the gap
         self._next = t + frames
         i = t - self.first_frame
         n = min(frames, len(self.buf) - i)
@@ -363,6 +364,18 @@ class Recording:
     end_frame: int            # JACK frame time when playing (plus tail) ended
     xrun_frames: np.ndarray   # JACK frame times of xrun notifications (any client)
     gaps: int                 # cycles JACK skipped
+    gap_frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    #                         (first missing frame, first frame after) of each skip, JACK frame time
+
+    def skipped(self, start_frame: int, n: int) -> list[tuple[int, int]]:
+        """(offset, length) of the skipped stretches within ``n`` samples from ``start_frame``:
+        JACK never ran those cycles, so the recording holds zeros there that nobody played."""
+        out = []
+        for a, b in self.gap_frames:
+            lo, hi = max(int(a) - start_frame, 0), min(int(b) - start_frame, n)
+            if hi > lo:
+                out.append((lo, hi - lo))
+        return out
 
     def aligned(self, start_frame: int, n: int) -> np.ndarray:
         """``n`` recorded samples starting at JACK frame time ``start_frame``."""
@@ -404,7 +417,8 @@ class PlayRecord:
         if self.proc.returncode != 0 or not self.out_path.is_file():
             raise AssertionError(f"play/record failed ({self.proc.returncode}): {err[-2000:]}")
         d = np.load(self.out_path)
-        return Recording(d["rec"], int(d["first"]), int(d["start"]), int(d["end"]), d["xruns"], int(d["gaps"]))
+        gf = d["gap_frames"].reshape(-1, 2) if "gap_frames" in d else np.zeros((0, 2), np.int64)
+        return Recording(d["rec"], int(d["first"]), int(d["start"]), int(d["end"]), d["xruns"], int(d["gaps"]), gf)
 
 
 def _playrec_main(server: str, play: str, out: str, lead_s: str, tail_s: str, timeout_s: str, tag: str) -> int:
@@ -431,7 +445,8 @@ def _playrec_main(server: str, play: str, out: str, lead_s: str, tail_s: str, ti
     player.client.deactivate()
     rec.client.deactivate()
     np.savez(out, rec=rec.buf[: rec.pos], first=rec.first_frame, start=player.start_frame, end=end,
-             xruns=np.array(rec.xrun_frames, dtype=np.int64), gaps=rec.gaps)
+             xruns=np.array(rec.xrun_frames, dtype=np.int64), gaps=rec.gaps,
+             gap_frames=np.array(rec.gap_frames, dtype=np.int64))
     return 0
 
 

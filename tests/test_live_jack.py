@@ -270,8 +270,12 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     assert sum(t > 10.0 for t in st["miss_times"]) <= 2, st["miss_times"]
     y = sess.output(0, len(x) + 2000)
     T = st["latency_samples"]
-    # never a silence burst: no dropout (a run of exact zeros inside audible output)
-    assert dropouts(y[: len(x)]) == [], dropouts(y[: len(x)])[:5]
+    # never a silence burst: no dropout (a run of exact zeros inside audible output), except where
+    # JACK itself skipped cycles (the VM did not run them: nobody played or recorded those frames)
+    skipped = sess.rec.skipped(sess.rec.start_frame + T, len(x))
+    holes = [(a, n) for a, n in dropouts(y[: len(x)])
+             if not any(s <= a and a + n <= s + m for s, m in skipped)]
+    assert holes == [], (holes[:5], skipped[:5])
     # the delay found on the recording is the reported one, at the start and at the end
     full = sess.rec.aligned(sess.rec.start_frame, len(x) + T + 2000)
     for a in (2 * RATE, len(x) - 5 * RATE):
