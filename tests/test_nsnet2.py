@@ -80,7 +80,7 @@ def test_matches_onnxruntime_generated(torch16, torch48, rate):
 def test_cpu_default_is_stateful_onnxruntime(nsnet2, nsnet2_48k):
     assert nsnet2.backend == nsnet2_48k.backend == "onnxruntime"
     names = {i.name for i in nsnet2.net.session.get_inputs()}
-    assert names == {"input", "h0_in", "h1_in"}
+    assert names == {"spec", "h0_in", "h1_in"}
     with pytest.raises(ValueError, match="backend"):
         NSNet2(16000, backend="tensorflow")
 
@@ -102,6 +102,25 @@ def test_stateful_onnxruntime_streams_like_the_whole_file_graph(nsnet2, nsnet2_4
     got = np.concatenate(parts, axis=1)
     assert got.shape == whole.shape
     assert float(np.max(np.abs(got - np.clip(whole, MIN_GAIN, 1.0)))) < 1e-6
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_spectral_graph_equals_features_gains_and_product(nsnet2, nsnet2_48k, rate):
+    """The engine's one-call pass (features, network, clipped gain and product inside the graph)
+    equals the plain stateful graph's gains applied to the frames, states included, batched and
+    on a non-contiguous slice (real audio)."""
+    sep = nsnet2 if rate == 16000 else nsnet2_48k
+    x, _ = leventure_pair(0, 3.0, rate=rate)
+    n = len(x) // sep.hop * sep.hop
+    X, _ = sep.stft.analyze(torch.as_tensor(np.stack([x[:n], 0.3 * x[:n]])), sep.stft.new_analysis_state(2))
+    s_fused, s_plain = sep.new_model_state(2), sep.new_model_state(2)
+    for a, b in [(0, 1), (1, 7), (7, 60), (60, X.shape[1])]:
+        Xb = X[:, a:b]
+        Y, s_fused = sep.step(Xb, s_fused)
+        g, s_plain = sep.gains(log_power(Xb), s_plain)
+        # log10 as ln·(1/ln 10) in the graph: float rounding, carried through the GRU states
+        assert float(torch.max(torch.abs(Y - Xb * g))) < TOL * float(torch.max(torch.abs(Xb)))
+        assert float(torch.max(torch.abs(s_fused.tensors[0] - s_plain.tensors[0]))) < TOL
 
 
 def test_backends_agree_on_real_audio(nsnet2, torch16):
