@@ -4,9 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 STREAMSEP_MODEL_DIR=${STREAMSEP_MODEL_DIR:-../shared/models}
 S=${SECONDS_PER_CONFIG:-10}
-streamsep bench --model nsnet2 --steps 0,1,4 --candidates 1 --block 160,1024 --threads 1 --seconds $S --json docs/perf/nsnet2_fixed.json
-streamsep bench --model nsnet2 --steps 4 --candidates 4 --policy proxy --block 160,800 --threads 1 --seconds $S --json docs/perf/nsnet2_proxy.json
-streamsep bench --model rnnoise --steps 0,2 --block 480 --threads 1 --seconds $S --json docs/perf/rnnoise.json
-streamsep bench --model spectral --steps 0,2 --block 160 --threads 1 --seconds $S --json docs/perf/spectral.json
-streamsep bench --model gtcrn --steps 0,2 --block 256 --threads 1 --seconds $S --json docs/perf/gtcrn.json
-streamsep bench --model dtln --steps 0,2 --block 128 --threads 1 --seconds $S --json docs/perf/dtln.json
+D=${PERF_DIR:-docs/perf}
+mkdir -p "$D"
+streamsep bench --model nsnet2 --steps 0,1,4 --candidates 1 --block 160,1024 --threads 1 --seconds $S --json $D/nsnet2_fixed.json
+streamsep bench --model nsnet2 --steps 4 --candidates 4 --policy proxy --block 160,800 --threads 1 --seconds $S --json $D/nsnet2_proxy.json
+streamsep bench --model rnnoise --steps 0,2 --block 480 --threads 1 --seconds $S --json $D/rnnoise.json
+streamsep bench --model spectral --steps 0,2 --block 160 --threads 1 --seconds $S --json $D/spectral.json
+streamsep bench --model gtcrn --steps 0,2 --block 256 --threads 1 --seconds $S --json $D/gtcrn.json
+streamsep bench --model dtln --steps 0,2 --block 128 --threads 1 --seconds $S --json $D/dtln.json

@@ -21,6 +21,21 @@ from streamsep.cli import CLIError, block_for, write_json
 from streamsep.engine import Engine, EngineConfig
 
 
+def python_loop_ns(n: int = 200_000) -> float:
+    """Nanoseconds per iteration of a trivial Python loop (best of 3): a machine-speed probe stored
+    with every benchmark, because per-block glue is interpreted Python and the same 2-core VM has
+    run at very different speeds on different days (NSNet2 ``reference_rtf`` 0.0059 in the second
+    and third sessions, 0.0095-0.0107 in the fourth; docs/PERFORMANCE.md)."""
+    best = float("inf")
+    for _ in range(3):
+        acc = 0
+        t0 = time.perf_counter()
+        for i in range(n):
+            acc += i
+        best = min(best, time.perf_counter() - t0)
+    return 1e9 * best / n
+
+
 def machine_info(threads: int, device: str) -> dict:
     cpu = platform.processor() or ""
     try:
@@ -32,7 +47,8 @@ def machine_info(threads: int, device: str) -> dict:
     except OSError:
         pass
     info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "device": device}
+            "torch": torch.__version__, "platform": platform.platform(), "device": device,
+            "python_loop_ns": round(python_loop_ns(), 1)}
     if device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -52,6 +52,11 @@ MONITOR_SECONDS = 30.0
 from streamsep.cli import LIVE_MARGIN_MS as DEFAULT_MARGIN_MS  # one definition (cli)
 CROSSFADE_MS = 10.0
 WARMUP_S = 0.5
+#: wall time (s) the worker may lose while not running — preempted, descheduled by the OS or a VM's
+#: hypervisor, or waiting for the GIL — before it counts as a stall
+STALL_S = 0.005
+#: a deadline miss this soon (s, stream time) after a stall is counted as following it
+STALL_WINDOW_S = 0.25
 JACK_CLIENT_NAME = os.environ.get("STREAMSEP_JACK_NAME", "streamsep")
 REBUILD_KEYS = ("model", "block", "device", "resample_quality")
 
@@ -220,6 +225,10 @@ class LiveHost:
         self.splices: list[int] = []           # output positions (samples) where engine swaps began
         self.miss_times: list[float] = []      # timeline seconds of the first 100 deadline misses
         self.level_history: list[list] = []    # [seconds, steps cap, candidates cap, dry] per change
+        self.stalls = 0                        # times the worker lost > STALL_S of wall time
+        self.stall_times: list[list[float]] = []  # [timeline seconds, lost ms] of the first 100
+        self.misses_after_stall = 0            # deadline misses within STALL_WINDOW_S of a stall
+        self._last_stall = -1e9
 
     xruns = property(lambda self: int(self._hdr[R.XRUNS]), doc="callbacks with PortAudio xrun flags")
     input_overflows = property(lambda self: int(self._hdr[R.IN_OVERFLOWS]))
@@ -501,7 +510,11 @@ class LiveHost:
                     _wedged()  # tearing PortAudio down over a vanished device/server can hang: don't
                     self._stop_evt.set()
                     break
-                time.sleep(min(0.002, 0.25 * self.period / rate))
+                nap = min(0.002, 0.25 * self.period / rate)
+                time.sleep(nap)
+                lost = time.monotonic() - now - nap
+                if lost > STALL_S:
+                    self._stall(lost)
                 continue
             last_cb, last_cb_t = self.callbacks, time.monotonic()
             if avail > self._in.capacity - 8192:
@@ -531,9 +544,12 @@ class LiveHost:
         due = len(eng.in_fifo) + n * eng.sr / rate >= eng.block
         work_s = max(n / rate, eng.block / eng.sr) if due else n / rate
         dry = self.adapt and ctrl.should_catch_up(slack, work_s)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         y = eng.process(x, dry=dry)
         dt = time.perf_counter() - t0
+        lost = dt - (time.thread_time() - c0)  # wall time this chunk spent not running on a CPU
+        if lost > STALL_S:
+            self._stall(lost)
         late = self._out.write_at(a + self.P, y)
         slack_after = (a + self.P - self._out.read) / rate
         tr = self._trace
@@ -562,8 +578,19 @@ class LiveHost:
 
     def _miss(self) -> None:
         self.deadline_misses += 1
+        now = self.processed / self.rate
+        if now - self._last_stall <= STALL_WINDOW_S:
+            self.misses_after_stall += 1
         if len(self.miss_times) < 100:
-            self.miss_times.append(round(self.processed / self.rate, 3))
+            self.miss_times.append(round(now, 3))
+
+    def _stall(self, lost: float) -> None:
+        """The worker was not running for ``lost`` seconds (preempted, descheduled, or waiting for
+        the GIL): a deadline miss soon after is the machine's, not the load's (docs/RELIABILITY.md)."""
+        self.stalls += 1
+        self._last_stall = self.processed / self.rate
+        if len(self.stall_times) < 100:
+            self.stall_times.append([round(self._last_stall, 3), round(1000.0 * lost, 1)])
 
     def _resync(self) -> None:
         """The worker stalled for longer than the input ring holds: skip to the present."""
@@ -755,6 +782,9 @@ class LiveHost:
             "max_period": int(self._hdr[R.MAX_FRAMES]),
             "file_done": self.file_done,
             "miss_times": list(self.miss_times),
+            "worker_stalls": self.stalls,
+            "stall_times": [list(t) for t in self.stall_times],
+            "misses_after_stall": self.misses_after_stall,
             "level_history": [list(h) for h in self.level_history],
         }
 

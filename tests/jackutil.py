@@ -159,7 +159,9 @@ class JackServer:
           N usec``): a late timer wake-up of the server thread;
         * ``stall`` — the player, upstream of everything and idle, did not finish either: the cycle
           itself did not run in time (the VM did not schedule it);
-        * ``host`` — the host (``streamsep``) did not finish a cycle that its upstream player did;
+        * ``host`` — the host (``streamsep``) started a cycle that its upstream player finished
+          and did not finish it (state ``Running``); a host that was woken but never ran
+          (``Triggered``) counts as a stall;
         * ``harness`` — only the test's recorder missed.
         """
         events: list[list[str]] = []
@@ -182,8 +184,12 @@ class JackServer:
                 out["driver"].append(ev)
             elif any("client = ssx_play_" in ln for ln in ev):
                 out["stall"].append(ev)
+            elif any("client = streamsep " in ln and "state = Running" in ln for ln in ev):
+                out["host"].append(ev)  # its callback started and did not finish in time
             elif any("client = streamsep " in ln for ln in ev):
-                out["host"].append(ev)
+                # ``Triggered``: woken, never ran — its JACK thread (real-time priority above every
+                # other thread of the host) was not scheduled: the machine, not the host's work
+                out["stall"].append(ev)
             else:
                 out["harness"].append(ev)
         return out
@@ -368,11 +374,18 @@ class Recording:
     #                         (first missing frame, first frame after) of each skip, JACK frame time
 
     def skipped(self, start_frame: int, n: int) -> list[tuple[int, int]]:
-        """(offset, length) of the skipped stretches within ``n`` samples from ``start_frame``:
-        JACK never ran those cycles, so the recording holds zeros there that nobody played."""
+        """(offset, length), within ``n`` samples from ``start_frame``, of the stretches around
+        each jump of JACK's frame time: the frames the jump passed over (zeros that nobody
+        played, when JACK really skipped cycles) and as many after them (when a late cycle was
+        only labelled one period ahead and the next one repeats that time, as the dummy driver
+        does after a late wake-up: that cycle's samples land one period late, and the next
+        overwrites them)."""
         out = []
         for a, b in self.gap_frames:
-            lo, hi = max(int(a) - start_frame, 0), min(int(b) - start_frame, n)
+            a, b = int(a), int(b)
+            if b <= a:  # a repeated or earlier time: the forward jump before it covers it
+                continue
+            lo, hi = max(a - start_frame, 0), min(b + (b - a) - start_frame, n)
             if hi > lo:
                 out.append((lo, hi - lo))
         return out
