@@ -13,6 +13,8 @@ serves both.
 """
 from __future__ import annotations
 
+import functools
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -37,14 +39,35 @@ def power(frames: torch.Tensor) -> torch.Tensor:
     return frames.real ** 2 + frames.imag ** 2
 
 
-def spread(grid: tuple[float, ...], count: int) -> np.ndarray:
-    """``count`` ratios spread evenly over ``grid`` (count ≥ len(grid) returns the whole grid)."""
+def frame_power(frames: torch.Tensor) -> np.ndarray:
+    """Σ_f |frames|² per frame: (B, T, F) complex → (B, T) float.  On the CPU one ``einsum`` over
+    a float view of the complex64 data (no temporaries); elsewhere torch."""
+    if frames.device.type == "cpu" and frames.dtype == torch.complex64:
+        f = frames.numpy()
+        if not f.flags.c_contiguous:
+            f = np.ascontiguousarray(f)
+        v = f.view(np.float32)
+        return np.einsum("btj,btj->bt", v, v)
+    return power(frames).sum(dim=-1).cpu().numpy()
+
+
+@functools.lru_cache(maxsize=64)
+def _spread(grid: tuple[float, ...], count: int) -> np.ndarray:
     if count >= len(grid):
-        return np.asarray(grid, dtype=np.float32)
-    idx = np.round(np.linspace(0, len(grid) - 1, count)).astype(int)
-    if count == 1:
-        idx = np.array([len(grid) // 2])
-    return np.asarray([grid[i] for i in idx], dtype=np.float32)
+        out = np.asarray(grid, dtype=np.float32)
+    else:
+        idx = np.round(np.linspace(0, len(grid) - 1, count)).astype(int)
+        if count == 1:
+            idx = np.array([len(grid) // 2])
+        out = np.asarray([grid[i] for i in idx], dtype=np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def spread(grid: tuple[float, ...], count: int) -> np.ndarray:
+    """``count`` ratios spread evenly over ``grid`` (count ≥ len(grid) returns the whole grid);
+    read-only, computed once per (grid, count)."""
+    return _spread(tuple(grid), int(count))
 
 
 @dataclass
@@ -372,9 +395,8 @@ class FloorMatchPolicy(ProxyPolicy):
         C = Ycand.shape[0]
         keep = Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
         T = max(1, X.shape[1])
-        px, pp, pr = power(X), power(Yprev), power(X - Yprev)
-        # the mixture's histories need every block
-        pf = px.sum(dim=-1)[0].cpu().numpy().astype(np.float64)  # mixture power per frame
+        # per-frame powers of the mixture, the previous estimate and what it removed
+        pf = frame_power(X)[0].astype(np.float64)  # the mixture's histories need every block
         fr = 10.0 * np.log10(pf + EPS)  # per frame, dB
         e_mix = 10.0 * np.log10(float(pf.sum()) / T + EPS)
         mix_floor = self._push(self._mix, k, e_mix)
@@ -383,11 +405,12 @@ class FloorMatchPolicy(ProxyPolicy):
         n_recent = max(len(fr), int(round(self.transient_s / self.block_s * len(fr))))
         if len(recent) > n_recent:
             del recent[: len(recent) - n_recent]
-        pp_sum = float(pp.sum())
-        block_db = 10.0 * np.log10((pp_sum + EPS) / (float(pr.sum()) + EPS))
+        ppf, prf = frame_power(Yprev)[0], frame_power(X - Yprev)[0]
+        pp_sum = float(ppf.sum())
+        block_db = 10.0 * np.log10((pp_sum + EPS) / (float(prf.sum()) + EPS))
         gated = block_db < self.gate_db
         if gated:  # and every frame of it
-            kept_db = 10.0 * torch.log10((pp.sum(dim=-1) + EPS) / (pr.sum(dim=-1) + EPS))
+            kept_db = 10.0 * np.log10((ppf + EPS) / (prf + EPS))
             gated = float(kept_db.max()) < self.gate_db
         self._quiet[k] = self._quiet.get(k, 0.0) + self.block_s if gated else 0.0
         if not gated or len(self._mix[k]) * self.block_s < self.warmup_s - 1e-9:
@@ -400,7 +423,7 @@ class FloorMatchPolicy(ProxyPolicy):
         floor = self._push(self._res, k, e_prev)  # every pause block: the residual floor needs them
         if self.transient_db is not None and float(fr.max()) < float(np.median(recent)) + self.transient_db:
             return keep
-        e_c = (10.0 * torch.log10(power(Ycand).sum(dim=(1, 2)) / T + EPS)).cpu().numpy()
+        e_c = 10.0 * np.log10(frame_power(Ycand).sum(axis=1, dtype=np.float64) / T + EPS)
         scores = np.concatenate([e_prev - e_c, [0.0]])
         if e_prev <= floor + self.excess_db:
             return Choice(KEEP, float("nan"), scores)
