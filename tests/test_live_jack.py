@@ -513,3 +513,38 @@ def test_missing_input_file_is_a_device_error(tmp_path):
     with pytest.raises(DeviceError, match="nope.wav"):
         host.start()
     host.stop()
+
+
+def test_worker_stall_is_told_from_load(speech_file):
+    """A chunk whose worker is not running for 60 ms (here: it sleeps, as a descheduled thread
+    would) is recorded as a stall with the wall time it lost, and the deadline misses it causes
+    count as following a stall; compute does not count as lost time."""
+    from streamsep.live import LiveHost
+
+    path, _ = speech_file
+    host = LiveHost(load_preset("low-latency"), input_file=str(path), output_device="null", adapt=False,
+                    margin_ms=20)
+    host.start()
+    try:
+        assert wait_until(lambda: host.stats()["seconds"] > 1.0, 30)
+        eng = host.engine
+        before = host.stats()
+        fired = []
+
+        def stalled(x, dry=False):
+            if not fired:
+                fired.append(True)
+                time.sleep(0.06)  # off the CPU for 60 ms
+            return type(eng).process(eng, x, dry=dry)
+
+        eng.process = stalled
+        assert wait_until(lambda: host.stats()["seconds"] > before["seconds"] + 1.0, 30)
+        st = host.stats()
+    finally:
+        host.stop()
+    assert fired and st["error"] is None
+    new = st["stall_times"][len(before["stall_times"]):]
+    assert any(lost >= 50.0 for _, lost in new), (new, before["stall_times"])
+    caused = st["deadline_misses"] - before["deadline_misses"]
+    assert caused >= 1, st["miss_times"]
+    assert st["misses_after_stall"] - before["misses_after_stall"] == caused, (st["miss_times"], st["stall_times"])
