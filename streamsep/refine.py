@@ -137,13 +137,13 @@ class StepChains:
         n_units = X.shape[1] // self.block_frames
         if n_units == 0:
             return None
+        Xr = torch.view_as_real(X)
         if X.device.type == "cpu" and X.shape[0] == 1 and X.shape[-1] > 1:
             # a unit is all zero only if every element is: one nonzero element per unit (bin 1 of
             # its first frame; exactly zero only in silence) rules it out at the cost of one read
-            probe = torch.view_as_real(X).numpy()[0, ::self.block_frames, 1, 0]
-            if probe.all():
+            if Xr.numpy()[0, ::self.block_frames, 1, 0].all():
                 return None
-        nz = torch.view_as_real(X).reshape(n_units, -1).any(dim=1)
+        nz = Xr.reshape(n_units, -1).any(dim=1)
         if bool(nz.all()):
             return None
         return ~nz.cpu().numpy()

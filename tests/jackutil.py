@@ -390,6 +390,14 @@ class Recording:
                 out.append((lo, hi - lo))
         return out
 
+    def trusted(self, start_frame: int, n: int) -> np.ndarray:
+        """Boolean mask of ``n`` samples from ``start_frame``: False inside :meth:`skipped`
+        stretches, where the recording, not the host, is off."""
+        mask = np.ones(n, bool)
+        for j, m in self.skipped(start_frame, n):
+            mask[j:j + m] = False
+        return mask
+
     def aligned(self, start_frame: int, n: int) -> np.ndarray:
         """``n`` recorded samples starting at JACK frame time ``start_frame``."""
         i = start_frame - self.first_frame

@@ -164,14 +164,14 @@ def assert_parity_outside_episodes(sess: Session, ref: np.ndarray, x: np.ndarray
     st, seg = sess.stats, RATE // 10
     episodes, disturbed = disturbed_seconds(st)
     y0, ym, yp = sess.output(0), sess.output(-1), sess.output(1)
-    jumps = sess.rec.skipped(sess.rec.start_frame + st["latency_samples"], len(ref))
+    ok = sess.rec.trusted(sess.rec.start_frame + st["latency_samples"], len(ref))
     good = bad = 0
     where = []
     for a in range(int(skip_s * RATE), len(ref) - seg + 1, seg):
         w = slice(a, a + seg)
         if np.sum(ref[w] ** 2) < 1e-8:
             continue  # digital-silence segment: nothing to compare
-        if any(j < a + seg and a < j + m for j, m in jumps):
+        if not ok[w].all():
             continue  # JACK's clock jumped here: the recording, not the host, is off
         s0 = snr_db(ref[w], y0[w])
         if s0 > 40.0 and s0 > max(snr_db(ref[w], ym[w]), snr_db(ref[w], yp[w])) + 15:
@@ -191,7 +191,7 @@ def assert_parity_outside_episodes(sess: Session, ref: np.ndarray, x: np.ndarray
     T = st["latency_samples"]
     full = sess.rec.aligned(sess.rec.start_frame, len(x) + T + 2000)
     for a in (RATE, len(x) - 4 * RATE):
-        if any(j - RATE < a + 3 * RATE and a - RATE < j + m for j, m in jumps):
+        if not ok[max(0, a - RATE):a + 4 * RATE].all():
             continue
         assert _lag(full[a:], x[a:a + 3 * RATE], T) == T, (f"latency changed near {a / RATE:.0f} s", info)
 
@@ -212,9 +212,10 @@ def test_live_output_matches_offline_engine(server, tmp_path):
     assert st["seconds"] > 8.0 and (st["steps_in_use"] == 2 or st["level_history"])
     assert st["latency_samples"] == st["engine_latency_samples"] + st["margin_samples"]
     assert st["latency_ms"] == pytest.approx(1000 * st["latency_samples"] / RATE)
-    assert_parity_outside_episodes(sess, offline(x, load_preset("balanced")), x, skip_s=0.0)
+    ref = offline(x, load_preset("balanced"))
+    assert_parity_outside_episodes(sess, ref, x, skip_s=0.0)
     if not st["miss_times"] and not st["level_history"]:  # the common case: the whole signal
-        snr = parity(sess, offline(x, load_preset("balanced")))
+        snr = parity(sess, ref)
         assert snr[0] > 40.0, snr
         assert snr[-1] < snr[0] - 20 and snr[1] < snr[0] - 20, snr
 
@@ -231,9 +232,8 @@ def test_impulse_latency_equals_reported(server, tmp_path):
     assert sess.code == 0, sess.err[-2000:]
     assert_no_missed_cycle(server, mark, sess)
     y = sess.output()
-    keep = np.ones(len(x), bool)  # where JACK's clock jumped, the recording is off, not the host
-    for j, m in sess.rec.skipped(sess.rec.start_frame + sess.stats["latency_samples"], len(x)):
-        keep[j:j + m] = False
+    # where JACK's clock jumped, the recording is off, not the host
+    keep = sess.rec.trusted(sess.rec.start_frame + sess.stats["latency_samples"], len(x))
     assert keep.mean() > 0.9
     np.testing.assert_allclose(y[keep], x[keep], atol=1e-6)  # y[t] = x[t − latency], sample-exact
     # and with the model running: each impulse's output peaks at the same delay
@@ -243,9 +243,9 @@ def test_impulse_latency_equals_reported(server, tmp_path):
     assert sess.code == 0, sess.err[-2000:]
     assert_no_missed_cycle(server, mark, sess)
     y = sess.output(0, len(x) + 400)
-    jumps = sess.rec.skipped(sess.rec.start_frame + sess.stats["latency_samples"], len(x) + 400)
+    ok = sess.rec.trusted(sess.rec.start_frame + sess.stats["latency_samples"], len(x) + 400)
     for p in pos:
-        if any(j - 200 < p < j + m + 200 for j, m in jumps):
+        if not ok[p - 200:p + 200].all():
             continue  # JACK's clock jumped next to this impulse: the recording is off there
         seg = np.abs(y[p - 200:p + 200])
         assert int(np.argmax(seg)) - 200 == 0, f"impulse at {p}: peak off by {int(np.argmax(seg)) - 200}"
@@ -258,11 +258,11 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
     latency is the reported one over the whole minute (windowed parity with the offline engine).
 
     On an idle desktop there is no deadline miss either (second and third sessions: none in 60 s,
-    none in a 30-minute soak).  The fourth session's VM stalls for whole periods (docs/RELIABILITY.md)
-    and then showed 1-10 misses a minute; each is absorbed as the controller is designed to (a few ms
-    of delay-aligned dry output, a step down, a climb back), so the test bounds them: at most three
-    disturbance episodes, at most 0.5 % of the output dry, full work again at the end, and every
-    10 s window away from an episode equal to the offline output at exactly the reported delay."""
+    none in a 30-minute soak).  On the fourth session's VM chunks sometimes took 4x their compute
+    (docs/RELIABILITY.md) and a minute showed up to 11 miss or step-down episodes; each is absorbed
+    as the controller is designed to (a few ms of delay-aligned dry output, a step down, a climb
+    back), so the test bounds them (:func:`disturbed_seconds`) and checks parity with the offline
+    engine as :func:`assert_parity_outside_episodes` says."""
     x = real_speech(RATE, 60.0)
     if x is None:
         pytest.skip(f"../shared not present: {SHARED / 'data/pairs/leventure/noisy'}")
@@ -353,10 +353,9 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     T = st["latency_samples"]
     # never a silence burst: no dropout (a run of exact zeros inside audible output), except where
     # JACK itself skipped cycles (the VM did not run them: nobody played or recorded those frames)
-    skipped = sess.rec.skipped(sess.rec.start_frame + T, len(x))
-    holes = [(a, n) for a, n in dropouts(y[: len(x)])
-             if not any(s <= a and a + n <= s + m for s, m in skipped)]
-    assert holes == [], (holes[:5], skipped[:5])
+    ok = sess.rec.trusted(sess.rec.start_frame + T, len(x))
+    holes = [(a, n) for a, n in dropouts(y[: len(x)]) if ok[a:a + n].any()]
+    assert holes == [], (holes[:5], sess.rec.skipped(sess.rec.start_frame + T, len(x))[:5])
     # the delay found on the recording is the reported one, at the start and at the end
     full = sess.rec.aligned(sess.rec.start_frame, len(x) + T + 2000)
     for a in (2 * RATE, len(x) - 5 * RATE):
