@@ -6,13 +6,17 @@ steps after the one-step pass (``steps`` 0 = the plain model, as in ``eval``'s s
 separator passes per block (1 + steps × candidates for a searching policy, else 1 + steps).  In the same run the raw
 reference runtime of the model is measured as ``reference_rtf``: onnxruntime on the NSNet2 ONNX over
 the whole file (features, network, synthesis) for nsnet2; pyrnnoise's own frame loop for rnnoise;
-one whole-file ``process`` call of the separator itself for other models.
+one whole-file ``process`` call of the separator itself for other models.  The reference runs once
+before every timed repeat of every configuration (interleaved with the engine, best of N on each
+side), so that ``cpu_rtf / reference_rtf`` compares two timings made within seconds of each other;
+``reference_rtf_at_start`` is the best of N measured once before the first configuration.
 """
 from __future__ import annotations
 
 import os
 import platform
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -67,9 +71,11 @@ def bench_input(seconds: float, rate: int, path: str | None) -> np.ndarray:
     return np.tile(x, reps)[: int(seconds * rate)].astype(np.float32)
 
 
-def reference_rtf(sep, x: np.ndarray) -> tuple[float, str]:
-    """Raw reference runtime (compute s / audio s) of the model over the whole signal."""
-    dur = len(x) / sep.sample_rate
+def reference_timer(sep, x: np.ndarray) -> tuple[Callable[[], float], str]:
+    """One timing of the raw reference runtime of the model over the whole signal ``x``.
+
+    Returns (a function that runs the reference once and returns its seconds, what it measures).
+    """
     if sep.name.startswith("nsnet2"):
         import onnxruntime as ort
 
@@ -79,44 +85,56 @@ def reference_rtf(sep, x: np.ndarray) -> tuple[float, str]:
         so.intra_op_num_threads = torch.get_num_threads()
         sess = ort.InferenceSession(str(sep.onnx_path), so, providers=["CPUExecutionProvider"])
         n = len(x) // sep.hop * sep.hop
-        best = float("inf")
-        for _ in range(3):
+        name = sess.get_inputs()[0].name
+
+        def once() -> float:
             t0 = time.process_time()
             xt = torch.as_tensor(x[:n])[None]
             X, _ = sep.stft.analyze(xt, sep.stft.new_analysis_state(1))
-            g = sess.run(None, {sess.get_inputs()[0].name: log_power(X).numpy()})[0]
+            g = sess.run(None, {name: log_power(X).numpy()})[0]
             sep.stft.synthesize(X * torch.as_tensor(np.clip(g, 1e-4, 1.0)), sep.stft.new_synthesis_state(1))
-            best = min(best, time.process_time() - t0)
-        return best / dur, "onnxruntime on the NSNet2 ONNX, whole file (process CPU time, best of 3)"
+            return time.process_time() - t0
+
+        return once, "onnxruntime on the NSNet2 ONNX, whole file (process CPU time, best of N)"
     if sep.name == "rnnoise":
         from streamsep.separators import rnnoise
 
-        return float(rnnoise.reference_rtf(x)), "pyrnnoise's own frame loop"
+        return (lambda: float(rnnoise.reference_rtf(x)) * len(x) / sep.sample_rate), "pyrnnoise's own frame loop"
     n = len(x) // sep.hop * sep.hop
-    t0 = time.perf_counter()
-    sep.process(x[None, :n], sep.new_state(1))
-    return (time.perf_counter() - t0) / dur, f"{sep.name} process() over the whole file"
+
+    def once_process() -> float:
+        t0 = time.perf_counter()
+        sep.process(x[None, :n], sep.new_state(1))
+        return time.perf_counter() - t0
+
+    return once_process, f"{sep.name} process() over the whole file"
 
 
-def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3) -> tuple[float, float]:
+def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
+               reference: Callable[[], float] | None = None) -> tuple[float, float, float | None]:
     """Stream ``x`` in host blocks after a short warm-up, ``repeat`` times (the stream continues).
 
     Returns the best (wall-clock seconds, process CPU seconds) per audio second over the repeats —
     best of N, like the reference, so that both sides are timed the same way.  The CPU figure is what
     the engine costs even when other jobs share the machine (with one thread it is the better measure).
+    With ``reference`` (see :func:`reference_timer`) the reference runs once before each repeat and
+    its best per audio second is the third value: the two sides are timed interleaved, minutes
+    apart at most, because this VM's speed drifts by ×2 within a session (docs/PERFORMANCE.md).
     """
     warm = min(len(x), 20 * host_block)
     for i in range(0, warm, host_block):
         engine.process(x[i:i + host_block])
     dur = len(x) / engine.rate
-    best_wall = best_cpu = float("inf")
+    best_wall = best_cpu = best_ref = float("inf")
     for _ in range(max(1, int(repeat))):
+        if reference is not None:
+            best_ref = min(best_ref, reference() / dur)
         t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(x), host_block):
             engine.process(x[i:i + host_block])
         best_wall = min(best_wall, (time.perf_counter() - t0) / dur)
         best_cpu = min(best_cpu, (time.process_time() - c0) / dur)
-    return best_wall, best_cpu
+    return best_wall, best_cpu, (best_ref if reference is not None else None)
 
 
 def parse_list(s: str, kind=int) -> list:
@@ -146,30 +164,33 @@ def run_bench(args) -> int:
     kwargs = {"model_path": args.model_path} if args.model_path else {}
     sep = create(args.model, device=args.device, **kwargs)
     x = bench_input(args.seconds, sep.sample_rate, args.input)
-    ref, ref_what = reference_rtf(sep, x)
+    ref_once, ref_what = reference_timer(sep, x)
+    ref_first = min(ref_once() for _ in range(args.repeat)) / (len(x) / sep.sample_rate)
     configs = []
-    print(f"{args.model}: reference_rtf {ref:.4f} ({ref_what}); {args.seconds:.0f} s per config, best of {args.repeat}, "
+    print(f"{args.model}: reference_rtf {ref_first:.4f} at the start ({ref_what}; measured again before each "
+          f"repeat of every config, interleaved); {args.seconds:.0f} s per config, best of {args.repeat}, "
           f"{args.threads} thread(s), {args.device}")
     print(f"{'steps':>5} {'cands':>5} {'passes':>6} {'block':>6} {'eblock':>6} {'policy':>10} {'rtf':>8} {'cpu_rtf':>8} "
-          f"{'latency_ms':>10} {'×ref':>6}")
+          f"{'latency_ms':>10} {'ref':>7} {'×ref':>6}")
     for block in parse_list(args.block):
         for steps in parse_list(args.steps):
             for cands in parse_list(args.candidates):
                 cfg = EngineConfig(model=args.model, steps=steps, candidates=cands, policy=args.policy,
                                    block=block_for(block, sep.hop), device=args.device)
                 eng = Engine(cfg, separator=sep)
-                rtf, cpu_rtf = stream_rtf(eng, x, block, args.repeat)
+                rtf, cpu_rtf, ref = stream_rtf(eng, x, block, args.repeat, reference=ref_once)
                 passes = 1 + steps * (cands if eng.policy.searches else 1)  # separator passes per block
                 row = {"model": args.model, "steps": steps, "candidates": cands, "policy": args.policy,
                        "passes": passes,
                        "block": block, "engine_block": eng.block, "device": args.device,
                        "threads": args.threads, "rtf": rtf, "cpu_rtf": cpu_rtf, "latency_ms": eng.latency_ms,
                        "latency_samples": eng.latency, "reference_rtf": ref, "reference": ref_what,
+                       "reference_rtf_at_start": ref_first,
                        "cpu_rtf_over_reference": cpu_rtf / ref if ref > 0 else None, "seconds": args.seconds,
                        "repeat": args.repeat}
                 configs.append(row)
                 print(f"{steps:>5} {cands:>5} {passes:>6} {block:>6} {eng.block:>6} {args.policy:>10} {rtf:>8.4f} "
-                      f"{cpu_rtf:>8.4f} {eng.latency_ms:>10.1f} {cpu_rtf / ref if ref > 0 else float('nan'):>6.2f}")
+                      f"{cpu_rtf:>8.4f} {eng.latency_ms:>10.1f} {ref:>7.4f} {cpu_rtf / ref if ref > 0 else float('nan'):>6.2f}")
     if args.json:
         write_json(args.json, {"machine": machine_info(args.threads, args.device), "configs": configs})
     return 0

@@ -264,10 +264,39 @@ def test_bench_json(tmp_path, capsys):
     assert [c["steps"] for c in r["configs"]] == [0, 1]
     assert [c["passes"] for c in r["configs"]] == [1, 2]  # steps count refinements after one-step
     for c in r["configs"]:
-        assert {"rtf", "latency_ms", "block", "steps", "candidates", "device", "reference_rtf"} <= set(c)
-        assert c["rtf"] > 0 and c["reference_rtf"] > 0
+        assert {"rtf", "latency_ms", "block", "steps", "candidates", "device", "reference_rtf",
+                "reference_rtf_at_start"} <= set(c)
+        assert c["rtf"] > 0 and c["reference_rtf"] > 0 and c["reference_rtf_at_start"] > 0
         assert c["block"] == 160 and c["candidates"] == 1 and c["device"] == "cpu"
         assert c["latency_ms"] == pytest.approx(20.0)
+
+
+def test_bench_times_the_reference_between_the_engine_repeats():
+    """The reference runs once before each timed repeat, and its best per audio second comes back."""
+    from streamsep.bench import stream_rtf
+    from streamsep.engine import Engine, EngineConfig
+
+    eng = Engine(EngineConfig(model="spectral", steps=0, block=160))
+    x = np.zeros(8000, np.float32)  # 0.5 s at 16 kHz
+    order: list[str] = []
+    seconds = iter([0.3, 0.1, 0.2])
+    real_process = eng.process
+
+    def process(block):
+        if not order or order[-1] != "engine":
+            order.append("engine")
+        return real_process(block)
+
+    def reference() -> float:
+        order.append("reference")
+        return next(seconds)
+
+    eng.process = process
+    wall, cpu, ref = stream_rtf(eng, x, 160, repeat=3, reference=reference)
+    assert order == ["engine"] + ["reference", "engine"] * 3  # warm-up, then interleaved
+    assert ref == pytest.approx(0.1 / 0.5)
+    assert wall > 0 and cpu > 0
+    assert stream_rtf(eng, x, 160, repeat=1)[2] is None
 
 
 def test_presets_command(capsys):
