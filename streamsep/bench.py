@@ -3,7 +3,9 @@
 For each (steps, candidates, host block) the input is streamed through :class:`Engine` in host blocks
 exactly as the live host does; ``rtf`` = compute seconds / audio seconds.  ``steps`` counts refinement
 steps after the one-step pass (``steps`` 0 = the plain model, as in ``eval``'s step 0); ``passes`` =
-separator passes per block (1 + steps × candidates for a searching policy, else 1 + steps).  In the same run the raw
+separator passes per block (1 + steps × candidates for a searching policy, else 1 + steps);
+``passes_run`` = the passes per block that actually ran (fewer where the policy kept the previous
+estimate without needing to see the candidates: :meth:`Policy.precheck`).  In the same run the raw
 reference runtime of the model is measured as ``reference_rtf``: onnxruntime on the NSNet2 ONNX over
 the whole file (features, network, synthesis) for nsnet2; pyrnnoise's own frame loop for rnnoise;
 one whole-file ``process`` call of the separator itself for other models.  The reference runs once
@@ -178,10 +180,15 @@ def run_bench(args) -> int:
                 cfg = EngineConfig(model=args.model, steps=steps, candidates=cands, policy=args.policy,
                                    block=block_for(block, sep.hop), device=args.device)
                 eng = Engine(cfg, separator=sep)
+                eng.chains.lazy_keep = not args.all_candidates
                 rtf, cpu_rtf, ref = stream_rtf(eng, x, block, args.repeat, reference=ref_once)
                 passes = 1 + steps * (cands if eng.policy.searches else 1)  # separator passes per block
                 row = {"model": args.model, "steps": steps, "candidates": cands, "policy": args.policy,
                        "passes": passes,
+                       # measured: separator passes per decision block that actually ran (a searching
+                       # policy's precheck skips the candidates of blocks it keeps anyway)
+                       "passes_run": round(eng.chains.passes / max(1, eng.stats.blocks), 2),
+                       "all_candidates": bool(args.all_candidates),
                        "block": block, "engine_block": eng.block, "device": args.device,
                        "threads": args.threads, "rtf": rtf, "cpu_rtf": cpu_rtf, "latency_ms": eng.latency_ms,
                        "latency_samples": eng.latency, "reference_rtf": ref, "reference": ref_what,

@@ -609,8 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--threads", type=int, default=1)
     be.add_argument("--seconds", type=float, default=10.0, help="audio seconds per configuration")
     be.add_argument("--repeat", type=int, default=3, help="time each configuration N times, report the best "
-                    "(the reference is best of 3 too)")
+                    "(the reference is measured N times too, interleaved)")
     be.add_argument("--input", help="audio file to stream (default: a generated noisy speech-like clip)")
+    be.add_argument("--all-candidates", action="store_true",
+                    help="run every candidate of every searching step, even where the policy keeps the "
+                    "previous estimate without them (the worst-case cost of a block)")
     be.add_argument("--json", help="write {machine, configs} here")
     be.add_argument("--soak", type=float, help="soak test through the JACK dummy server for N minutes")
     be.add_argument("--preset", default="balanced", help="preset for --soak")

@@ -95,6 +95,13 @@ class Policy(ABC):
         """Pick the survivor among ``Ycand`` (C, T, F) or KEEP.  Non-searching policies take 0."""
         return Choice(0, float(np.mean(ratios[0])))
 
+    def precheck(self, k: int, candidates: int, X: torch.Tensor, Yprev: torch.Tensor) -> Choice | None:
+        """A KEEP decided from the mixture and the previous estimate alone, before any candidate is
+        run, or None.  When it returns None, the next :meth:`choose` for step ``k`` completes the
+        decision of the same block.  The engine then runs only the candidate whose state survives
+        a KEEP (the best-scoring one, by the returned scores).  Default: never decided early."""
+        return None
+
 
 class FixedPolicy(Policy):
     """A ratio schedule per step; no search, cheapest.  Step k uses ``schedule[k−1]``."""
@@ -378,6 +385,7 @@ class FloorMatchPolicy(ProxyPolicy):
         self._mixf: dict[int, list[float]] = {}  # mixture frame levels (dB), the last transient_s
         self._res: dict[int, list[float]] = {}   # previous estimate's level (dB), gated blocks
         self._quiet: dict[int, float] = {}       # seconds the previous estimate has been gated
+        self._pending: dict[int, tuple] = {}     # per step: a precheck's result awaiting choose
 
     def _push(self, hist: dict, k: int, v: float) -> float:
         """Append ``v`` to step ``k``'s history and return its low quantile."""
@@ -391,9 +399,19 @@ class FloorMatchPolicy(ProxyPolicy):
         i = int(self.quantile * (len(h) - 1))
         return float(np.partition(h, i)[i])
 
-    def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
-        C = Ycand.shape[0]
-        keep = Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
+    def precheck(self, k, candidates, X, Yprev):
+        """Every test that needs no candidate (1, 2, 4 and the residual floor); the histories are
+        updated here, once per block.  Most blocks (speech, steady noise) end here with a KEEP."""
+        self._pending.pop(k, None)  # a block whose candidates failed to run left one behind
+        res = self._block_tests(k, X, Yprev)
+        if res is None:
+            return Choice(KEEP, float("nan"), np.concatenate([np.full(int(candidates), -np.inf), [0.0]]))
+        self._pending[k] = res
+        return None
+
+    def _block_tests(self, k, X, Yprev) -> tuple[float, float, int] | None:
+        """Update step ``k``'s histories with this block; None = keep (no candidate can change it),
+        else (previous estimate's level dB, residual floor dB, frames) for the candidate tests."""
         T = max(1, X.shape[1])
         # per-frame powers of the mixture, the previous estimate and what it removed
         pf = frame_power(X)[0].astype(np.float64)  # the mixture's histories need every block
@@ -414,15 +432,25 @@ class FloorMatchPolicy(ProxyPolicy):
             gated = float(kept_db.max()) < self.gate_db
         self._quiet[k] = self._quiet.get(k, 0.0) + self.block_s if gated else 0.0
         if not gated or len(self._mix[k]) * self.block_s < self.warmup_s - 1e-9:
-            return keep
+            return None
         if self._quiet[k] < self.quiet_s - 0.5 * self.block_s:  # to the nearest block
-            return keep
+            return None
         if self.mix_db is not None and e_mix > mix_floor + self.mix_db:
-            return keep
+            return None
         e_prev = 10.0 * np.log10(pp_sum / T + EPS)
         floor = self._push(self._res, k, e_prev)  # every pause block: the residual floor needs them
         if self.transient_db is not None and float(fr.max()) < float(np.median(recent)) + self.transient_db:
-            return keep
+            return None
+        return e_prev, floor, T
+
+    def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
+        C = Ycand.shape[0]
+        res = self._pending.pop(k, None)
+        if res is None:  # no precheck for this block: run the block tests now
+            res = self._block_tests(k, X, Yprev)
+            if res is None:
+                return Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
+        e_prev, floor, T = res
         e_c = 10.0 * np.log10(frame_power(Ycand).sum(axis=1, dtype=np.float64) / T + EPS)
         scores = np.concatenate([e_prev - e_c, [0.0]])
         if e_prev <= floor + self.excess_db:

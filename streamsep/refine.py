@@ -70,6 +70,11 @@ class StepChains:
         self.active = self.max_steps  # chains 1..active have been advanced continuously
         self.prev_choice = [0] * (self.max_steps + 1)
         self.resets = 0
+        #: searching steps ask the policy for a KEEP before running the candidates (precheck); off
+        #: = always run all C (the decisions are the same; tests compare the two)
+        self.lazy_keep = True
+        #: separator passes run so far (one per batch item per call)
+        self.passes = 0
         # waveform separators: mixture delayed by k·latency for step k (blending with y(k−1)), and
         # y(k−1) / the mixture delayed by one more latency to line up with step k's candidates
         L = sep.latency
@@ -101,6 +106,7 @@ class StepChains:
 
     # -- the separator call, in its own domain --------------------------------------------------
     def _run(self, inp, state):
+        self.passes += int(inp.shape[0])
         if self.frame:
             return self.sep.step(inp, state)
         y, st = self.sep.process(inp.cpu().numpy() if isinstance(inp, torch.Tensor) else inp, state)
@@ -245,6 +251,23 @@ class StepChains:
             Xsb, Kb = Xs[:, sl], Pk[:, sl]
             rat = policy.ratios(k, candidates, self._scoring_view(Xb), self._scoring_view(Pb))
             C = len(rat)
+            early = None
+            if self.lazy_keep and (self.frame or self.prev_choice[k] == KEEP):  # no crossfade pending
+                early = policy.precheck(k, C, self._scoring_view(Xsb), self._scoring_view(Kb))
+            if early is not None:
+                # a KEEP that no candidate could change: run only the one whose state survives a
+                # KEEP (the chain must advance on the same input as if all C had run)
+                i = int(np.argmax(early.scores[:-1])) if early.scores is not None else 0
+                rv = torch.tensor(rat[i: i + 1], device=Xb.device).view(1, *([1] * (Xb.dim() - 1)))
+                Z = rv * Xb + (1.0 - rv) * Pb  # row i of the full batch, the same arithmetic
+                _, self.states[k] = self._run(Z, self.states[k])
+                self.prev_choice[k] = KEEP
+                outs.append(Kb)
+                if record is not None and len(record.ratios) >= k:
+                    record.ratios[k - 1].append(early.ratio)
+                    if ctx is not None and "scores" in ctx:
+                        ctx["scores"].append((k, early.scores))
+                continue
             rv = torch.tensor(rat, device=Xb.device).view(C, *([1] * (Xb.dim() - 1)))
             Z = rv * Xb + (1.0 - rv) * Pb
             st = self.sep.fork(self.states[k], C)

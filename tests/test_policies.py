@@ -164,6 +164,49 @@ def test_default_proxy_removes_a_real_door_knock_and_touches_nothing_else(nsnet2
     assert pesq_wb(yk, s, 16000) >= pesq_wb(y0, s, 16000) - 0.002
 
 
+def _lazy_and_full(cfg: EngineConfig, sep, x: np.ndarray):
+    """(output, chosen ratios, passes) with the policy's precheck on, then with every candidate run."""
+    runs = []
+    for lazy in (True, False):
+        eng = Engine(cfg, separator=sep)
+        eng.chains.lazy_keep = lazy
+        y = eng.run_offline(x)[0]
+        runs.append((y, [list(r) for r in eng.last_record.ratios], eng.chains.passes))
+    return runs
+
+
+def test_precheck_skips_the_candidates_of_kept_blocks_and_changes_no_decision(nsnet2):
+    """The default proxy decides most KEEPs from the mixture and the previous estimate alone; then
+    only the candidate whose state survives is run.  On a whole real recording where it acts (door
+    knocks), the decisions are identical to running all four candidates every block, the output
+    agrees to float rounding (batch 1 against batch 4), and fewer than half the passes run."""
+    d = shared("data", "pairs", "leventure")
+    x = read(d / "noisy" / "lev_spk2_bd0b83b4_00055_2_door_knock_snr-5dB.wav")
+    (y_lazy, r_lazy, p_lazy), (y_full, r_full, p_full) = _lazy_and_full(
+        EngineConfig(steps=2, policy="proxy", candidates=4, block=3200), nsnet2, x)
+    assert any(not np.isnan(r) for rr in r_full for r in rr), "the proxy never acted: nothing compared"
+    np.testing.assert_array_equal(np.array(r_lazy), np.array(r_full))  # NaN = kept, equal as NaN
+    np.testing.assert_allclose(y_lazy, y_full, atol=1e-5)
+    assert p_full > 8 * len(r_full[0])  # 1 + 2 × 4 per block, but for digitally silent blocks
+    assert p_lazy < 0.5 * p_full
+
+
+def test_precheck_keeps_waveform_models_aligned():
+    """RNNoise (waveform blending, per-step delays): the precheck path gives the same decisions and
+    output as running every candidate, on a real keyboard recording."""
+    import soxr
+
+    from streamsep.separators.registry import create
+
+    x, _ = leventure_pair(0, seconds=4.0)
+    x48 = soxr.resample(x, 16000, 48000).astype(np.float32)
+    (y_lazy, r_lazy, p_lazy), (y_full, r_full, p_full) = _lazy_and_full(
+        EngineConfig(model="rnnoise", steps=2, policy="proxy", candidates=4, block=4800), create("rnnoise"), x48)
+    np.testing.assert_array_equal(np.array(r_lazy), np.array(r_full))
+    np.testing.assert_allclose(y_lazy, y_full, atol=1e-5)
+    assert p_lazy < p_full
+
+
 def test_default_proxy_does_not_lower_si_sdr_or_pesq_on_real_pairs(nsnet2):
     """On real leventure segments the default proxy keeps SI-SDR within 0.05 dB and PESQ within 0.01 of
     one-step (docs/PROXIES.md, every pair: +0.00004 dB / +0.00005 over 72 files)."""

@@ -24,10 +24,10 @@ def test_builtin_values():
     low, bal, q = (load_preset(n) for n in BUILTINS)
     assert (low.steps, low.candidates, low.policy, low.block) == (0, 1, "fixed", 160)
     assert (bal.steps, bal.policy, bal.ratios) == (2, "fixed", [0.5, 0.4])
-    assert (q.steps, q.candidates, q.policy, q.block) == (3, 4, "proxy", 800)
+    assert (q.steps, q.candidates, q.policy, q.block) == (2, 4, "proxy", 3200)
 
 
-@pytest.mark.parametrize("name,latency_ms", [("low-latency", 20.0), ("balanced", 20.0), ("quality", 60.0)])
+@pytest.mark.parametrize("name,latency_ms", [("low-latency", 20.0), ("balanced", 20.0), ("quality", 210.0)])
 def test_builtins_build_engines(nsnet2, name, latency_ms):
     import numpy as np
 
