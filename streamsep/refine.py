@@ -73,8 +73,8 @@ class StepChains:
         #: searching steps ask the policy for a KEEP before running the candidates (precheck); off
         #: = always run all C (the decisions are the same; tests compare the two)
         self.lazy_keep = True
-        #: separator passes run so far (one per batch item per call)
-        self.passes = 0
+        #: separator passes run so far, in decision blocks (batch items × blocks per call)
+        self.passes = 0.0
         # waveform separators: mixture delayed by k·latency for step k (blending with y(k−1)), and
         # y(k−1) / the mixture delayed by one more latency to line up with step k's candidates
         L = sep.latency
@@ -106,7 +106,8 @@ class StepChains:
 
     # -- the separator call, in its own domain --------------------------------------------------
     def _run(self, inp, state):
-        self.passes += int(inp.shape[0])
+        unit = self.block_frames if self.frame else self.block_frames * self.sep.hop
+        self.passes += int(inp.shape[0]) * int(inp.shape[1]) / unit  # batch × decision blocks covered
         if self.frame:
             return self.sep.step(inp, state)
         y, st = self.sep.process(inp.cpu().numpy() if isinstance(inp, torch.Tensor) else inp, state)
