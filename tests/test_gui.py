@@ -274,7 +274,7 @@ class TestLiveWindow:
         assert live.config.steps == 1 and c.steps.value() == 1
         wait_for(lambda: eng().steps == 1, 5, "steps = 1")
         c.preset_reset.click()
-        wait_for(lambda: eng().steps == 3 and c.steps.value() == 3, 5, "reset to the preset")
+        wait_for(lambda: eng().steps == 2 and c.steps.value() == 2, 5, "reset to the preset")
 
     def test_device_choices_restart_the_host(self, live, audio_dir):
         """Input/output device combos restart the host: a real device where one exists, else a message."""
