@@ -331,6 +331,11 @@ class ProxyPolicy(Policy):
         return Choice(KEEP, float("nan"), s)
 
 
+def _unscored_keep(candidates: int) -> Choice:
+    """KEEP decided before any candidate was scored (every candidate scores −inf)."""
+    return Choice(KEEP, float("nan"), np.concatenate([np.full(candidates, -np.inf), [0.0]]))
+
+
 class FloorMatchPolicy(ProxyPolicy):
     """The default proxy: remove impulsive noise that leaked into pauses, down to the residual floor.
 
@@ -405,7 +410,7 @@ class FloorMatchPolicy(ProxyPolicy):
         self._pending.pop(k, None)  # a block whose candidates failed to run left one behind
         res = self._block_tests(k, X, Yprev)
         if res is None:
-            return Choice(KEEP, float("nan"), np.concatenate([np.full(int(candidates), -np.inf), [0.0]]))
+            return _unscored_keep(int(candidates))
         self._pending[k] = res
         return None
 
@@ -449,7 +454,7 @@ class FloorMatchPolicy(ProxyPolicy):
         if res is None:  # no precheck for this block: run the block tests now
             res = self._block_tests(k, X, Yprev)
             if res is None:
-                return Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
+                return _unscored_keep(C)
         e_prev, floor, T = res
         e_c = 10.0 * np.log10(frame_power(Ycand).sum(axis=1, dtype=np.float64) / T + EPS)
         scores = np.concatenate([e_prev - e_c, [0.0]])

@@ -50,6 +50,18 @@ def block_spectra(x: torch.Tensor, n_fft: int = 256) -> torch.Tensor:
     return torch.fft.rfft(frames, dim=-1)
 
 
+def _blend(ratios: np.ndarray, X: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """Candidate inputs ``r·X + (1−r)·P`` for C ratios (C,): (C, …) from X, P of batch 1."""
+    rv = torch.tensor(ratios, device=X.device).view(len(ratios), *([1] * (X.dim() - 1)))
+    return rv * X + (1.0 - rv) * P
+
+
+def _keep_survivor(choice, candidates: int) -> int:
+    """The candidate whose state a KEEP carries on: the best-scoring one (0 when none was scored)."""
+    scores = choice.scores[:-1] if choice.scores is not None else np.zeros(candidates)
+    return int(np.argmax(scores))
+
+
 @dataclass
 class StepRecord:
     """Diagnostics of one call: per step, the chosen ratio of each decision block (nan = kept)."""
@@ -66,6 +78,8 @@ class StepChains:
         self.max_steps = int(max_steps)
         self.block_frames = int(block_frames)  # frames (hops) per decision block
         self.frame = isinstance(sep, FrameSeparator) and sep.frame_domain
+        #: one decision block in the chains' input layout: frames, or samples for waveform models
+        self.unit = self.block_frames if self.frame else self.block_frames * sep.hop
         self.states = [self._fresh() for _ in range(self.max_steps + 1)]
         self.active = self.max_steps  # chains 1..active have been advanced continuously
         self.prev_choice = [0] * (self.max_steps + 1)
@@ -106,8 +120,7 @@ class StepChains:
 
     # -- the separator call, in its own domain --------------------------------------------------
     def _run(self, inp, state):
-        unit = self.block_frames if self.frame else self.block_frames * self.sep.hop
-        self.passes += int(inp.shape[0]) * int(inp.shape[1]) / unit  # batch × decision blocks covered
+        self.passes += int(inp.shape[0]) * int(inp.shape[1]) / self.unit  # batch × decision blocks covered
         if self.frame:
             return self.sep.step(inp, state)
         y, st = self.sep.process(inp.cpu().numpy() if isinstance(inp, torch.Tensor) else inp, state)
@@ -200,7 +213,7 @@ class StepChains:
         Y, self.states[0] = self._run(X, self.states[0])
         if keep_steps is not None:
             keep_steps.append(Y)
-        unit = self.block_frames if self.frame else self.block_frames * self.sep.hop
+        unit = self.unit
         n_units = X.shape[1] // unit
         xnp = None if self.frame else X[0].cpu().numpy()
         for k in range(1, steps + 1):
@@ -250,48 +263,39 @@ class StepChains:
             sl = slice(b * unit, (b + 1) * unit)
             Xb, Pb = Xk[:, sl], Yprev[:, sl]
             Xsb, Kb = Xs[:, sl], Pk[:, sl]
+            Xs_v, K_v = self._scoring_view(Xsb), self._scoring_view(Kb)
             rat = policy.ratios(k, candidates, self._scoring_view(Xb), self._scoring_view(Pb))
             C = len(rat)
-            early = None
+            choice = None
             if self.lazy_keep and (self.frame or self.prev_choice[k] == KEEP):  # no crossfade pending
-                early = policy.precheck(k, C, self._scoring_view(Xsb), self._scoring_view(Kb))
-            if early is not None:
+                choice = policy.precheck(k, C, Xs_v, K_v)
+            if choice is not None:
                 # a KEEP that no candidate could change: run only the one whose state survives a
-                # KEEP (the chain must advance on the same input as if all C had run)
-                i = int(np.argmax(early.scores[:-1])) if early.scores is not None else 0
-                rv = torch.tensor(rat[i: i + 1], device=Xb.device).view(1, *([1] * (Xb.dim() - 1)))
-                Z = rv * Xb + (1.0 - rv) * Pb  # row i of the full batch, the same arithmetic
-                _, self.states[k] = self._run(Z, self.states[k])
-                self.prev_choice[k] = KEEP
-                outs.append(Kb)
-                if record is not None and len(record.ratios) >= k:
-                    record.ratios[k - 1].append(early.ratio)
-                    if ctx is not None and "scores" in ctx:
-                        ctx["scores"].append((k, early.scores))
-                continue
-            rv = torch.tensor(rat, device=Xb.device).view(C, *([1] * (Xb.dim() - 1)))
-            Z = rv * Xb + (1.0 - rv) * Pb
-            st = self.sep.fork(self.states[k], C)
-            Yc, st = self._run(Z, st)
-            sub_ctx = None
-            if ctx is not None and "S" in ctx:
-                if self.frame:
-                    sub_ctx = {"S": ctx["S"][:, sl]}
-                else:  # the clean reference lined up with this step's output ((k+1)·latency late)
-                    lag = (k + 1) * self.sep.latency
-                    S = torch.nn.functional.pad(ctx["S"], (lag, 0))[:, : ctx["S"].shape[1]]
-                    sub_ctx = {"S": block_spectra(S[:, sl])}
-            choice = policy.choose(k, self._scoring_view(Xsb), self._scoring_view(Kb),
-                                   self._scoring_view(Yc), rat, sub_ctx)
-            if choice.index == KEEP:
-                scores = choice.scores[:-1] if choice.scores is not None else np.zeros(C)
-                self.states[k] = self.sep.select(st, [int(np.argmax(scores))])
+                # KEEP (row i of the full batch, the same arithmetic), so the chain advances on the
+                # same input as if all C had run
+                i = _keep_survivor(choice, C)
+                _, self.states[k] = self._run(_blend(rat[i: i + 1], Xb, Pb), self.states[k])
                 Yb = Kb
             else:
-                self.states[k] = self.sep.select(st, [choice.index])
-                Yb = Yc[choice.index: choice.index + 1]
-            if not self.frame:
-                Yb = self._crossfade(k, Yb, Yc, Kb, choice.index)
+                st = self.sep.fork(self.states[k], C)
+                Yc, st = self._run(_blend(rat, Xb, Pb), st)
+                sub_ctx = None
+                if ctx is not None and "S" in ctx:
+                    if self.frame:
+                        sub_ctx = {"S": ctx["S"][:, sl]}
+                    else:  # the clean reference lined up with this step's output ((k+1)·latency late)
+                        lag = (k + 1) * self.sep.latency
+                        S = torch.nn.functional.pad(ctx["S"], (lag, 0))[:, : ctx["S"].shape[1]]
+                        sub_ctx = {"S": block_spectra(S[:, sl])}
+                choice = policy.choose(k, Xs_v, K_v, self._scoring_view(Yc), rat, sub_ctx)
+                if choice.index == KEEP:
+                    self.states[k] = self.sep.select(st, [_keep_survivor(choice, C)])
+                    Yb = Kb
+                else:
+                    self.states[k] = self.sep.select(st, [choice.index])
+                    Yb = Yc[choice.index: choice.index + 1]
+                if not self.frame:
+                    Yb = self._crossfade(k, Yb, Yc, Kb, choice.index)
             self.prev_choice[k] = choice.index
             outs.append(Yb)
             if record is not None and len(record.ratios) >= k:
