@@ -12,6 +12,11 @@ one whole-file ``process`` call of the separator itself for other models.  The r
 before every timed repeat of every configuration (interleaved with the engine, best of N on each
 side), so that ``cpu_rtf / reference_rtf`` compares two timings made within seconds of each other;
 ``reference_rtf_at_start`` is the best of N measured once before the first configuration.
+
+``blockwise_rtf`` is the separator alone — its own ``process()``, the reference's work (analysis,
+network, synthesis) — streamed in the configuration's engine blocks with carried state, timed the
+same interleaved way: ``blockwise_rtf / reference_rtf`` is what calling the model block by block
+costs by itself, and ``cpu_rtf − blockwise_rtf`` at ``steps`` 0 is what the engine adds.
 """
 from __future__ import annotations
 
@@ -112,8 +117,33 @@ def reference_timer(sep, x: np.ndarray) -> tuple[Callable[[], float], str]:
     return once_process, f"{sep.name} process() over the whole file"
 
 
+def blockwise_timer(sep, x: np.ndarray, block: int) -> Callable[[], float]:
+    """One timing of the separator alone streamed through ``x`` in blocks of ``block`` samples
+    (a multiple of its hop) with carried state: its own ``process()``, no engine around it.
+
+    Returns a function that runs it once (fresh state, 20 untimed blocks first) and returns its
+    process CPU seconds, scaled to the whole of ``x``.
+    """
+    n = len(x) // block * block
+    blocks = [x[None, i:i + block] for i in range(0, n, block)]
+    warm = [np.ascontiguousarray(b) for b in blocks[:20]]
+
+    def once() -> float:
+        state = sep.new_state(1)
+        for b in warm:
+            _, state = sep.process(b, state)
+        state = sep.new_state(1)
+        t0 = time.process_time()
+        for b in blocks:
+            _, state = sep.process(b, state)
+        return (time.process_time() - t0) * len(x) / max(1, n)
+
+    return once
+
+
 def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
-               reference: Callable[[], float] | None = None) -> tuple[float, float, float | None]:
+               reference: Callable[[], float] | None = None,
+               alongside: dict[str, Callable[[], float]] | None = None) -> tuple[float, float, float | None]:
     """Stream ``x`` in host blocks after a short warm-up, ``repeat`` times (the stream continues).
 
     Returns the best (wall-clock seconds, process CPU seconds) per audio second over the repeats —
@@ -122,20 +152,28 @@ def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
     With ``reference`` (see :func:`reference_timer`) the reference runs once before each repeat and
     its best per audio second is the third value: the two sides are timed interleaved, minutes
     apart at most, because this VM's speed drifts by ×2 within a session (docs/PERFORMANCE.md).
+    Each timer of ``alongside`` (name → seconds of one run over ``x``) runs the same way, after the
+    reference; its best per audio second replaces the timer in the dict.
     """
     warm = min(len(x), 20 * host_block)
     for i in range(0, warm, host_block):
         engine.process(x[i:i + host_block])
     dur = len(x) / engine.rate
     best_wall = best_cpu = best_ref = float("inf")
+    timers = dict(alongside or {})
+    best = {name: float("inf") for name in timers}
     for _ in range(max(1, int(repeat))):
         if reference is not None:
             best_ref = min(best_ref, reference() / dur)
+        for name, once in timers.items():
+            best[name] = min(best[name], once() / dur)
         t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(x), host_block):
             engine.process(x[i:i + host_block])
         best_wall = min(best_wall, (time.perf_counter() - t0) / dur)
         best_cpu = min(best_cpu, (time.process_time() - c0) / dur)
+    if alongside is not None:
+        alongside.update(best)
     return best_wall, best_cpu, (best_ref if reference is not None else None)
 
 
@@ -173,7 +211,7 @@ def run_bench(args) -> int:
           f"repeat of every config, interleaved); {args.seconds:.0f} s per config, best of {args.repeat}, "
           f"{args.threads} thread(s), {args.device}")
     print(f"{'steps':>5} {'cands':>5} {'passes':>6} {'block':>6} {'eblock':>6} {'policy':>10} {'rtf':>8} {'cpu_rtf':>8} "
-          f"{'latency_ms':>10} {'ref':>7} {'×ref':>6}")
+          f"{'latency_ms':>10} {'ref':>7} {'×ref':>6} {'alone':>7} {'×ref':>6}")
     for block in parse_list(args.block):
         for steps in parse_list(args.steps):
             for cands in parse_list(args.candidates):
@@ -181,7 +219,9 @@ def run_bench(args) -> int:
                                    block=block_for(block, sep.hop), device=args.device)
                 eng = Engine(cfg, separator=sep)
                 eng.chains.lazy_keep = not args.all_candidates
-                rtf, cpu_rtf, ref = stream_rtf(eng, x, block, args.repeat, reference=ref_once)
+                timed = {"blockwise": blockwise_timer(sep, x, eng.block)}
+                rtf, cpu_rtf, ref = stream_rtf(eng, x, block, args.repeat, reference=ref_once, alongside=timed)
+                bw = timed["blockwise"]
                 passes = 1 + steps * (cands if eng.policy.searches else 1)  # separator passes per block
                 row = {"model": args.model, "steps": steps, "candidates": cands, "policy": args.policy,
                        "passes": passes,
@@ -193,11 +233,15 @@ def run_bench(args) -> int:
                        "threads": args.threads, "rtf": rtf, "cpu_rtf": cpu_rtf, "latency_ms": eng.latency_ms,
                        "latency_samples": eng.latency, "reference_rtf": ref, "reference": ref_what,
                        "reference_rtf_at_start": ref_first,
-                       "cpu_rtf_over_reference": cpu_rtf / ref if ref > 0 else None, "seconds": args.seconds,
+                       "cpu_rtf_over_reference": cpu_rtf / ref if ref > 0 else None,
+                       # the separator alone in the same blocks (its process(), no engine), interleaved
+                       "blockwise_rtf": bw, "blockwise_over_reference": bw / ref if ref > 0 else None,
+                       "seconds": args.seconds,
                        "repeat": args.repeat}
                 configs.append(row)
                 print(f"{steps:>5} {cands:>5} {passes:>6} {block:>6} {eng.block:>6} {args.policy:>10} {rtf:>8.4f} "
-                      f"{cpu_rtf:>8.4f} {eng.latency_ms:>10.1f} {ref:>7.4f} {cpu_rtf / ref if ref > 0 else float('nan'):>6.2f}")
+                      f"{cpu_rtf:>8.4f} {eng.latency_ms:>10.1f} {ref:>7.4f} {cpu_rtf / ref if ref > 0 else float('nan'):>6.2f} "
+                      f"{bw:>7.4f} {bw / ref if ref > 0 else float('nan'):>6.2f}")
     if args.json:
         write_json(args.json, {"machine": machine_info(args.threads, args.device), "configs": configs})
     return 0

@@ -269,6 +269,8 @@ def test_bench_json(tmp_path, capsys):
         assert c["rtf"] > 0 and c["reference_rtf"] > 0 and c["reference_rtf_at_start"] > 0
         assert c["block"] == 160 and c["candidates"] == 1 and c["device"] == "cpu"
         assert c["latency_ms"] == pytest.approx(20.0)
+        assert c["blockwise_rtf"] > 0
+        assert c["blockwise_over_reference"] == pytest.approx(c["blockwise_rtf"] / c["reference_rtf"])
 
 
 def test_bench_times_the_reference_between_the_engine_repeats():
@@ -291,12 +293,50 @@ def test_bench_times_the_reference_between_the_engine_repeats():
         order.append("reference")
         return next(seconds)
 
+    def alone() -> float:
+        order.append("alone")
+        return 0.05
+
     eng.process = process
-    wall, cpu, ref = stream_rtf(eng, x, 160, repeat=3, reference=reference)
-    assert order == ["engine"] + ["reference", "engine"] * 3  # warm-up, then interleaved
+    timed = {"alone": alone}
+    wall, cpu, ref = stream_rtf(eng, x, 160, repeat=3, reference=reference, alongside=timed)
+    assert order == ["engine"] + ["reference", "alone", "engine"] * 3  # warm-up, then interleaved
     assert ref == pytest.approx(0.1 / 0.5)
+    assert timed == {"alone": pytest.approx(0.05 / 0.5)}
     assert wall > 0 and cpu > 0
     assert stream_rtf(eng, x, 160, repeat=1)[2] is None
+
+
+def test_blockwise_timer_streams_the_separator_alone_in_engine_blocks():
+    """What bench's ``blockwise_rtf`` times: the separator's own process() over the whole input in
+    blocks of the engine's size, each call given the state the previous one returned; its output
+    is the whole-file output (so it times the same work as the reference, cut into blocks)."""
+    from streamsep.bench import blockwise_timer
+    from streamsep.demo import coloured_noise, mix_at_snr, synthetic_speech
+    from streamsep.separators.registry import create
+
+    sep = create("spectral")
+    x = mix_at_snr(synthetic_speech(1.0, 16000), coloured_noise(16000, 16000), 5.0).astype(np.float32)
+    calls: list[int] = []
+    outs: list[np.ndarray] = []
+    last = {"state": None}
+    real = sep.process
+
+    def process(block, state):
+        if calls and len(calls) > 20:  # past the warm-up: the state handed back is carried
+            assert state is last["state"]
+        calls.append(block.shape[-1])
+        y, last["state"] = real(block, state)
+        outs.append(y)
+        return y, last["state"]
+
+    sep.process = process
+    seconds = blockwise_timer(sep, x, 480)()
+    n = len(x) // 480
+    assert seconds > 0
+    assert calls == [480] * (20 + n)  # 20 warm-up blocks, then every whole block of the input
+    whole, _ = real(x[None, : n * 480], sep.new_state(1))
+    np.testing.assert_allclose(np.concatenate(outs[20:], axis=-1), whole, atol=1e-5)
 
 
 def test_presets_command(capsys):
