@@ -2,7 +2,7 @@
 """The issue-8 bar on *every* pair: does a proxy policy lower mean SI-SDR or PESQ against one-step,
 and does it raise DNSMOS OVRL?
 
-    python scripts/proxy_bar.py [--sets leventure,noizeus] [--model nsnet2] [--steps 2]
+    python scripts/proxy_bar.py [--sets leventure,noizeus,/path/to/pairs] [--model nsnet2] [--steps 2]
         [--candidates 4] [--block-ms 200] [--variants default,...] [--workers 2] [--json OUT]
 
 Cheap because the default proxies act rarely: each file runs through the engine once (per-step
@@ -116,7 +116,7 @@ def main() -> None:
     with ProcessPoolExecutor(a.workers) as pool:
         for variant in a.variants.split(","):
             for ds in a.sets.split(","):
-                pairs = find_pairs(SHARED / "data" / "pairs" / ds)
+                pairs = find_pairs(Path(ds) if os.sep in ds else SHARED / "data" / "pairs" / ds)
                 if a.limit:
                     pairs = [pairs[int(i)] for i in np.linspace(0, len(pairs) - 1, a.limit)]
                 t0 = time.time()
