@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -126,11 +126,10 @@ def blockwise_timer(sep, x: np.ndarray, block: int) -> Callable[[], float]:
     """
     n = len(x) // block * block
     blocks = [x[None, i:i + block] for i in range(0, n, block)]
-    warm = [np.ascontiguousarray(b) for b in blocks[:20]]
 
     def once() -> float:
         state = sep.new_state(1)
-        for b in warm:
+        for b in blocks[:20]:
             _, state = sep.process(b, state)
         state = sep.new_state(1)
         t0 = time.process_time()
@@ -141,9 +140,18 @@ def blockwise_timer(sep, x: np.ndarray, block: int) -> Callable[[], float]:
     return once
 
 
+class Timing(NamedTuple):
+    """Best seconds per audio second over the repeats of :func:`stream_rtf`."""
+
+    wall: float  #: the engine, wall clock
+    cpu: float  #: the engine, process CPU time
+    reference: float | None  #: the reference timer (None without one)
+    alongside: dict[str, float]  #: each ``alongside`` timer by name
+
+
 def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
                reference: Callable[[], float] | None = None,
-               alongside: dict[str, Callable[[], float]] | None = None) -> tuple[float, float, float | None]:
+               alongside: dict[str, Callable[[], float]] | None = None) -> Timing:
     """Stream ``x`` in host blocks after a short warm-up, ``repeat`` times (the stream continues).
 
     Returns the best (wall-clock seconds, process CPU seconds) per audio second over the repeats —
@@ -153,7 +161,7 @@ def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
     its best per audio second is the third value: the two sides are timed interleaved, minutes
     apart at most, because this VM's speed drifts by ×2 within a session (docs/PERFORMANCE.md).
     Each timer of ``alongside`` (name → seconds of one run over ``x``) runs the same way, after the
-    reference; its best per audio second replaces the timer in the dict.
+    reference; its best per audio second comes back under its name.
     """
     warm = min(len(x), 20 * host_block)
     for i in range(0, warm, host_block):
@@ -161,7 +169,7 @@ def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
     dur = len(x) / engine.rate
     best_wall = best_cpu = best_ref = float("inf")
     timers = dict(alongside or {})
-    best = {name: float("inf") for name in timers}
+    best = dict.fromkeys(timers, float("inf"))
     for _ in range(max(1, int(repeat))):
         if reference is not None:
             best_ref = min(best_ref, reference() / dur)
@@ -172,9 +180,7 @@ def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
             engine.process(x[i:i + host_block])
         best_wall = min(best_wall, (time.perf_counter() - t0) / dur)
         best_cpu = min(best_cpu, (time.process_time() - c0) / dur)
-    if alongside is not None:
-        alongside.update(best)
-    return best_wall, best_cpu, (best_ref if reference is not None else None)
+    return Timing(best_wall, best_cpu, best_ref if reference is not None else None, best)
 
 
 def parse_list(s: str, kind=int) -> list:
@@ -219,9 +225,9 @@ def run_bench(args) -> int:
                                    block=block_for(block, sep.hop), device=args.device)
                 eng = Engine(cfg, separator=sep)
                 eng.chains.lazy_keep = not args.all_candidates
-                timed = {"blockwise": blockwise_timer(sep, x, eng.block)}
-                rtf, cpu_rtf, ref = stream_rtf(eng, x, block, args.repeat, reference=ref_once, alongside=timed)
-                bw = timed["blockwise"]
+                t = stream_rtf(eng, x, block, args.repeat, reference=ref_once,
+                               alongside={"blockwise": blockwise_timer(sep, x, eng.block)})
+                rtf, cpu_rtf, ref, bw = t.wall, t.cpu, t.reference, t.alongside["blockwise"]
                 passes = 1 + steps * (cands if eng.policy.searches else 1)  # separator passes per block
                 row = {"model": args.model, "steps": steps, "candidates": cands, "policy": args.policy,
                        "passes": passes,

@@ -298,13 +298,13 @@ def test_bench_times_the_reference_between_the_engine_repeats():
         return 0.05
 
     eng.process = process
-    timed = {"alone": alone}
-    wall, cpu, ref = stream_rtf(eng, x, 160, repeat=3, reference=reference, alongside=timed)
+    t = stream_rtf(eng, x, 160, repeat=3, reference=reference, alongside={"alone": alone})
     assert order == ["engine"] + ["reference", "alone", "engine"] * 3  # warm-up, then interleaved
-    assert ref == pytest.approx(0.1 / 0.5)
-    assert timed == {"alone": pytest.approx(0.05 / 0.5)}
-    assert wall > 0 and cpu > 0
-    assert stream_rtf(eng, x, 160, repeat=1)[2] is None
+    assert t.reference == pytest.approx(0.1 / 0.5)
+    assert t.alongside == {"alone": pytest.approx(0.05 / 0.5)}
+    assert t.wall > 0 and t.cpu > 0
+    bare = stream_rtf(eng, x, 160, repeat=1)
+    assert bare.reference is None and bare.alongside == {}
 
 
 def test_blockwise_timer_streams_the_separator_alone_in_engine_blocks():
