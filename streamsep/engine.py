@@ -113,7 +113,7 @@ SAMPLE_LIMIT = 4.0  # |sample| bound inside the engine (12 dB over full scale)
 
 def _level(x: np.ndarray) -> tuple[float, float]:
     """(peak |x|, sum of squares) of a float32 block; NaN/Inf propagate into both."""
-    return float(np.max(np.abs(x))), float(np.dot(x, x))
+    return float(np.abs(x).max()), float(np.dot(x, x))  # the method: ~1 µs less than np.max's wrapper
 
 
 def db(v: float) -> float:
