@@ -23,7 +23,14 @@ def main() -> None:
         print(f"| {c['model']} | {c['steps']} | {c['candidates']} | {passes} | {policy} | {c['block']} "
               f"| {c['engine_block']} | {c['rtf']:.4f} | {c['cpu_rtf']:.4f} | {c['latency_ms']:.1f} "
               f"| {c['reference_rtf']:.4f} | {c['cpu_rtf'] / c['reference_rtf']:.2f}× |"
-              + (f" {c['blockwise_rtf']:.4f} = {c['blockwise_rtf'] / c['reference_rtf']:.2f}× |" if alone else ""))
+              + (f" {alone_cell(c)} |" if alone else ""))
+
+
+def alone_cell(c: dict) -> str:
+    """The model-alone cell of a row; rows from before the sixth session have none."""
+    if "blockwise_rtf" not in c:
+        return "—"
+    return f"{c['blockwise_rtf']:.4f} = {c['blockwise_rtf'] / c['reference_rtf']:.2f}×"
 
 
 if __name__ == "__main__":
