@@ -165,7 +165,7 @@ class HostController(QObject):
                         input_file=input_file or None, **options)
             try:
                 host.start()
-            except BaseException:
+            except BaseException:  # noqa: BLE001 -- closed, then re-raised
                 try:
                     host.stop()
                 finally:

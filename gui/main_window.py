@@ -9,6 +9,7 @@ Roles are split: :class:`gui.window_host.HostLifecycle` starts, stops and retrie
 :mod:`gui.live_page` and :mod:`gui.advanced_page` display; this class lays out, boots and polls."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,6 +381,6 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
             try:
                 self.tune_panel.cancel()
                 self.tune_panel.wait(15.0)
-            except Exception:  # noqa: BLE001 -- closing anyway
-                pass
+            except Exception as exc:  # noqa: BLE001 -- closing anyway
+                print(f"streamsep gui: tune panel did not stop cleanly: {one_line(exc)}", file=sys.stderr)
         self.controller.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
@@ -188,7 +189,7 @@ class LevelMeters(QWidget):
 class StatCard(QWidget):
     """A titled number with a unit, tinted by state ("ok", "warn", "error", "idle")."""
 
-    COLOURS = {"ok": theme.TEXT, "warn": theme.WARN, "error": theme.ERROR, "idle": theme.MUTED}
+    COLOURS: ClassVar[dict[str, str]] = {"ok": theme.TEXT, "warn": theme.WARN, "error": theme.ERROR, "idle": theme.MUTED}
 
     def __init__(self, title: str, unit: str = "", tooltip: str = "", parent: QWidget | None = None):
         super().__init__(parent)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
@@ -32,7 +33,7 @@ MAX_CANDIDATES = 16
 class MessageBar(QFrame):
     """A dismissable one-line banner at the top of the window: errors, warnings, notes."""
 
-    LEVELS = {"error": theme.ERROR, "warning": theme.WARN, "info": theme.ACCENT}
+    LEVELS: ClassVar[dict[str, str]] = {"error": theme.ERROR, "warning": theme.WARN, "info": theme.ACCENT}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -242,6 +243,12 @@ class ControlPanel(QWidget):
             self.preset.clear()
             for p in presets:
                 self.preset.addItem(p, p)
+        self.set_device_choices(inputs, outputs, input_file)
+
+    def set_device_choices(self, inputs: list[str], outputs: list[str], input_file: str | None = None) -> None:
+        """Fill the device lists (no signals), keeping the selected devices selected."""
+        chosen = self.devices()
+        with self._quiet():
             self.input_device.clear()
             if input_file:
                 self.input_device.addItem(f"File: {Path(input_file).name}", f"file:{input_file}")
@@ -253,6 +260,7 @@ class ControlPanel(QWidget):
             self.output_device.addItem("None (no playback)", "null")
             for d in outputs:
                 self.output_device.addItem(d, d)
+        self.set_devices(*chosen)
 
     def set_geometry(self, rate: int, hop: int) -> None:
         """Model rate (Hz) and hop (samples): relabel the block sizes in ms."""
@@ -274,10 +282,9 @@ class ControlPanel(QWidget):
     def set_values(self, cfg: dict, preset: str | None = None) -> None:
         """Show an engine configuration (dict of EngineConfig fields) without emitting signals."""
         with self._quiet():
-            if preset is not None:
-                if not _select_data(self.preset, preset):
-                    self.preset.addItem(Path(preset).name if preset.endswith(".toml") else preset, preset)
-                    self.preset.setCurrentIndex(self.preset.count() - 1)
+            if preset is not None and not _select_data(self.preset, preset):
+                self.preset.addItem(Path(preset).name if preset.endswith(".toml") else preset, preset)
+                self.preset.setCurrentIndex(self.preset.count() - 1)
             if "model" in cfg and not _select_data(self.model, cfg["model"]):
                 self.model.addItem(cfg["model"], cfg["model"])
                 self.model.setCurrentIndex(self.model.count() - 1)
@@ -297,10 +304,10 @@ class ControlPanel(QWidget):
                 if not _select_data(self.block, block):
                     self._add_block_item(block)
             if "mix" in cfg:
-                self.mix.setValue(int(round(float(cfg["mix"]) * 100)))
+                self.mix.setValue(round(float(cfg["mix"]) * 100))
                 self.mix_label.setText(f"{self.mix.value()} %")
             if "atten_db" in cfg:
-                self.atten.setValue(0 if cfg["atten_db"] is None else int(round(float(cfg["atten_db"]))))
+                self.atten.setValue(0 if cfg["atten_db"] is None else round(float(cfg["atten_db"])))
 
     def set_devices(self, input_device: str, output_device: str) -> None:
         """Select devices by name (added to the list when not present, e.g. a vanished device)."""

@@ -33,7 +33,7 @@ def spectrogram_db(x: np.ndarray, rate: int, columns: int, hop_s: float,
     ``freqs`` are the bin centres in Hz up to ``min(fmax, rate/2)``.
     """
     nfft = fft_size(rate)
-    hop = max(1, int(round(hop_s * rate)))
+    hop = max(1, round(hop_s * rate))
     need = nfft + hop * (columns - 1)
     x = np.asarray(x, dtype=np.float32).reshape(-1)[-need:]
     pad = need - x.size

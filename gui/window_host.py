@@ -7,6 +7,7 @@ A mixin for :class:`gui.main_window.MainWindow`: it uses the window's ``config``
 from __future__ import annotations
 
 from gui import virtual_mic
+from gui.host_controller import device_lists
 
 
 class HostLifecycle:
@@ -47,9 +48,20 @@ class HostLifecycle:
         self._reset_displays()
 
     def retry(self) -> None:
-        """Try to open the audio devices again (Retry button and the automatic retry)."""
-        if not self._user_stopped:
-            self.start_host(rescan=True)
+        """Try to open the audio devices again (Retry button and the automatic retry): list the
+        devices afresh (an audio server or a device may have appeared), then start the host."""
+        if self._user_stopped or self.config is None:
+            return
+        self.retry_timer.stop()
+
+        def relisted(lists) -> None:
+            ins, outs, _warning = lists
+            if ins or outs:
+                self.controls.set_device_choices(ins, outs, self.opts.input_file)
+            if not self._user_stopped:
+                self.start_host()
+
+        self.controller.submit(device_lists, relisted, lambda msg: self.start_host(rescan=True))
 
     def set_virtual_mic(self, name: str) -> None:
         """The virtual-microphone switch: remembered, and the host restarted with it."""
