@@ -310,11 +310,11 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         try:
             s = host.stats()
             lag = int(s.get("latency_samples") or 0)
-            x_in, x_out, rate = host.monitor(METER_WINDOW_S + lag / max(1, host.rate) + 0.01)
+            x_in, x_out, rate = host.monitor(METER_WINDOW_S + lag / max(1, host.rate) + 0.05)
         except Exception as exc:  # noqa: BLE001 -- host gone between ticks
             s, x_in, x_out, rate, lag = {"error": one_line(exc), "running": False}, [], [], 0, 0
         self.last_stats = s
-        levels = aligned_levels(x_in, x_out, int(METER_WINDOW_S * rate), lag)
+        levels = aligned_levels(x_in, x_out, int(METER_WINDOW_S * rate), lag, slack=int(s.get("period") or 0))
         self.live_page.show_levels(*levels, now)
         self.live_page.update_silence(levels[0] if s.get("running") and s.get("seconds", 0) > 0 else None, now,
                                       from_file=self.controls.devices()[0].startswith("file:"))

@@ -25,13 +25,16 @@ class Ballistics:
 
     ``release_db_s``: fall rate of the bars (dB per second); ``hold_s``: how long the peak-hold
     marker stays before it falls at the same rate.  Values never go below ``floor`` dB.
+    Each value is a maximum over past readings (a reading minus its decay), so a meter fed
+    readings that are never higher than another meter's never shows more than it, hold included.
     """
 
     def __init__(self, floor: float = METER_FLOOR_DB, release_db_s: float = 30.0, hold_s: float = 1.5):
         self.floor, self.release, self.hold_s = floor, release_db_s, hold_s
         self.peak = self.rms = self.hold = floor
         self._t: float | None = None
-        self._hold_t = 0.0
+        self._recent: deque[tuple[float, float]] = deque()   # (time, peak) of the last hold_s seconds
+        self._expired = -np.inf                               # max of peak + release·(t + hold_s) gone by
 
     def update(self, peak_db: float, rms_db: float, now: float | None = None) -> None:
         """Feed one reading (dBFS; -inf/None allowed, read as the floor)."""
@@ -42,11 +45,12 @@ class Ballistics:
         peak_db, rms_db = max(self.floor, peak_db), max(self.floor, rms_db)
         self.peak = max(peak_db, self.peak - fall)
         self.rms = max(rms_db, self.rms - fall)
-        if peak_db >= self.hold:
-            self.hold, self._hold_t = peak_db, now
-        elif now - self._hold_t > self.hold_s:
-            self.hold = max(self.peak, self.hold - fall)
-        self.peak, self.rms, self.hold = (max(self.floor, v) for v in (self.peak, self.rms, self.hold))
+        self._recent.append((now, peak_db))
+        while self._recent and now - self._recent[0][0] > self.hold_s:
+            t, p = self._recent.popleft()
+            self._expired = max(self._expired, p + self.release * (t + self.hold_s))
+        held = max(p for _, p in self._recent)
+        self.hold = max(self.floor, held, self._expired - self.release * now)
 
     @property
     def at_rest(self) -> bool:

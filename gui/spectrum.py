@@ -63,17 +63,18 @@ def level_db(x: np.ndarray, floor: float = FLOOR_DB) -> tuple[float, float]:
 
 
 def aligned_levels(x_in: np.ndarray, x_out: np.ndarray, window: int, lag: int,
-                   floor: float = FLOOR_DB) -> tuple[float, float, float, float]:
+                   floor: float = FLOOR_DB, slack: int = 0) -> tuple[float, float, float, float]:
     """Input and output levels of the same audio: (in peak, in RMS, out peak, out RMS) in dBFS.
 
     ``x_in`` and ``x_out`` end at the same instant (``LiveHost.monitor``); the output lags the input
     by ``lag`` samples (the host's latency), so the last ``window`` output samples are compared with
     the ``window`` input samples that ended ``lag`` samples earlier.  Reading both ends at the same
     instant instead would meter different audio (a syllable on OUT while IN has gone quiet), which
-    is how OUT could read above IN."""
-    window, lag = max(1, int(window)), max(0, int(lag))
+    is how OUT could read above IN.  ``slack`` samples more input on each side cover the uncertainty
+    of the alignment (the two rings are written by different threads, about one device period apart)."""
+    window, lag, slack = max(1, int(window)), max(0, int(lag)), max(0, int(slack))
     x_in = np.asarray(x_in).reshape(-1)
     end = len(x_in) - lag
-    seg_in = x_in[max(0, end - window):max(0, end)]
+    seg_in = x_in[max(0, end - window - slack):max(0, end + slack)]
     seg_out = np.asarray(x_out).reshape(-1)[-window:]
     return (*level_db(seg_in, floor), *level_db(seg_out, floor))

@@ -184,6 +184,27 @@ def test_ballistics_hold_and_release():
     assert b.at_rest
 
 
+def test_ballistics_never_show_out_above_in():
+    """Readings OUT <= IN at every tick give bars and peak hold OUT <= IN at every tick (the old
+    hold rule could latch a slightly lower OUT peak while IN's hold was already falling)."""
+    rng = np.random.default_rng(5)
+    b_in, b_out = Ballistics(hold_s=1.5), Ballistics(hold_s=1.5)
+    t = 0.0
+    for _ in range(3000):
+        t += 0.033
+        p_in = float(rng.uniform(-60, 0))
+        p_out = p_in - float(rng.choice([0.0, 0.05, 0.3, 6.0]))
+        b_in.update(p_in, p_in - 6, t)
+        b_out.update(p_out, p_out - 6, t)
+        assert b_out.peak <= b_in.peak and b_out.rms <= b_in.rms and b_out.hold <= b_in.hold + 1e-9, t
+    b = Ballistics(hold_s=1.5)                    # hold latches, then falls at the release rate
+    b.update(-5.0, -9, 10.0)
+    b.update(-60, -60, 11.0)
+    assert b.hold == -5.0
+    b.update(-60, -60, 12.0)
+    assert b.hold == pytest.approx(-5.0 - 30 * 0.5)
+
+
 def test_spectrogram_reads_dbfs():
     t = np.arange(2 * RATE) / RATE
     s, f = spectrogram_db(0.5 * np.sin(2 * np.pi * 1000 * t), RATE, columns=50, hop_s=0.02)
@@ -235,6 +256,12 @@ class TestLiveWindow:
         wait_for(lambda: card_value(live, "dnsmos") == pytest.approx(live.dnsmos.values["ovrl"], abs=0.006), 3,
                  "the quality card")
         assert live.live_page.silent_hint == ""          # speech and noise: no silent-input hint
+        excess = []                                      # IN and OUT meter the same audio: OUT not above IN
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            pump(0.034)
+            excess.append(live.meters.output.ballistics.hold - live.meters.input.ballistics.hold)
+        assert max(excess) < 1.0, max(excess)
 
     def test_every_control_changes_the_running_engine(self, live):
         c = live.controls
