@@ -140,7 +140,8 @@ class HostController(QObject):
                    error: Callable[[str], None], options: dict | None = None, rescan: bool = False) -> None:
         """Stop every host started so far and start a new one with these devices, off-thread.
 
-        ``options``: more ``LiveHost`` keyword arguments (e.g. from :func:`gui.virtual_mic.host_options`);
+        ``options``: more ``LiveHost`` keyword arguments, overriding ``output_device`` where they name it
+        (:func:`gui.virtual_mic.host_options`);
         ``rescan``: look for audio devices (and servers) again first (a retry).
         Only the latest request counts: a host delivered after a newer request is stopped."""
         options = dict(options or {})
@@ -161,8 +162,8 @@ class HostController(QObject):
                 make = LiveHost
             else:
                 make = factory
-            host = make(config, input_device=input_device or None, output_device=output_device or None,
-                        input_file=input_file or None, **options)
+            kw = {"output_device": output_device or None, **options}
+            host = make(config, input_device=input_device or None, input_file=input_file or None, **kw)
             try:
                 host.start()
             except BaseException:  # noqa: BLE001 -- closed, then re-raised

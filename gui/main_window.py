@@ -235,6 +235,7 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         preset = self.preset
 
         def boot():
+            virtual_mic.prepare()              # before any device is listed (PipeWire routing)
             cfg, warnings = build_config(preset, overrides)
             ins, outs, dev_warning = device_lists()
             if dev_warning:

@@ -46,10 +46,45 @@ def host_supports_virtual_mic(host_class=None) -> bool:
         return False
 
 
+def _host_module():
+    """The live host's virtual-microphone module (``streamsep.host.virtual_mic``), None when this
+    streamsep has none."""
+    try:
+        from streamsep.host import virtual_mic as module
+    except ImportError:
+        return None
+    return module
+
+
+def prepare() -> bool:
+    """At start-up, before any audio device is listed: let the host route this process's audio
+    through PipeWire when PipeWire runs (the host's ``prefer_pipewire_jack``).  Never raises; True
+    when PipeWire's JACK library is in use.  Worker thread only (imports the host)."""
+    module = _host_module()
+    if module is None or not hasattr(module, "prefer_pipewire_jack"):
+        return False
+    try:
+        return bool(module.prefer_pipewire_jack())
+    except Exception:  # noqa: BLE001 -- the switch then says why it is disabled
+        return False
+
+
 def availability(host_class=None) -> str | None:
     """None when a virtual microphone can be made here, otherwise a one-line reason (for a tooltip).
 
-    Call it off the GUI thread: it imports the live host."""
+    Uses the host's own checks where it has them.  Call it off the GUI thread: it imports the live
+    host and may ask PipeWire's pulse server (``pactl info``)."""
+    module = _host_module() if host_class is None else None
+    if module is not None and hasattr(module, "check_pipewire"):
+        if not module.pipewire_running():
+            return "Needs PipeWire: no PipeWire server is running in this session"
+        if module.pipewire_libjack() is None:
+            return "Needs PipeWire's JACK library (install pipewire-jack)"
+        try:
+            module.check_pipewire()
+        except Exception as exc:  # noqa: BLE001 -- DeviceError: its message is the reason
+            return " ".join(str(exc).split()).replace("--virtual-mic", "The virtual microphone")
+        return None if host_supports_virtual_mic() else "This streamsep's live host has no virtual microphone"
     if shutil.which("pw-cli") is None and shutil.which("pactl") is None:
         return "Needs PipeWire: the PipeWire tools (pw-cli, pactl) are not installed"
     if pipewire_socket() is None:
@@ -59,7 +94,11 @@ def availability(host_class=None) -> str | None:
     return None
 
 
-def host_options(virtual_mic: str | None) -> dict:
-    """Keyword arguments for ``LiveHost(...)`` from the ``virtual_mic`` setting ("" or None = off)."""
+def host_options(virtual_mic: str | None, output_device: str | None = None) -> dict:
+    """The output side of ``LiveHost(...)``'s keyword arguments: the chosen ``output_device``
+    ("" or None = the default, "null" = none), or, with the ``virtual_mic`` setting on (a name;
+    "" or None = off), the virtual microphone, which takes the place of the output device."""
     name = (virtual_mic or "").strip()
-    return {HOST_KEYWORD: name} if name else {}
+    if name:
+        return {HOST_KEYWORD: name, "output_device": None}
+    return {"output_device": output_device or None}

@@ -26,12 +26,15 @@ class HostLifecycle:
         self.start_attempts += 1
         in_dev, out_dev = self.controls.devices()
         input_file = in_dev[5:] if in_dev.startswith("file:") else None
+        mic = self.virtual_mic_name()
+        self.controls.output_device.setEnabled(not mic)
+        self.controls.output_device.setToolTip(f"The output goes to the virtual microphone \"{mic}\"" if mic else "")
         self.status_label.setText("Opening audio devices…")
         self.transport.set_running(True, "starting…")
         self._reset_displays()
         self.controller.start_host(self.config, None if input_file else (in_dev or None), out_dev or None,
                                    input_file, self._host_ready, self._host_error,
-                                   options=virtual_mic.host_options(self.virtual_mic_name()), rescan=rescan)
+                                   options=virtual_mic.host_options(mic, out_dev), rescan=rescan)
 
     def start_audio(self) -> None:
         """The Start button."""

@@ -21,6 +21,7 @@ pytest.importorskip("PyQt6")
 pytest.importorskip("pyqtgraph")
 soundfile = pytest.importorskip("soundfile")
 
+from conftest import shared
 from PyQt6.QtCore import Qt
 from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication
@@ -642,8 +643,10 @@ def test_virtual_mic_adapter_and_setting(qapp, tmp_path, monkeypatch):
     from gui import virtual_mic
     from gui.host_controller import HostController
 
-    assert virtual_mic.host_options("") == {} and virtual_mic.host_options(None) == {}
-    assert virtual_mic.host_options(virtual_mic.DEFAULT_NAME) == {"virtual_mic": "streamsep denoised microphone"}
+    assert virtual_mic.host_options("", "null") == {"output_device": "null"}
+    assert virtual_mic.host_options(None) == {"output_device": None}
+    assert virtual_mic.host_options(virtual_mic.DEFAULT_NAME, "null") == {   # the mic replaces the output
+        "virtual_mic": "streamsep denoised microphone", "output_device": None}
     monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)
     monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))          # no pipewire-0 socket here
@@ -655,7 +658,7 @@ def test_virtual_mic_adapter_and_setting(qapp, tmp_path, monkeypatch):
 
     class NewHost(OldHost):
         def __init__(self, config, input_device=None, output_device=None, input_file=None, virtual_mic=None):
-            self.virtual_mic = virtual_mic
+            self.virtual_mic, self.output_device = virtual_mic, output_device
 
         def start(self): ...
 
@@ -667,9 +670,9 @@ def test_virtual_mic_adapter_and_setting(qapp, tmp_path, monkeypatch):
     got = []                                  # the controller hands the setting to the host
     ctl = HostController(host_factory=NewHost)
     ctl.start_host(object(), None, "null", None, got.append, got.append,
-                   options=virtual_mic.host_options("my mic"))
+                   options=virtual_mic.host_options("my mic", "null"))
     wait_for(lambda: got, 5, "the fake host")
-    assert got[0].virtual_mic == "my mic"
+    assert got[0].virtual_mic == "my mic" and got[0].output_device is None
     ctl.shutdown()
     p = tmp_path / "gui.toml"
     GuiSettings(virtual_mic="my mic").save(p)
@@ -742,3 +745,54 @@ def test_gui_imports_library_modules_only():
                             if isinstance(node, ast.ImportFrom) and node.module == "streamsep" else [])
             bad += [f"{path.name}: {m}" for m in mods if m == "streamsep.cli" or m.startswith("streamsep.cli.")]
     assert not bad, bad
+
+
+def test_gui_virtual_mic_on_a_private_pipewire(tmp_path):
+    """The app with the virtual-microphone switch on, on a private PipeWire (dummy driver): another
+    app records the cleaned voice from the "streamsep denoised microphone" source while the window
+    runs; the source is gone once the app has exited.  Runs where the live host can publish a
+    virtual microphone and the PipeWire test harness (tests/pwutil.py) is present."""
+    import importlib.util
+
+    from gui import virtual_mic
+
+    if importlib.util.find_spec("pwutil") is None and not (REPO / "tests" / "pwutil.py").exists():
+        pytest.skip("tests/pwutil.py (the private PipeWire harness) is not in this tree")
+    if not virtual_mic.host_supports_virtual_mic():
+        pytest.skip("this tree's live host has no virtual_mic option")
+    sys.path.insert(0, str(REPO / "tests"))
+    from pwutil import PipeWire, pipewire_missing_reason
+
+    reason = pipewire_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    speech = shared("data", "noisy_only", "dns1", "ms_realrec_headset_cafe_spk2_3.wav")
+    settings = tmp_path / "gui.toml"
+    GuiSettings(virtual_mic=virtual_mic.DEFAULT_NAME).save(settings)
+    with PipeWire() as pw:
+        env = dict(pw.env(), QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.environ.get("PYTHONPATH", str(REPO)))
+        app = subprocess.Popen([sys.executable, "-m", "gui.app", "--screenshot", str(tmp_path / "shot.png"),
+                                "--after", "6", "--input-file", str(speech), "--preset", "low-latency",
+                                "--no-dnsmos", "--settings", str(settings)],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            end = time.monotonic() + 60
+            while "streamsep_mic" not in pw.sources() and app.poll() is None and time.monotonic() < end:
+                time.sleep(0.1)
+            assert "streamsep_mic" in pw.sources(), (app.poll(), pw.sources())
+            assert pw.nodes_named("streamsep_mic") == 1
+            rec = tmp_path / "rec.wav"
+            recorder = subprocess.Popen(["pw-record", "--target", "streamsep_mic", "--rate", "48000",
+                                         "--channels", "1", str(rec)], env=pw.env())
+            time.sleep(2.5)
+            recorder.terminate()
+            recorder.wait(10)
+            out, _ = app.communicate(timeout=90)
+        finally:
+            if app.poll() is None:
+                app.kill()
+        assert app.returncode == 0, out[-2000:]
+        y, _ = soundfile.read(rec)
+        assert len(y) > 48000 and rms_db(y) > -45, (len(y), rms_db(y))          # the voice, not silence
+        assert "streamsep_mic" not in pw.sources() and pw.nodes_named("streamsep_mic") == 0
+        assert not pw.alive(), pw.alive()
