@@ -232,7 +232,9 @@ class TestLiveWindow:
 
     def test_window_runs_real_host_and_has_tune_slot(self, live):
         host = live.controller.host
-        assert type(host).__module__ == "streamsep.live" and type(host).__name__ == "LiveHost"
+        from streamsep.live import LiveHost
+
+        assert type(host) is LiveHost                      # the library's host, not a stand-in
         assert host.engine.config.model == "nsnet2" and live.controls.isEnabled()
         assert live.tabs.tabText(2) == "Tune" and isinstance(live.tabs.widget(2), TunePanelSlot)
         assert live.tune_panel is None                     # mounted on first visit only
@@ -335,23 +337,26 @@ class TestLiveWindow:
         wait_for(lambda: live.controller.host.engine.config.steps == 0 and not live.transport.bypass, 20,
                  "preset low-latency")
         host = live.controller.host
-
-        c.atten.setValue(0)
-        x, y = clean_window(host)
-        suppressed = rms_db(x) - rms_db(y)
-        assert suppressed > 3.0, f"NSNet2 removed only {suppressed:.1f} dB of 0 dB-SNR noise"
-        c.atten.setValue(2)                             # at most 2 dB of suppression
-        x, y = clean_window(host)
-        assert rms_db(y) > rms_db(x) - 2.5
-        c.atten.setValue(0)
-        c.mix.setValue(0)                               # fully dry: the output is the delayed input
-        x, y = clean_window(host)
-        assert delayed_copy(x, y)
-        c.mix.setValue(100)
-        live.transport.power.setChecked(False)         # switched off: the delayed input, same stream
-        x, y = clean_window(host)
-        assert delayed_copy(x, y) and live.controller.host is host
-        live.transport.power.setChecked(True)
+        try:
+            c.atten.setValue(0)
+            x, y = clean_window(host)
+            suppressed = rms_db(x) - rms_db(y)
+            assert suppressed > 3.0, f"NSNet2 removed only {suppressed:.1f} dB of 0 dB-SNR noise"
+            c.atten.setValue(2)                             # at most 2 dB of suppression
+            x, y = clean_window(host)
+            assert rms_db(y) > rms_db(x) - 2.5
+            c.atten.setValue(0)
+            c.mix.setValue(0)                               # fully dry: the output is the delayed input
+            x, y = clean_window(host)
+            assert delayed_copy(x, y)
+            c.mix.setValue(100)
+            live.transport.power.setChecked(False)         # switched off: the delayed input, same stream
+            x, y = clean_window(host)
+            assert delayed_copy(x, y) and live.controller.host is host
+        finally:                                            # a skip (overloaded machine) leaves no state behind
+            c.atten.setValue(0)
+            c.mix.setValue(100)
+            live.transport.power.setChecked(True)
 
     def test_preset_save_as_writes_a_loadable_file(self, live, tmp_path):
         from streamsep.presets import load_preset
