@@ -355,6 +355,7 @@ class TunePanel(QWidget):
         self.result = result
         plot(result, self.figure)
         theme.dark_figure(self.figure)
+        self._fit_figure()
         self.canvas.draw_idle()
         rows, pareto, rec = result["configs"], set(result["pareto"]), result["recommended"]
         self.table.setRowCount(len(rows))
@@ -421,6 +422,18 @@ class TunePanel(QWidget):
             self._report(_one_line(exc), "error")
             return False
         return True
+
+    def _fit_figure(self) -> None:
+        """Keep the plot inside the canvas at any window size: long titles and axis labels wrap,
+        the layout is recomputed at every draw (so also after a resize)."""
+        fig = self.figure
+        title = fig.get_suptitle()
+        if title:
+            fig.suptitle(title, fontsize=9, wrap=True, color=theme.TEXT)
+        for ax in fig.axes:
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                label.set_wrap(True)
+        fig.set_layout_engine("tight", rect=(0.0, 0.0, 0.8, 0.95))   # right: the legend
 
     # -- helpers ----------------------------------------------------------------------------
     def _report(self, text: str, level: str) -> None:
