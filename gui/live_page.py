@@ -119,7 +119,8 @@ class LivePage(QWidget):
             self.cards["dnsmos"].set_value(f"{ovrl:.2f}", "ok" if ovrl >= 3.0 else "warn")
 
     def reset(self) -> None:
-        """Back to 'nothing running': cards blank, hint hidden."""
+        """Back to 'nothing running': cards and spectrograms blank, hint hidden."""
         for card in self.cards.values():
             card.set_value("—", "idle")
+        self.spectrogram.clear()
         self.update_silence(None, 0.0)

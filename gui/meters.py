@@ -324,6 +324,12 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.addItem(self.colorbar, row=0, col=1, rowspan=2)
         self.mean_db = [FLOOR_DB, FLOOR_DB]
 
+    def clear(self) -> None:
+        """Blank both spectrograms (no audio)."""
+        for img in self.images:
+            img.clear()
+        self.mean_db = [FLOOR_DB, FLOOR_DB]
+
     def set_spectrograms(self, s_in: np.ndarray, s_out: np.ndarray, freqs: np.ndarray) -> None:
         """Show two (columns, bins) dB arrays covering the last ``span_s`` seconds."""
         top = float(freqs[-1]) if len(freqs) else self.fmax

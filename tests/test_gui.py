@@ -460,6 +460,7 @@ class TestLiveWindow:
         assert live.controller.host is None and not host.stats()["running"]
         assert "Start" in t.start_stop.text() and not live.retry_timer.isActive()
         wait_for(lambda: live.meters.at_rest, 5, "the meters to fall")
+        assert live.spectrogram.mean_db == [FLOOR_DB, FLOOR_DB] and np.isnan(card_value(live, "latency"))  # blanked
         t.start_stop.click()
         wait_for(lambda: running(live), 30, "the host to start again")
         assert live.controller.host is not host and "Stop" in t.start_stop.text()
