@@ -122,5 +122,5 @@ class LivePage(QWidget):
         """Back to 'nothing running': cards and spectrograms blank, hint hidden."""
         for card in self.cards.values():
             card.set_value("—", "idle")
-        self.spectrogram.clear()
+        self.spectrogram.blank()
         self.update_silence(None, 0.0)

@@ -324,10 +324,12 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.addItem(self.colorbar, row=0, col=1, rowspan=2)
         self.mean_db = [FLOOR_DB, FLOOR_DB]
 
-    def clear(self) -> None:
-        """Blank both spectrograms (no audio)."""
+    def blank(self) -> None:
+        """Blank both spectrograms (no audio).  Not named ``clear``: overriding the pyqtgraph widget's
+        own ``clear`` left the whole view blank."""
+        blank = np.full((2, 2), FLOOR_DB, np.float32)
         for img in self.images:
-            img.clear()
+            img.setImage(blank, autoLevels=False, levels=self.levels)
         self.mean_db = [FLOOR_DB, FLOOR_DB]
 
     def set_spectrograms(self, s_in: np.ndarray, s_out: np.ndarray, freqs: np.ndarray) -> None:

@@ -249,6 +249,9 @@ class TestLiveWindow:
                  10, "level meters to move")
         wait_for(lambda: live.spectrogram.mean_db[0] > -90 and live.spectrogram.mean_db[1] > -100, 5,
                  "spectrograms to fill")
+        img = live.spectrogram.grab().toImage()            # and they are painted (not a blank view)
+        w, h = img.width(), img.height()
+        assert len({img.pixel(x, y) for x in range(0, w, 7) for y in range(0, h, 7)}) > 50
         stats = live.controller.host.stats()
         wait_for(lambda: card_value(live, "latency") == pytest.approx(stats["latency_ms"], abs=0.05), 3,
                  "the latency read-out")
