@@ -145,7 +145,7 @@ class DummyJack:
 def soak_signal(rate: int = RATE) -> tuple[np.ndarray, str]:
     """Noisy speech to loop: espeak-ng speech (else the synthetic voiced signal) + fan/hum noise at
     5 dB SNR, with a second of low noise between repetitions.  Returns (signal, description)."""
-    from streamsep.demo import coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
+    from streamsep.synth import coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
 
     try:
         s, what = espeak_speech(rate=rate), "espeak-ng speech"
@@ -337,7 +337,7 @@ def run_soak(args) -> int:
     from dataclasses import replace
 
     from streamsep.bench import machine_info
-    from streamsep.cli import write_json
+    from streamsep.reporting import write_json
     from streamsep.presets import load_preset
 
     minutes = float(args.soak)
