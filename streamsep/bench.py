@@ -20,11 +20,10 @@ costs by itself, and ``cpu_rtf − blockwise_rtf`` at ``steps`` 0 is what the en
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ import torch
 from streamsep.catalogue import ENGINE_POLICIES
 from streamsep.config import block_for
 from streamsep.engine import Engine, EngineConfig
+from streamsep.machine import machine_info, python_loop_ns  # noqa: F401 (re-exported)
 from streamsep.reporting import write_json
 
 
@@ -57,39 +57,6 @@ class BenchOptions:
     input: str | None = None
     all_candidates: bool = False
     json: str | None = None
-
-
-def python_loop_ns(n: int = 200_000) -> float:
-    """Nanoseconds per iteration of a trivial Python loop (best of 3): a machine-speed probe stored
-    with every benchmark, because per-block glue is interpreted Python and the same 2-core VM has
-    run at very different speeds on different days (NSNet2 ``reference_rtf`` 0.0059 in the second
-    and third sessions, 0.0095-0.0107 in the fourth; docs/PERFORMANCE.md)."""
-    best = float("inf")
-    for _ in range(3):
-        acc = 0
-        t0 = time.perf_counter()
-        for i in range(n):
-            acc += i
-        best = min(best, time.perf_counter() - t0)
-    return 1e9 * best / n
-
-
-def machine_info(threads: int, device: str) -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "device": device,
-            "python_loop_ns": round(python_loop_ns(), 1)}
-    if device == "cuda" and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def bench_input(seconds: float, rate: int, path: str | None) -> np.ndarray:

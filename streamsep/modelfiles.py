@@ -10,7 +10,7 @@ Resolution order for each ``[[files]]`` entry of a card (first hit wins):
    (``~/.cache/streamsep/models/...`` when ``XDG_CACHE_HOME`` is unset).
 
 Every resolved file is checked against the card's sha256; the result is remembered per
-(path, size, mtime) so repeated loads cost a ``stat`` only.  :func:`pull` downloads a card's files
+(path, size, mtime) so repeated loads cost a ``stat`` only.  :func:`pull_files` downloads a card's files
 with :mod:`urllib` (``https://`` or ``file://``) to a temporary file, checks the digest and renames
 it into place atomically, so a failed or corrupted download leaves nothing behind.
 """
@@ -145,15 +145,12 @@ def _download(url: str, dest: Path, sha256: str, progress: bool) -> None:
         raise
 
 
-def pull(name: str, dest_dir: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
-    """Download the files of the card ``name`` (a built-in card name or a ``.toml`` path).
+def pull_files(card: Card, dest_dir: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
+    """Download the files of ``card`` (by name: :func:`streamsep.separators.cards.pull`).
 
     Files go to ``dest_dir`` (default: the user cache, ``<cache>/<card name>/``); files already
     there with the right sha256 are kept.  Returns the paths of all of the card's files.
     """
-    from streamsep.separators.cards import find_card
-
-    card = find_card(name)
     target = Path(dest_dir).expanduser() if dest_dir is not None else cache_dir() / card.name
     paths: list[Path] = []
     for entry in card.files:

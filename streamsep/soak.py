@@ -336,7 +336,7 @@ def run_soak(args) -> int:
     """Body of ``streamsep bench --soak MINUTES [--preset P] [--json OUT] [--threads N]``."""
     from dataclasses import replace
 
-    from streamsep.bench import machine_info
+    from streamsep.machine import machine_info
     from streamsep.reporting import write_json
     from streamsep.presets import load_preset
 

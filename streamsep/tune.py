@@ -638,7 +638,7 @@ def run_tune(args: TuneOptions) -> int:
     result["source"] = Path(args.input).name
     result["reference"] = Path(args.reference).name if args.reference else None
     result["wall_seconds"] = time.perf_counter() - t0
-    from streamsep.bench import machine_info
+    from streamsep.machine import machine_info
 
     result["machine"] = machine_info(result["threads"], args.device)
     print(f"{args.model} on {result['source']} ({result['seconds']:.1f} s, model rate {result['model_rate']} Hz, "

@@ -236,7 +236,7 @@ def cmd_models(args) -> int:
     if args.action == "pull":
         if not args.name:
             raise CLIError("models pull needs a model NAME")
-        from streamsep.modelfiles import pull
+        from streamsep.separators.cards import pull
 
         paths = pull(args.name, args.dir)
         for p in paths:

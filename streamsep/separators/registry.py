@@ -26,10 +26,10 @@ BUILTIN: dict[str, tuple[str, dict]] = {
 def _card_names() -> dict[str, Callable[..., Separator]]:
     """Model cards shipped with streamsep (``streamsep/cards/*.toml``), if that module exists."""
     try:
-        cards = importlib.import_module("streamsep.separators.cards")
+        factory = importlib.import_module("streamsep.separators.card_factory")
     except ImportError:
         return {}
-    return cards.builtin_card_factories()
+    return factory.builtin_card_factories()
 
 
 def model_names() -> list[str]:
@@ -58,6 +58,6 @@ def create(name: str, device: str = "cpu", **kwargs) -> Separator:
     if name in cards:
         return cards[name](device=device, **kwargs)
     if name.endswith(".toml"):
-        cards_mod = importlib.import_module("streamsep.separators.cards")
-        return cards_mod.load_card_file(name)(device=device, **kwargs)
+        factory = importlib.import_module("streamsep.separators.card_factory")
+        return factory.load_card_file(name)(device=device, **kwargs)
     raise UnknownModelError(f"unknown model '{name}' (known: {', '.join(model_names())})")
