@@ -231,7 +231,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from streamsep.separators.registry import create, model_names
+    """List the models (from the registry's table and the cards, no weights loaded) or pull a card's files."""
+    from streamsep.separators.registry import describe, model_names
 
     if args.action == "pull":
         if not args.name:
@@ -245,13 +246,15 @@ def cmd_models(args) -> int:
     print(f"{'name':<14} {'rate':>6} {'hop':>5} {'latency':>8} {'ms':>6}  {'domain':<8} description")
     for name in model_names():
         try:
-            sep = create(name)
-            i = sep.info()
-            dom = "frame" if i["frame_domain"] else "waveform"
-            print(f"{name:<14} {i['sample_rate']:>6} {i['hop']:>5} {i['latency']:>8} {i['latency_ms']:>6.1f}  {dom:<8} {i['description']}")
-        except Exception as exc:  # a card whose files are not installed: say so, keep listing
+            i = describe(name)
+        except Exception as exc:  # a card that cannot be read: say so, keep listing
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"{name:<14} {'-':>6} {'-':>5} {'-':>8} {'-':>6}  {'-':<8} unavailable: {msg}")
+            continue
+        dom = "frame" if i["frame_domain"] else "waveform"
+        note = f" (not installed: run `streamsep models pull {name}`)" if i["missing"] else ""
+        print(f"{name:<14} {i['sample_rate']:>6} {i['hop']:>5} {i['latency']:>8} {i['latency_ms']:>6.1f}  {dom:<8} "
+              f"{i['description']}{note}")
     return 0
 
 
