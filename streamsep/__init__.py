@@ -42,7 +42,8 @@ _EXPORTS = {
     "load_preset": "streamsep.presets",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["ConfigError", "Engine", "EngineConfig", "LiveHost", "__version__", "create", "enhance_file",
+           "load_preset", "model_names"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from streamsep.config import ConfigError, EngineConfig

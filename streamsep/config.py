@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from streamsep.catalogue import (BLOCK_ORACLE, CONFIG_KEYS, ENGINE_POLICIES, LIVE_KEYS, PROXY_NAMES,
-                                 RESAMPLE_QUALITIES)
+from streamsep.catalogue import BLOCK_ORACLE, CONFIG_KEYS, ENGINE_POLICIES, LIVE_KEYS, PROXY_NAMES, RESAMPLE_QUALITIES
 
 __all__ = ["CONFIG_KEYS", "LIVE_KEYS", "ConfigError", "EngineConfig"]
 

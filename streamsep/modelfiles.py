@@ -20,8 +20,9 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from streamsep.separators.cards import Card
@@ -71,7 +72,7 @@ def verify(path: str | os.PathLike, sha256: str, card_name: str = "") -> Path:
     return p
 
 
-def candidate_paths(card: "Card", file_name: str, model_path: str | os.PathLike | None = None) -> list[Path]:
+def candidate_paths(card: Card, file_name: str, model_path: str | os.PathLike | None = None) -> list[Path]:
     """Where ``file_name`` of ``card`` is looked for, in resolution order."""
     out: list[Path] = []
     if model_path is not None:
@@ -90,7 +91,7 @@ def candidate_paths(card: "Card", file_name: str, model_path: str | os.PathLike 
     return out
 
 
-def resolve(card: "Card", model_path: str | os.PathLike | None = None, check: bool = True) -> dict[str, Path]:
+def resolve(card: Card, model_path: str | os.PathLike | None = None, check: bool = True) -> dict[str, Path]:
     """Paths of all of ``card``'s files (name → path), sha256-checked when ``check``."""
     if model_path is not None and not Path(model_path).expanduser().exists():
         raise ModelFileError(f"model path {model_path} does not exist (given for '{card.name}')")
@@ -161,7 +162,7 @@ def pull_files(card: Card, dest_dir: str | os.PathLike | None = None, progress: 
     return paths
 
 
-def describe(card: "Card", model_path: str | os.PathLike | None = None) -> Iterable[tuple[str, str]]:
+def describe(card: Card, model_path: str | os.PathLike | None = None) -> Iterable[tuple[str, str]]:
     """(file name, status) for each of the card's files: the resolved path, or 'missing'."""
     for entry in card.files:
         hit = next((p for p in candidate_paths(card, entry.name, model_path) if p.is_file()), None)

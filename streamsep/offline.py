@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from streamsep.engine import Engine, EngineConfig
 from streamsep.catalogue import ALL_POLICIES, ENGINE_POLICIES, NEEDS_REFERENCE, ORACLE_POLICIES  # noqa: F401
+from streamsep.engine import Engine, EngineConfig
 from streamsep.policies import DEFAULT_GRID, DEFAULT_SCHEDULE, PolicyError, spread
 from streamsep.separators.base import FrameSeparator, Separator
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
+
+import tomllib
 
 from streamsep.catalogue import CONFIG_TYPES
 from streamsep.config import ConfigError, EngineConfig

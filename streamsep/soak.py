@@ -90,7 +90,7 @@ class DummyJack:
         """Variables that point libjack (and PortAudio's JACK host API) at this server."""
         return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1", "JACK_NO_START_SERVER": "1"}
 
-    def start(self, timeout: float = 20.0) -> "DummyJack":
+    def start(self, timeout: float = 20.0) -> DummyJack:
         if shutil.which("jackd") is None:
             raise SoakError("jackd not found (install jackd2)")
         try:
@@ -337,8 +337,8 @@ def run_soak(args) -> int:
     from dataclasses import replace
 
     from streamsep.machine import machine_info
-    from streamsep.reporting import write_json
     from streamsep.presets import load_preset
+    from streamsep.reporting import write_json
 
     minutes = float(args.soak)
     if not math.isfinite(minutes) or minutes <= 0:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ class TensorState:
         t, ax = self.tensors[0], self.batch_axis[0]
         return int(t.shape[ax])
 
-    def fork(self, copies: int) -> "TensorState":
+    def fork(self, copies: int) -> TensorState:
         """Repeat each stream ``copies`` times consecutively (B → B·copies)."""
         out = []
         for t, ax in zip(self.tensors, self.batch_axis):
@@ -52,7 +53,7 @@ class TensorState:
             extra["batch"] = extra["batch"] * copies
         return TensorState(out, list(self.batch_axis), extra)
 
-    def select(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "TensorState":
+    def select(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> TensorState:
         """Keep the streams named by ``index`` (in that order)."""
         idx = as_index(index)
         out = []

@@ -27,9 +27,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -472,7 +472,7 @@ def plot(result: dict, target) -> object:
     dodge = 0.012 * (span or 10.0)
     for ax, xkey, xname in ((axes[0], "rtf", "real-time factor (compute s / audio s; lower = lighter)"),
                             (axes[1], "latency_ms", "latency (ms)")):
-        def xpos(i: int) -> float:
+        def xpos(i: int, xkey: str = xkey) -> float:
             r = rows[i]
             if xkey == "rtf":
                 return r["rtf"]

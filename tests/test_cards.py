@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tomli_w
-
+import tomllib
 from cardutil import sha, tiny_card, tiny_onnx
+
 from streamsep import modelfiles
 from streamsep.modelfiles import ModelFileError
 from streamsep.separators import registry

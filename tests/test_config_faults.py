@@ -13,16 +13,16 @@ import importlib.metadata
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import tomli_w
+import tomllib
 import torch
-
 from cardutil import tiny_card, tiny_onnx
 from conftest import generated_pair
+
 from streamsep.cli import main
 from streamsep.engine import ConfigError, Engine, EngineConfig
 from streamsep.presets import PresetError, load_preset

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from conftest import generated_pair
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import generated_pair
 from streamsep.audio_io import AudioFileError, FileStreamReader, read_audio
 from streamsep.engine import ConfigError, Engine, EngineConfig
 from streamsep.separators.registry import create

@@ -13,8 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from streamsep.catalogue import ALL_POLICIES, ENGINE_POLICIES, ORACLE_POLICIES, is_engine_policy
-from streamsep.cli.options import (CLIError, add_engine_options, add_live_arguments, engine_config, policy_list,
-                                   search_candidates)
+from streamsep.cli.options import (
+    CLIError,
+    add_engine_options,
+    add_live_arguments,
+    engine_config,
+    policy_list,
+    search_candidates,
+)
 from streamsep.config import block_for, ms_block
 from streamsep.pairs import find_pairs, read_pair
 from streamsep.reporting import step_metrics, summarize_ratio, write_json

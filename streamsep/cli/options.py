@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from streamsep.catalogue import (ALL_POLICIES, BUILTIN_PRESETS, DEFAULT_PROXY, DEVICES, ENGINE_POLICIES,
-                                 LIVE_MARGIN_MS, ORACLE_POLICIES, PROXY_NAMES, is_engine_policy)
+from streamsep.catalogue import (
+    ALL_POLICIES,
+    BUILTIN_PRESETS,
+    DEFAULT_PROXY,
+    DEVICES,
+    ENGINE_POLICIES,
+    LIVE_MARGIN_MS,
+    ORACLE_POLICIES,
+    PROXY_NAMES,
+    is_engine_policy,
+)
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import tomllib
 
 from streamsep.modelfiles import ModelFileError, pull_files
 

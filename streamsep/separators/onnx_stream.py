@@ -19,8 +19,9 @@ Sessions use ``intra_op_num_threads = 1`` unless ``threads`` says otherwise.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

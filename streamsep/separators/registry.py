@@ -5,7 +5,8 @@ Factories are imported lazily so that listing models, or using one, never pays f
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the registry itself loads no model code (``streamsep models`` stays light)
     from streamsep.separators.base import Separator
