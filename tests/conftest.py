@@ -11,11 +11,17 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+#: harnesses that live outside the package (scripts/soak.py) are importable by the tests
+_SCRIPTS = str(Path(__file__).resolve().parents[1] / "scripts")
+if _SCRIPTS not in sys.path:
+    sys.path.append(_SCRIPTS)
 
 # A suite started in the background (`cmd &`, nohup, some CI runners) inherits SIGINT *ignored*, and
 # every `streamsep` child would too (an ignored signal survives exec, and Python then installs no

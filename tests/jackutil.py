@@ -63,6 +63,11 @@ class JackServer:
         self._tag = uuid.uuid4().hex[:6]
 
     @property
+    def realtime(self) -> bool:
+        """True when jackd runs with SCHED_FIFO (``-R``), False with ``--no-realtime``."""
+        return self.rt_flags[0] == "-R"
+
+    @property
     def log(self) -> Path:
         """This instance's jackd output (unique per instance: a failed start must not truncate the
         log of a running server of the same name)."""

@@ -281,12 +281,6 @@ def options_from(cls, args: argparse.Namespace):
 
 
 def cmd_bench(args) -> int:
-    if args.soak is not None:
-        if not args.soak > 0:
-            raise CLIError(f"--soak: minutes must be positive, got {args.soak}")
-        from streamsep.soak import run_soak
-
-        return run_soak(args)
     from streamsep.bench import BenchOptions, run_bench
 
     return run_bench(options_from(BenchOptions, args))
@@ -421,10 +415,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run every candidate of every searching step, even where the policy keeps the "
                     "previous estimate without them (the worst-case cost of a block)")
     be.add_argument("--json", help="write {machine, configs} here")
-    be.add_argument("--soak", type=float, help="soak test through the JACK dummy server for N minutes")
-    be.add_argument("--preset", default="balanced", help="preset for --soak")
-    be.add_argument("--period", type=int, default=160,
-                    help="JACK period in frames at 16 kHz for --soak (default 160 = 10 ms)")
     be.set_defaults(func=cmd_bench)
 
     tu = sub.add_parser("tune", help="sweep steps/candidates/policy/block: quality vs load and latency")
