@@ -24,7 +24,7 @@ def enhance_file(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     from streamsep.audio_io import read_audio, write_audio
     from streamsep.engine import enhance_array
 
-    config = (config or EngineConfig()).validate()
+    config = config or EngineConfig()  # validated once, by the engine
     x, rate = read_audio(input_path)
     y = enhance_array(x, rate, config, separator=separator)
     write_audio(output_path, y, rate, subtype=subtype)
