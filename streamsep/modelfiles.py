@@ -22,10 +22,22 @@ import tempfile
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from streamsep.separators.cards import Card
+
+class FileSpec(Protocol):
+    """One ``[[files]]`` entry of a model card."""
+
+    name: str
+    url: str
+    sha256: str
+
+
+class Card(Protocol):
+    """What this module needs of a model card (:class:`streamsep.separators.cards.Card` is one)."""
+
+    name: str
+    files: tuple[FileSpec, ...]
 
 ENV_MODEL_DIR = "STREAMSEP_MODEL_DIR"
 _CHUNK = 1 << 16
