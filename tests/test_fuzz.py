@@ -300,8 +300,9 @@ JackAudioDriver::ProcessGraphAsyncMaster: Process error
 def test_soak_summary_counts_only_the_measurement():
     """xruns, misses and fallback samples from before the feeder started do not count; latency is
     'unchanged' only when the recording's lag and the reported latency both stayed put."""
-    from streamsep.engine import EngineConfig
     from soak import summarize
+
+    from streamsep.engine import EngineConfig
 
     class Srv:
         name, realtime, period = "s", True, 160
