@@ -269,7 +269,7 @@ def recommend(rows: Sequence[dict], budget_rtf: float, tolerance: float = TIE_TO
 # ------------------------------------------------------------------------------------------------
 def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: str = "nsnet2",
           steps: Sequence[int] = (0, 1, 2, 3), candidates: Sequence[int] = (1, 4),
-          policies: Sequence[str] = ("fixed", "heuristic", "proxy"), blocks: Sequence[int] = (160, 800),
+          policies: Sequence[str] = ENGINE_POLICIES, blocks: Sequence[int] = (160, 800),
           device: str = "cpu", progress: Progress | None = None, budget_rtf: float = 0.5,
           model_path: str | None = None, separator=None, threads: int | None = None,
           cancelled: Callable[[], bool] | None = None) -> dict:

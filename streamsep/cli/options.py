@@ -74,7 +74,7 @@ def engine_config(args: argparse.Namespace, **overrides):
     from streamsep.presets import build_config
 
     changes = {}
-    for key in ("model", "steps", "candidates", "policy", "mix", "atten_db", "device", "proxy"):
+    for key in ("model", "steps", "candidates", "policy", "mix", "atten_db", "device", "proxy"):  # same-named options
         val = getattr(args, key, None)
         if key == "policy" and val is not None and not is_engine_policy(val):
             if val not in ALL_POLICIES:
