@@ -30,8 +30,9 @@ def enhance_audio(x: np.ndarray, rate: int, config) -> np.ndarray:
     """The processed version of ``x`` (mono float32, ``rate`` Hz) with the engine ``config``; as
     many samples as ``x``, latency removed.  Runs on a worker thread (imports torch).
 
-    The single call site for the library's file enhancement (to become the shared
-    ``enhance_file``-style entry point that ``streamsep process`` uses)."""
+    The file mode's single call into the library: the same function that
+    :func:`streamsep.enhance.enhance_file` (``streamsep process``) runs on a file's samples; the
+    file mode keeps the samples in memory for A-B listening, so it calls it on the array."""
     from streamsep.engine import enhance_array
 
     return enhance_array(x, rate, config)

@@ -67,8 +67,8 @@ def preset_names() -> list[str]:
 
 
 def policy_names() -> list[str]:
-    """Engine policy names, from the library (imports torch: worker thread only)."""
-    from streamsep.policies import ENGINE_POLICIES
+    """Engine policy names, from the library's catalogue."""
+    from streamsep.catalogue import ENGINE_POLICIES
 
     return list(ENGINE_POLICIES)
 

@@ -9,7 +9,6 @@ worker thread, never while building the widget.
 """
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Callable
@@ -61,21 +60,6 @@ class _Signals(QObject):
     finished = pyqtSignal(object)
     failed = pyqtSignal(str)
     cancelled = pyqtSignal(str)
-
-
-def _plain(v):
-    """The sweep result with numpy scalars/arrays as Python values and non-finite floats as None."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _plain(v.tolist())
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -400,12 +384,13 @@ class TunePanel(QWidget):
         return path
 
     def save_json(self, path: str | Path) -> bool:
-        """Write the sweep result as JSON (numpy numbers as plain numbers, NaN as null)."""
+        """Write the sweep result as JSON (atomically; numpy values as plain JSON)."""
+        from streamsep.reporting import write_json
+
         if self.result is None:
             return False
         try:
-            text = json.dumps(_plain(self.result), indent=2) + "\n"
-            Path(path).write_text(text, encoding="utf-8")
+            write_json(path, self.result)
         except (OSError, TypeError, ValueError) as exc:
             self._report(_one_line(exc), "error")
             return False

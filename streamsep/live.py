@@ -49,7 +49,7 @@ from streamsep import rings as R
 from streamsep.rings import SampleRing
 
 MONITOR_SECONDS = 30.0
-from streamsep.cli import LIVE_MARGIN_MS as DEFAULT_MARGIN_MS  # one definition (cli)
+from streamsep.catalogue import LIVE_MARGIN_MS as DEFAULT_MARGIN_MS  # one definition (catalogue)
 CROSSFADE_MS = 10.0
 WARMUP_S = 0.5
 #: wall time (s) the worker may lose while not running — preempted, descheduled by the OS or a VM's
@@ -895,14 +895,14 @@ def _load_file(path: str, rate: int) -> np.ndarray:
 # -- the `streamsep live` command ----------------------------------------------------------------
 def add_live_arguments(p) -> None:
     """Options of ``streamsep live`` (defined once, in the main CLI)."""
-    from streamsep.cli import add_live_arguments as _add
+    from streamsep.cli.options import add_live_arguments as _add
 
     _add(p)
 
 
 def config_from_args(args) -> EngineConfig:
     """Preset (or defaults) overridden by the explicit engine options (the main CLI's rules)."""
-    from streamsep.cli import engine_config
+    from streamsep.cli.options import engine_config
 
     return engine_config(args)
 

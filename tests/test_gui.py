@@ -21,17 +21,17 @@ pytest.importorskip("PyQt6")
 pytest.importorskip("pyqtgraph")
 soundfile = pytest.importorskip("soundfile")
 
-from conftest import shared
-from PyQt6.QtCore import Qt
-from PyQt6.QtTest import QTest
-from PyQt6.QtWidgets import QApplication
+from conftest import shared  # noqa: E402
+from PyQt6.QtCore import Qt  # noqa: E402
+from PyQt6.QtTest import QTest  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from gui.dnsmos_meter import DnsmosMeter
-from gui.main_window import MainWindow, WindowOptions
-from gui.meters import Ballistics
-from gui.panels import TunePanelSlot
-from gui.settings import GuiSettings
-from gui.spectrum import FLOOR_DB, spectrogram_db
+from gui.dnsmos_meter import DnsmosMeter  # noqa: E402
+from gui.main_window import MainWindow, WindowOptions  # noqa: E402
+from gui.meters import Ballistics  # noqa: E402
+from gui.panels import TunePanelSlot  # noqa: E402
+from gui.settings import GuiSettings  # noqa: E402
+from gui.spectrum import FLOOR_DB, spectrogram_db  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -435,7 +435,7 @@ class TestLiveWindow:
         assert live.controller.host is host
 
     def test_policy_names_come_from_the_library(self, live):
-        from streamsep.policies import ENGINE_POLICIES
+        from streamsep.catalogue import ENGINE_POLICIES
 
         combo = live.controls.policy
         assert [combo.itemData(i) for i in range(combo.count())] == list(ENGINE_POLICIES)
@@ -734,7 +734,7 @@ def test_tune_plot_is_dark_and_json_is_saved(qapp, tmp_path):
     assert [to_hex(line.get_color()) for line in ax.get_lines()] == [theme.TEXT, to_hex("tab:orange")]
     panel = TunePanel()
     assert to_hex(panel.figure.get_facecolor()) == theme.PANEL          # dark before any sweep too
-    panel.result = {"rtf": np.float32(0.5), "pesq": float("nan"), "rows": [np.int64(3)]}
+    panel.result = {"rtf": np.float32(0.5), "pesq": None, "rows": [np.int64(3)]}
     assert panel.save_json(tmp_path / "t.json")
     import json
 
