@@ -19,14 +19,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- help:(?P<cmd>[a-z-]*) -->\n)(?P<body>.*?)(<!-- /help:(?P=cmd) -->)", re.S)
+BLOCK = re.compile(r"(<!-- help:(?P<cmd>[a-z-]*) -->\n)(?P<body>.*?)(<!-- /help:(?P=cmd) -->)", re.DOTALL)
 
 
 def help_text(cmd: str) -> str | None:
     """The CLI's help for ``cmd`` ('' = top level), or None when the command does not exist."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
     argv = [sys.executable, "-m", "streamsep.cli", *([cmd] if cmd else []), "--help"]
-    res = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    res = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
     return res.stdout if res.returncode == 0 else None
 
 

@@ -36,8 +36,10 @@ def table(path: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    files = [Path(a) for a in argv] or sorted(p for p in Path("docs/lab/data/results").glob("*.json") if not p.name.startswith("proxies_"))
+    files = [Path(a) for a in argv] or sorted(Path("docs/lab/data/results").glob("*.json"))
     for f in files:
+        if "noisy" not in json.loads(f.read_text()):  # proxies_*.json, bar_*.json: not eval reports
+            continue
         print(table(f))
     return 0
 
