@@ -26,7 +26,7 @@ import soxr
 
 __all__ = [
     "AudioFileError", "read_audio", "write_audio", "resample", "align", "StreamingResampler",
-    "FileStreamReader", "AtomicStreamWriter",
+    "FileStreamReader", "AtomicStreamWriter", "audio_info", "output_format",
 ]
 
 #: extension -> (libsndfile major format, default subtype)
@@ -34,6 +34,14 @@ FORMATS: dict[str, tuple[str, str]] = {
     ".wav": ("WAV", "PCM_16"),
     ".flac": ("FLAC", "PCM_16"),
     ".ogg": ("OGG", "VORBIS"),
+    ".oga": ("OGG", "VORBIS"),
+    ".aif": ("AIFF", "PCM_16"),
+    ".aiff": ("AIFF", "PCM_16"),
+    ".au": ("AU", "PCM_16"),
+    ".caf": ("CAF", "PCM_16"),
+    ".w64": ("W64", "PCM_16"),
+    ".rf64": ("RF64", "PCM_16"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),  # only where this libsndfile writes MP3 (checked per use)
 }
 
 RESAMPLE_QUALITY = "HQ"
@@ -87,6 +95,14 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
     if info.frames == 0:
         raise AudioFileError(f"{path}: empty audio (0 samples)")
     return info
+
+
+def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """Header of an audio file (rate, frames, channels, subtype) without reading its samples.
+
+    Raises :class:`AudioFileError` for missing, empty, corrupt or unsupported files.
+    """
+    return _open_info(Path(path))
 
 
 def read_audio(path: str | os.PathLike, rate: int | None = None,
@@ -147,11 +163,23 @@ def align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # writing
 
 
+def writable_extensions() -> list[str]:
+    """Output extensions this libsndfile can write (with their default subtype)."""
+    return [ext for ext, (fmt, sub) in FORMATS.items() if sf.check_format(fmt, sub)]
+
+
+def output_format(path: str | os.PathLike, subtype: str | None = None) -> tuple[str, str]:
+    """(libsndfile major format, subtype) for writing ``path``; raises :class:`AudioFileError` when the
+    extension or the subtype cannot be written here.  Nothing is opened or created."""
+    return _format_for(Path(path), subtype)
+
+
 def _format_for(path: Path, subtype: str | None) -> tuple[str, str]:
     ext = path.suffix.lower()
-    if ext not in FORMATS:
+    if ext not in FORMATS or not sf.check_format(*FORMATS[ext]):
         raise AudioFileError(
-            f"{path}: unsupported extension {path.suffix!r} (use one of {', '.join(FORMATS)})")
+            f"{path}: unsupported extension {path.suffix!r} for writing "
+            f"(use one of {', '.join(writable_extensions())})")
     fmt, default = FORMATS[ext]
     subtype = (subtype or default).upper()
     if not sf.check_format(fmt, subtype):
@@ -319,18 +347,19 @@ MAX_FRAMES_PER_BYTE = 10_000
 
 
 class FileStreamReader:
-    """Iterate over a (long) audio file in mono float32 blocks of ``block`` samples, in constant memory.
+    """Iterate over a (long) audio file in float32 blocks of ``block`` samples, in constant memory.
 
-    Channels are averaged.  The last block may be shorter (it is not padded).  ``rate`` (Hz),
+    Channels are averaged when ``mono`` (1-D blocks), else blocks are ``(n, channels)``.  The last block may be shorter (it is not padded).  ``rate`` (Hz),
     ``frames`` (samples) and ``channels`` describe the file.  Missing/empty/corrupt files raise
     :class:`AudioFileError` at construction; a block with NaN/inf raises it during iteration.
     """
 
-    def __init__(self, path: str | os.PathLike, block: int) -> None:
+    def __init__(self, path: str | os.PathLike, block: int, mono: bool = True) -> None:
         if not isinstance(block, (int, np.integer)) or block <= 0:
             raise ValueError(f"block must be a positive number of samples, got {block!r}")
         self.path = Path(path)
         self.block = int(block)
+        self.mono = bool(mono)
         info = _open_info(self.path)
         self.rate = int(info.samplerate)
         self.frames = int(info.frames)
@@ -356,7 +385,7 @@ class FileStreamReader:
                         f"{self.path}: non-finite sample (NaN or inf) at frame {offset + bad}")
                 offset += data.shape[0]
                 self.frames_read = offset
-                yield _to_mono(data)
+                yield _to_mono(data) if self.mono else data
                 if data.shape[0] < self.block:  # a short read is the end, whatever the header says
                     return
         except (sf.SoundFileError, RuntimeError, OSError) as err:

@@ -1,0 +1,514 @@
+"""Clean a whole corpus: every file of a folder, a glob or a manifest through :func:`enhance_file`, on
+all local cores (a process pool) or on a Ray cluster (:mod:`streamsep.batch_ray`).
+
+* Inputs (:func:`plan_batch`): a folder (recursive; every extension libsndfile reads), a glob
+  (``"corpus/**/*.flac"``), or a manifest (``.txt`` / ``.lst``: one path a line; ``.csv`` / ``.tsv``:
+  a column ``input`` or ``path``, else the first column, and an optional ``output`` column relative
+  to the output folder).  Relative paths in a manifest are relative to the manifest's folder.
+* Outputs mirror the inputs' paths relative to the folder (the glob's fixed prefix, the manifest's
+  folder) under the output folder, with the input's extension when it can be written (else
+  ``.wav``), or ``ext``.
+* Complete = present under its final name: outputs are only ever renamed into place once fully
+  written (:mod:`streamsep.enhance`), so a rerun skips every output that exists and opens as audio,
+  and processes the rest (a killed run leaves at most hidden ``.NAME.*.part`` files, which the
+  rerun removes before writing that output).  ``overwrite=True`` redoes everything.
+* A file that fails (corrupt, empty, NaN, a worker that died more than ``retries`` times) is
+  recorded with its error and the run goes on; :class:`BatchSummary` counts them.
+* Each worker loads the model once and runs with one BLAS/OpenMP/torch/onnxruntime thread.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from streamsep.enhance import FileOptions
+
+#: extensions libsndfile reads (folder scans pick these up)
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",
+    ".caf", ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph", ".htk", ".mat", ".paf", ".pvf", ".xi",
+    ".avr", ".wve", ".sds", ".mpc", ".iff", ".svx", ".sf", ".ircam",
+})
+MANIFEST_EXTENSIONS = frozenset({".txt", ".lst", ".csv", ".tsv"})
+#: environment that pins a worker to one BLAS/OpenMP/onnxruntime thread (set before torch loads)
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                  "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "STREAMSEP_ORT_THREADS": "1"}
+ENGINES = ("local", "ray")
+
+
+class BatchError(ValueError):
+    """A batch that cannot start as asked; one line naming the problem."""
+
+
+@dataclass
+class BatchJob:
+    """One file: ``input`` → ``output``; ``rel`` is the output's path relative to the output folder."""
+
+    input: Path
+    output: Path
+    rel: str
+
+
+@dataclass
+class BatchOptions:
+    """How the batch runs.
+
+    ``workers``: processes (local) or actors (ray); ``None`` = the CPU cores this process may use.
+    ``address`` (ray): ``local`` starts a private single-machine cluster for the run; ``auto``,
+    ``HOST:PORT`` or ``ray://HOST:PORT`` join an existing one.  ``cpus_per_worker`` /
+    ``gpus_per_worker``: Ray resources per actor.  ``retries``: times a file is retried after its
+    worker died.  ``timeout_s``: wall seconds one file may take before it is recorded as an error
+    (ray: the actor is restarted; ``None`` = no limit).  ``ext``: output extension (``None`` = the
+    input's when writable, else ``.wav``).  ``report``: JSON-lines file, one line per file.
+    """
+
+    engine: str = "local"
+    workers: int | None = None
+    address: str = "local"
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    retries: int = 2
+    timeout_s: float | None = None
+    overwrite: bool = False
+    ext: str | None = None
+    report: str | os.PathLike | None = None
+    progress: bool = True
+    ray_temp_dir: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    """Counts and totals of a batch run (seconds of audio, wall seconds)."""
+
+    files: int = 0
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    audio_seconds: float = 0.0      #: audio processed (ok files)
+    wall_seconds: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+
+    def line(self) -> str:
+        rate = self.ok / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        hph = self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        return (f"batch: {self.files} files: {self.ok} ok, {self.skipped} skipped, {self.failed} failed; "
+                f"{self.audio_seconds / 3600:.3f} h audio in {self.wall_seconds:.1f} s "
+                f"({rate:.2f} files/s, {hph:.1f} audio-hours per hour)")
+
+
+def default_workers() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------------------------------------
+# planning
+# ------------------------------------------------------------------------------------------------
+def _output_for(rel: Path, out_dir: Path, ext: str | None) -> Path:
+    from streamsep.audio_io import writable_extensions
+
+    if ext:
+        suffix = ext if ext.startswith(".") else "." + ext
+    else:
+        suffix = rel.suffix.lower() if rel.suffix.lower() in writable_extensions() else ".wav"
+    return out_dir / rel.with_suffix(suffix)
+
+
+def _manifest_rows(path: Path) -> list[tuple[str, str | None]]:
+    """(input, output or None) per row of a text or CSV/TSV manifest."""
+    text = path.read_text()
+    if path.suffix.lower() in (".txt", ".lst"):
+        return [(ln.strip(), None) for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    rows = [r for r in csv.reader(text.splitlines(), dialect=dialect) if r and r[0].strip()
+            and not r[0].startswith("#")]
+    if not rows:
+        return []
+    head = [c.strip().lower() for c in rows[0]]
+    col = next((head.index(k) for k in ("input", "path", "file") if k in head), None)
+    if col is None:
+        return [(r[0].strip(), None) for r in rows]
+    out_col = head.index("output") if "output" in head else None
+    return [(r[col].strip(), r[out_col].strip() if out_col is not None and len(r) > out_col and r[out_col].strip()
+             else None) for r in rows[1:] if len(r) > col]
+
+
+def plan_batch(source: str | os.PathLike, out_dir: str | os.PathLike, ext: str | None = None) -> list[BatchJob]:
+    """The jobs for ``source`` (folder, glob or manifest; see the module docstring), sorted by input.
+
+    Raises :class:`BatchError` when the source does not exist, matches no file, or two inputs would
+    write the same output.
+    """
+    src, out = str(source), Path(out_dir)
+    pairs: list[tuple[Path, Path]] = []  # (input, rel)
+    p = Path(src)
+    if glob.has_magic(src) and not p.exists():
+        parts = Path(src).parts
+        fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+        base = Path(*parts[:fixed]) if fixed else Path(".")
+        for m in sorted(glob.glob(src, recursive=True)):
+            f = Path(m)
+            if f.is_file():
+                pairs.append((f, f.relative_to(base)))
+        if not pairs:
+            raise BatchError(f"{src}: the pattern matches no file")
+    elif p.is_dir():
+        for f in sorted(p.rglob("*")):
+            if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):
+                pairs.append((f, f.relative_to(p)))
+        if not pairs:
+            raise BatchError(f"{src}: no audio files in this folder (looked for {', '.join(sorted(AUDIO_EXTENSIONS)[:6])}, ...)")
+    elif p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS:
+        base = p.parent
+        explicit: dict[Path, str] = {}
+        for name, target in _manifest_rows(p):
+            f = Path(name) if Path(name).is_absolute() else base / name
+            try:
+                rel = f.resolve().relative_to(base.resolve())
+            except ValueError:
+                rel = Path(f.name)
+            pairs.append((f, rel))
+            if target:
+                explicit[f] = target
+        if not pairs:
+            raise BatchError(f"{src}: the manifest lists no file")
+        jobs = [BatchJob(f, out / explicit[f] if f in explicit else _output_for(rel, out, ext), str(rel))
+                for f, rel in pairs]
+        return _unique(jobs)
+    elif p.is_file():
+        raise BatchError(f"{src}: not a folder, a glob or a manifest (.txt, .lst, .csv, .tsv); "
+                         "for one file use `streamsep process`")
+    else:
+        raise BatchError(f"{src}: no such folder, file or matching pattern")
+    return _unique([BatchJob(f, _output_for(rel, out, ext), str(rel)) for f, rel in pairs])
+
+
+def _unique(jobs: list[BatchJob]) -> list[BatchJob]:
+    seen: dict[Path, Path] = {}
+    for j in jobs:
+        if j.output in seen:
+            raise BatchError(f"{j.input} and {seen[j.output]} would both write {j.output}")
+        seen[j.output] = j.input
+    return jobs
+
+
+def is_complete(path: Path) -> bool:
+    """True when ``path`` is a finished output: it exists (only a complete file is ever renamed to
+    its final name) and opens as audio with at least one sample."""
+    if not path.is_file():
+        return False
+    try:
+        import soundfile as sf
+
+        return sf.info(str(path)).frames > 0
+    except Exception:  # noqa: BLE001 - anything unreadable is not complete
+        return False
+
+
+def remove_stale_parts(output: Path) -> int:
+    """Delete temporary ``.NAME.*.part`` files that a killed writer of ``output`` left behind."""
+    n = 0
+    folder = output.parent
+    if folder.is_dir():
+        for f in folder.glob(f".{glob.escape(output.name)}.*.part*"):
+            if f.name.endswith(".part") or f.name.endswith(".part.wav"):
+                f.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+# ------------------------------------------------------------------------------------------------
+# one file, in a worker
+# ------------------------------------------------------------------------------------------------
+def pin_threads() -> None:
+    """One thread for BLAS/OpenMP/torch/onnxruntime in this process (call before heavy work)."""
+    os.environ.update(ONE_THREAD_ENV)
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process
+        pass
+
+
+def one_line(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return msg[0] if msg else type(exc).__name__
+
+
+def run_job(job: BatchJob, config, options: FileOptions, separator) -> dict:
+    """Enhance one file in this process; returns its report record (never raises for a bad file)."""
+    from streamsep.enhance import enhance_file
+
+    t0 = time.perf_counter()
+    rec = {"input": str(job.input), "output": str(job.output), "status": "ok", "error": None,
+           "seconds": None, "wall_seconds": None, "rtf": None, "model": config.model, "steps": config.steps,
+           "policy": options.policy or config.policy, "worker": os.getpid()}
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(job.output)
+        res = enhance_file(job.input, job.output, config, options, separator=separator)
+        rec.update(seconds=res.seconds, rtf=res.rtf, model=res.model, steps=res.steps, policy=res.policy)
+        if res.warnings:
+            rec["warnings"] = res.warnings
+        if options.dnsmos:
+            rec.update(dnsmos_before=res.dnsmos_before, dnsmos_after=res.dnsmos_after)
+    except Exception as exc:  # noqa: BLE001 - a bad file is recorded and the run goes on
+        rec.update(status="error", error=one_line(exc))
+    rec["wall_seconds"] = time.perf_counter() - t0
+    return rec
+
+
+# ------------------------------------------------------------------------------------------------
+# the local engine: a process pool
+# ------------------------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_local_worker(config, model_path: str | None) -> None:
+    pin_threads()
+    from streamsep.enhance import load_separator
+
+    _WORKER["sep"] = load_separator(config, model_path)
+
+
+def _local_job(job: BatchJob, config, options: FileOptions) -> dict:
+    return run_job(job, config, options, _WORKER.get("sep"))
+
+
+def _run_local(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions,
+               done: Callable[[dict], None]) -> None:
+    """Run ``jobs`` on a spawn process pool; a pool broken by a dying worker is rebuilt and the
+    files that were in flight are retried (at most ``retries`` times each)."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    workers = max(1, int(bopts.workers or default_workers()))
+    pending = deque(jobs)
+    attempts: dict[str, int] = {}
+    saved = {k: os.environ.get(k) for k in ONE_THREAD_ENV}
+    os.environ.update(ONE_THREAD_ENV)  # spawned workers inherit it before they import numpy/torch
+    try:
+        while pending:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                       initializer=_init_local_worker, initargs=(config, fopts.model_path))
+            inflight: dict = {}
+            broken = False
+            try:
+                while pending or inflight:
+                    while pending and len(inflight) < 2 * workers and not broken:
+                        job = pending.popleft()
+                        inflight[pool.submit(_local_job, job, config, fopts)] = (job, time.monotonic())
+                    timeout = 1.0 if bopts.timeout_s else None
+                    finished, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        job, _t = inflight.pop(fut)
+                        try:
+                            done(fut.result())
+                        except BrokenProcessPool:
+                            broken = True
+                            n = attempts[str(job.input)] = attempts.get(str(job.input), 0) + 1
+                            if n > bopts.retries:
+                                done(error_record(job, config, fopts, f"worker died {n} times on this file "
+                                                                       "(killed or crashed)"))
+                            else:
+                                pending.appendleft(job)
+                    if bopts.timeout_s:
+                        late = [f for f, (_j, t) in inflight.items() if time.monotonic() - t > bopts.timeout_s]
+                        if late:  # a worker cannot be stopped alone: rebuild the pool
+                            for f in late:
+                                job, _t = inflight.pop(f)
+                                done(error_record(job, config, fopts, f"timed out after {bopts.timeout_s:g} s"))
+                            for f, (job, _t) in inflight.items():
+                                pending.appendleft(job)
+                            inflight.clear()
+                            broken = True
+                    if broken and not inflight:
+                        break
+            except BaseException:
+                _kill_pool(pool)
+                for job, _t in inflight.values():
+                    remove_stale_parts(job.output)
+                raise
+            if broken:
+                _kill_pool(pool)
+                for job in pending:
+                    remove_stale_parts(job.output)
+            else:
+                pool.shutdown(wait=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _kill_pool(pool) -> None:
+    """Stop a pool now: its workers are terminated (their partial outputs stay hidden ``.part`` files)."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+
+
+def error_record(job: BatchJob, config, fopts: FileOptions, error: str) -> dict:
+    return {"input": str(job.input), "output": str(job.output), "status": "error", "error": error,
+            "seconds": None, "wall_seconds": None, "rtf": None, "model": config.model, "steps": config.steps,
+            "policy": fopts.policy or config.policy, "worker": None}
+
+
+# ------------------------------------------------------------------------------------------------
+# the run
+# ------------------------------------------------------------------------------------------------
+def _audio_seconds(path: Path) -> float | None:
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def check_batch(jobs: list[BatchJob], config, fopts: FileOptions) -> tuple[list[BatchJob], list[dict]]:
+    """Check every job's arguments before any work (headers only).  Returns (runnable jobs, error
+    records for inputs that cannot be read); any other problem raises (the whole batch is wrong)."""
+    from streamsep.audio_io import AudioFileError
+    from streamsep.enhance import check_file_job
+
+    ok, bad = [], []
+    for j in jobs:
+        try:
+            check_file_job(j.input, j.output, config, replace(fopts, progress=False))
+        except AudioFileError as exc:
+            if not str(exc).startswith(str(j.input)):
+                raise
+            bad.append(error_record(j, config, fopts, one_line(exc)))
+            continue
+        ok.append(j)
+    return ok, bad
+
+
+def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fopts: FileOptions | None = None,
+              bopts: BatchOptions | None = None, on_record: Callable[[dict], None] | None = None) -> BatchSummary:
+    """Enhance every file of ``source`` into ``out_dir`` (see the module docstring).
+
+    Everything is checked before the first file is processed: the source, the output folder (created
+    with its subfolders when missing), the report's folder, the engine (``ray`` needs the ``[ray]``
+    extra), the configuration and every input's header and output format.
+    """
+    fopts = fopts or FileOptions()
+    bopts = bopts or BatchOptions()
+    t0 = time.perf_counter()
+    if bopts.engine not in ENGINES:
+        raise BatchError(f"engine must be one of {', '.join(ENGINES)}, not {bopts.engine!r}")
+    if bopts.workers is not None and int(bopts.workers) < 1:
+        raise BatchError(f"workers must be a positive integer, got {bopts.workers}")
+    if bopts.retries < 0:
+        raise BatchError(f"retries must be >= 0, got {bopts.retries}")
+    if fopts.reference or any(m in ("si_sdr", "pesq", "stoi") for m in fopts.metrics):
+        raise BatchError("batch has no clean references: intrusive metrics (si_sdr, pesq, stoi) and oracle "
+                         "policies are for `streamsep process --reference`")
+    if fopts.in_place:
+        raise BatchError("batch never writes over its inputs (no --in-place); give another output folder")
+    if bopts.report is not None and not Path(bopts.report).parent.is_dir():
+        raise BatchError(f"{bopts.report}: report folder {Path(bopts.report).parent} does not exist")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BatchError(f"{out}: output exists and is not a folder")
+    if bopts.engine == "ray":
+        from streamsep.batch_ray import require_ray
+
+        require_ray()
+    jobs = plan_batch(source, out, bopts.ext)
+    if not out.absolute().parent.is_dir():
+        raise BatchError(f"{out}: parent folder {out.absolute().parent} does not exist")
+    out.mkdir(exist_ok=True)
+    for j in jobs:
+        j.output.parent.mkdir(parents=True, exist_ok=True)
+    todo, failed = [], []
+    summary = BatchSummary(files=len(jobs))
+    skipped = []
+    for j in jobs:
+        if not bopts.overwrite and is_complete(j.output):
+            skipped.append(j)
+        else:
+            todo.append(j)
+    todo, failed = check_batch(todo, config, fopts)
+    fopts = replace(fopts, progress=False)
+    report = open(bopts.report, "w") if bopts.report is not None else None  # noqa: SIM115 - lines as they come
+    total_audio = sum(_audio_seconds(j.input) or 0.0 for j in todo)
+    bar = None
+    if bopts.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="file", desc="batch", disable=None, file=sys.stderr)
+
+    def record(rec: dict) -> None:
+        summary.records.append(rec)
+        if rec["status"] == "ok":
+            summary.ok += 1
+            summary.audio_seconds += rec.get("seconds") or 0.0
+        elif rec["status"] == "skipped":
+            summary.skipped += 1
+        else:
+            summary.failed += 1
+            summary.errors.append((rec["input"], rec["error"]))
+        if report is not None:
+            report.write(json.dumps(rec) + "\n")
+            report.flush()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{summary.audio_seconds / 3600:.2f}/{total_audio / 3600:.2f} h audio")
+        if on_record is not None:
+            on_record(rec)
+
+    try:
+        for j in skipped:
+            record({"input": str(j.input), "output": str(j.output), "status": "skipped", "error": None,
+                    "seconds": _audio_seconds(j.output), "wall_seconds": 0.0, "rtf": None, "model": config.model,
+                    "steps": config.steps, "policy": fopts.policy or config.policy, "worker": None})
+        for rec in failed:
+            record(rec)
+        if todo:
+            if bopts.engine == "ray":
+                from streamsep.batch_ray import run_ray
+
+                run_ray(todo, config, fopts, bopts, record)
+            else:
+                _run_local(todo, config, fopts, bopts, record)
+    finally:
+        if bar is not None:
+            bar.close()
+        if report is not None:
+            report.close()
+        summary.wall_seconds = time.perf_counter() - t0
+    return summary
+
+
+def iter_report(path: str | os.PathLike) -> Iterable[dict]:
+    """The records of a ``--report`` JSON-lines file."""
+    with open(path) as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
