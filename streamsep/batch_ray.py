@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -62,10 +63,11 @@ class _FileWorker:
         return run_job(job, config, options, self.sep)
 
 
-def _init_ray(ray, bopts: BatchOptions, workers: int) -> bool:
-    """Connect (or start a private cluster); True when this call started Ray (and must shut it down)."""
+def _init_ray(ray, bopts: BatchOptions, workers: int) -> str | None:
+    """Connect (or start a private cluster).  Returns None when Ray was already initialised (the
+    caller's), else the temp folder this call created ("" when none), and the caller shuts Ray down."""
     if ray.is_initialized():
-        return False
+        return None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kw = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if bopts.address == "local":
@@ -73,12 +75,13 @@ def _init_ray(ray, bopts: BatchOptions, workers: int) -> bool:
         temp = bopts.ray_temp_dir or tempfile.mkdtemp(prefix="ssray")  # short: Ray's socket paths are limited
         cpus = max(workers * bopts.cpus_per_worker, 1)
         ray.init(address="local", num_cpus=math.ceil(cpus), _temp_dir=temp, **kw)
+        return "" if bopts.ray_temp_dir else temp
     else:
         try:
             ray.init(address=bopts.address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BatchError(f"--address {bopts.address}: cannot join the Ray cluster ({one_line(exc)})") from None
-    return True
+    return ""
 
 
 def run_ray(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions,
@@ -129,8 +132,10 @@ def run_ray(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOption
                 ray.kill(a, no_restart=True)
         for _a, job, _t in inflight.values():
             remove_stale_parts(job.output)
-        if owned:
+        if owned is not None:
             ray.shutdown()
+            if owned:
+                shutil.rmtree(owned, ignore_errors=True)
 
 
 def _replace_actor(ray, actors: list, dead, actor_cls, opts: dict, config, fopts: FileOptions):
