@@ -415,7 +415,11 @@ def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fop
 
     Everything is checked before the first file is processed: the source, the output folder (created
     with its subfolders when missing), the report's folder, the engine (``ray`` needs the ``[ray]``
-    extra), the configuration and every input's header and output format.
+    extra), the configuration and every input's header and output format.  ``on_record`` gets each
+    file's report record as it is done (in this process).
+
+    The local engine starts its workers with ``spawn``: a script that calls this must guard its
+    entry point with ``if __name__ == "__main__":`` (as for any multiprocessing code).
     """
     fopts = fopts or FileOptions()
     bopts = bopts or BatchOptions()
@@ -440,6 +444,11 @@ def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fop
         from streamsep.batch_ray import require_ray
 
         require_ray()
+    elif str(config.device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BatchError(f"device {config.device}: torch sees no CUDA device on this machine; use --device cpu")
     jobs = plan_batch(source, out, bopts.ext)
     if not out.absolute().parent.is_dir():
         raise BatchError(f"{out}: parent folder {out.absolute().parent} does not exist")

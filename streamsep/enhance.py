@@ -8,8 +8,9 @@ integer output (PCM_16, PCM_24, ...) would clip, the whole file is scaled down s
 at -0.1 dBFS (``clip="limit"``, the default; the gain is reported and a warning names it) or, with
 ``clip="clip"``, the samples are hard-clipped and the number of clipped samples is reported.
 
-Paths: the output is written atomically (a hidden ``.NAME.*.part`` file in the output folder, then
-an :func:`os.replace`), so a crash or kill never leaves a half-written file under the output name.
+Paths: the output is written atomically (a temporary file in the output folder, anonymous on Linux,
+then an :func:`os.replace`), so a crash or kill never leaves a half-written file under the output
+name, nor (on Linux) a temporary file.
 Writing over the input is refused unless ``in_place=True``.  :func:`check_file_job` checks every
 argument (formats, folders, reference, metrics) before any model loads; :func:`enhance_file` calls it
 first.
@@ -35,6 +36,7 @@ from streamsep.audio_io import (
     AudioFileError,
     FileStreamReader,
     StreamingResampler,
+    anonymous_scratch,
     audio_info,
     output_format,
     read_audio,
@@ -324,8 +326,8 @@ def _resampled_length(n: int, a: int, b: int) -> int:
 class _Sink:
     """Collects equal-length channel outputs, cuts/pads to ``n_out`` frames and writes float blocks.
 
-    For an integer subtype with ``clip="limit"`` the float data go to a hidden FLOAT ``.part`` file
-    first; :meth:`close` then copies it with the gain that keeps the peak at -0.1 dBFS.
+    For an integer subtype with ``clip="limit"`` the float data go to a FLOAT scratch file in the
+    output folder first (anonymous where the filesystem allows); :meth:`close` then copies it with the gain that keeps the peak at -0.1 dBFS.
     """
 
     def __init__(self, plan: _Plan, n_out: int) -> None:
@@ -335,15 +337,10 @@ class _Sink:
         self.clipped = 0
         self.two_pass = is_integer_subtype(plan.out_subtype) and plan.options.clip == "limit"
         self.pending: list[list[np.ndarray]] = [[] for _ in range(plan.out_channels)]
-        self._tmp: Path | None = None
+        self._tmp = None
         if self.two_pass:
-            import tempfile
-
-            fd, tmp = tempfile.mkstemp(prefix=f".{plan.output.name}.", suffix=".float.part.wav",
-                                       dir=plan.output.parent if str(plan.output.parent) else ".")
-            os.close(fd)
-            self._tmp = Path(tmp)
-            self.writer = _RawFloatWriter(self._tmp, plan.out_rate, plan.out_channels)
+            self._tmp = anonymous_scratch(plan.output.parent if str(plan.output.parent) else ".")
+            self.writer = _RawFloatWriter(self._tmp.name, plan.out_rate, plan.out_channels)
         else:
             self.writer = AtomicStreamWriter(plan.output, plan.out_rate, plan.out_subtype, plan.out_channels)
         self.writer.__enter__()
@@ -384,18 +381,18 @@ class _Sink:
                 gain = LIMIT_PEAK / self.peak if self.peak > 1.0 else 1.0
                 p = self.plan
                 with AtomicStreamWriter(p.output, p.out_rate, p.out_subtype, p.out_channels) as w:
-                    for blk in FileStreamReader(self._tmp, 65536, mono=p.out_channels == 1):
+                    for blk in FileStreamReader(self._tmp.name, 65536, mono=p.out_channels == 1):
                         w.write(blk * np.float32(gain) if gain != 1.0 else blk)
         finally:
             if self._tmp is not None:
-                self._tmp.unlink(missing_ok=True)
+                self._tmp.close()
         return gain
 
 
 class _RawFloatWriter:
     """A FLOAT WAV scratch file (not atomic: it is a temporary file itself)."""
 
-    def __init__(self, path: Path, rate: int, channels: int) -> None:
+    def __init__(self, path: str, rate: int, channels: int) -> None:
         import soundfile as sf
 
         self._sf = sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, subtype="FLOAT", format="WAV")
