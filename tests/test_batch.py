@@ -4,7 +4,6 @@ the job with no temporary file left; an interrupted run resumes with only the mi
 corrupt file is reported and the rest done; inputs from a folder, a glob or a manifest."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import shared
+
 from streamsep.batch import BatchError, BatchOptions, iter_report, plan_batch, run_batch
 from streamsep.cli import main
 from streamsep.engine import EngineConfig
@@ -74,7 +73,7 @@ def local_out(corpus, tmp_path_factory) -> tuple[Path, list[dict]]:
 # local engine
 # ------------------------------------------------------------------------------------------------
 def test_batch_local_mirrors_paths_and_equals_process_file_by_file(corpus, local_out, tmp_path, capsys):
-    out, records = local_out
+    out, _ = local_out
     got = outputs(out)
     assert sorted(got) == sorted(str(p.relative_to(corpus)) for p in corpus.rglob("*.wav"))
     for rel in got:
@@ -85,7 +84,7 @@ def test_batch_local_mirrors_paths_and_equals_process_file_by_file(corpus, local
 
 
 def test_batch_report_has_one_line_per_file_with_the_fields(corpus, local_out):
-    out, records = local_out
+    _, records = local_out
     assert len(records) == N_FILES and all(r["status"] == "ok" for r in records)
     for r in records:
         assert REPORT_FIELDS <= set(r), set(r)
@@ -167,7 +166,7 @@ def test_batch_interrupted_then_resumed_processes_only_the_missing_files(corpus,
     assert no_temporaries(out) == []
     mtimes = {f: Path(f).stat().st_mtime_ns for f in present}
     r = subprocess.run([*cmd, "--report", str(rep2)], env=env, cwd=str(REPO), capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, check=False)
     assert r.returncode == 0, r.stderr
     recs = list(iter_report(rep2))
     assert {x["output"] for x in recs if x["status"] == "skipped"} == present
@@ -206,7 +205,7 @@ def test_batch_inputs_from_folder_glob_and_manifest(corpus, tmp_path):
     (["--policy", "oracle-sisdr"], "reference"),
 ], ids=["report-folder", "ext", "subtype", "oracle-policy"])
 def test_batch_bad_arguments_refused_before_any_work(corpus, tmp_path, capsys, monkeypatch, argv, needle):
-    import streamsep.batch as batch
+    from streamsep import batch
 
     monkeypatch.setattr(batch, "_run_local", lambda *a, **k: pytest.fail("work started before the checks"))
     rc, _, err = run(["batch", corpus, tmp_path / "out", *[a.format(tmp=tmp_path) for a in argv]], capsys)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from conftest import shared
+
 from streamsep.cli import main
 
 NOIZEUS = ("data", "pairs", "noizeus", "noisy")
@@ -203,7 +203,7 @@ CHECKS = [
 
 @pytest.mark.parametrize("case,argv,needle", CHECKS, ids=[c[0] for c in CHECKS])
 def test_every_check_happens_before_the_model_loads(noizeus_file, tmp_path, capsys, monkeypatch, case, argv, needle):
-    import streamsep.enhance as enhance
+    from streamsep import enhance
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the arguments were checked")
