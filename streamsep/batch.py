@@ -65,8 +65,8 @@ class BatchOptions:
     ``address`` (ray): ``local`` starts a private single-machine cluster for the run; ``auto``,
     ``HOST:PORT`` or ``ray://HOST:PORT`` join an existing one.  ``cpus_per_worker`` /
     ``gpus_per_worker``: Ray resources per actor.  ``retries``: times a file is retried after its
-    worker died.  ``timeout_s``: wall seconds one file may take before it is recorded as an error
-    (ray: the actor is restarted; ``None`` = no limit).  ``ext``: output extension (``None`` = the
+    worker died.  ``timeout_s``: wall seconds one file may take, from when a worker starts it,
+    before it is recorded as an error (ray: the actor is replaced; ``None`` = no limit).  ``ext``: output extension (``None`` = the
     input's when writable, else ``.wav``).  ``report``: JSON-lines file, one line per file.
     """
 
@@ -285,8 +285,28 @@ def _init_local_worker(config, model_path: str | None) -> None:
     _WORKER["sep"] = load_separator(config, model_path)
 
 
-def _local_job(job: BatchJob, config, options: FileOptions) -> dict:
-    return run_job(job, config, options, _WORKER.get("sep"))
+class FileTimeout(Exception):
+    """One file took longer than the batch's ``timeout_s``."""
+
+
+def _local_job(job: BatchJob, config, options: FileOptions, timeout_s: float | None = None) -> dict:
+    """One file in a pool worker; ``timeout_s`` is enforced here, from when the worker starts the file
+    (SIGALRM in the worker's main thread: the file's writer discards its temporary output)."""
+    import signal
+
+    if not timeout_s:
+        return run_job(job, config, options, _WORKER.get("sep"))
+
+    def expire(signum, frame):
+        raise FileTimeout(f"timed out after {timeout_s:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(timeout_s))
+    try:
+        return run_job(job, config, options, _WORKER.get("sep"))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def _run_local(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions,
@@ -312,13 +332,12 @@ def _run_local(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOpt
                 while pending or inflight:
                     while pending and len(inflight) < 2 * workers and not broken:
                         job = pending.popleft()
-                        inflight[pool.submit(_local_job, job, config, fopts)] = (job, time.monotonic())
-                    timeout = 1.0 if bopts.timeout_s else None
-                    finished, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+                        inflight[pool.submit(_local_job, job, config, fopts, bopts.timeout_s)] = job
+                    finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
                     for fut in finished:
-                        job, _t = inflight.pop(fut)
+                        job = inflight.pop(fut)
                         try:
-                            done(fut.result())
+                            rec = fut.result()
                         except BrokenProcessPool:
                             broken = True
                             n = attempts[str(job.input)] = attempts.get(str(job.input), 0) + 1
@@ -327,21 +346,15 @@ def _run_local(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOpt
                                                                        "(killed or crashed)"))
                             else:
                                 pending.appendleft(job)
-                    if bopts.timeout_s:
-                        late = [f for f, (_j, t) in inflight.items() if time.monotonic() - t > bopts.timeout_s]
-                        if late:  # a worker cannot be stopped alone: rebuild the pool
-                            for f in late:
-                                job, _t = inflight.pop(f)
-                                done(error_record(job, config, fopts, f"timed out after {bopts.timeout_s:g} s"))
-                            for f, (job, _t) in inflight.items():
-                                pending.appendleft(job)
-                            inflight.clear()
-                            broken = True
+                            continue
+                        except Exception as exc:  # noqa: BLE001 - e.g. a timeout that fired on the way out
+                            rec = error_record(job, config, fopts, one_line(exc))
+                        done(rec)
                     if broken and not inflight:
                         break
             except BaseException:
                 _kill_pool(pool)
-                for job, _t in inflight.values():
+                for job in inflight.values():
                     remove_stale_parts(job.output)
                 raise
             if broken:

@@ -176,6 +176,25 @@ def test_batch_interrupted_then_resumed_processes_only_the_missing_files(corpus,
     assert len(list(out.rglob("*.wav"))) == N_FILES and no_temporaries(out) == []
 
 
+def test_batch_timeout_records_the_slow_file_and_goes_on(corpus, tmp_path, capsys):
+    """``--timeout``: a 60 s file refined in 4 steps outlasts 3 s and is recorded as failed (its
+    temporary output discarded); the short files around it are done."""
+    src = tmp_path / "in"
+    src.mkdir()
+    short = sorted((corpus / "a").glob("*.wav"))[:2]
+    for f in short:
+        shutil.copy(f, src / f.name)
+    x = np.concatenate([sf.read(f, dtype="float32")[0] for f in sorted(corpus.rglob("*.wav"))])[: 60 * 8000]
+    sf.write(src / "long.wav", x, 8000, subtype="PCM_16")
+    rep = tmp_path / "r.jsonl"
+    rc, stdout, err = run(["batch", src, tmp_path / "out", "--workers", 1, "--steps", 4, "--timeout", 3,
+                           "--report", rep, "--quiet"], capsys)
+    assert rc == 1 and "2 ok, 0 skipped, 1 failed" in stdout, stdout + err
+    recs = {Path(r["input"]).name: r for r in iter_report(rep)}
+    assert recs["long.wav"]["status"] == "error" and recs["long.wav"]["error"] == "timed out after 3 s"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f.name for f in short)
+
+
 # ------------------------------------------------------------------------------------------------
 # inputs and checks
 # ------------------------------------------------------------------------------------------------
