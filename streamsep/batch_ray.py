@@ -86,10 +86,18 @@ def _init_ray(ray, bopts: BatchOptions, workers: int) -> str | None:
 
 def run_ray(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions,
             done: Callable[[dict], None]) -> None:
-    """Run ``jobs`` on Ray actors, one file in flight per actor; ``done`` gets each record."""
+    """Run ``jobs`` on Ray actors, one file in flight per actor; ``done`` gets each record.
+
+    ``workers`` = ``None``: the local cores for a private cluster, the whole cluster's CPUs (and
+    GPUs, with ``gpus_per_worker``) when joining one."""
     ray = require_ray()
     workers = max(1, int(bopts.workers or default_workers()))
     owned = _init_ray(ray, bopts, workers)
+    if bopts.workers is None and bopts.address != "local":  # default: the whole cluster
+        res = ray.cluster_resources()
+        workers = max(1, int(res.get("CPU", 1) // max(bopts.cpus_per_worker, 1e-3)))
+        if bopts.gpus_per_worker:
+            workers = min(workers, max(1, int(res.get("GPU", 0) // bopts.gpus_per_worker)))
     actor_cls = ray.remote(_FileWorker)
     opts = {"num_cpus": bopts.cpus_per_worker, "max_restarts": bopts.retries, "max_task_retries": bopts.retries}
     if bopts.gpus_per_worker:
@@ -98,7 +106,12 @@ def run_ray(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOption
     inflight: dict = {}
     try:
         actors = [actor_cls.options(**opts).remote(config, fopts.model_path) for _ in range(min(workers, len(jobs)))]
-        ray.get([a.ready.remote() for a in actors], timeout=START_TIMEOUT_S)
+        try:
+            ray.get([a.ready.remote() for a in actors], timeout=START_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise BatchError(f"{len(actors)} Ray actors ({bopts.cpus_per_worker:g} CPU, {bopts.gpus_per_worker:g} GPU "
+                             f"each) did not start within {START_TIMEOUT_S:g} s; the cluster has "
+                             f"{ray.available_resources()} free: ask for fewer --workers") from None
         pending = list(reversed(jobs))
         idle = list(actors)
         while pending or inflight:
