@@ -279,6 +279,9 @@ _WORKER: dict = {}
 
 
 def _init_local_worker(config, model_path: str | None) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     pin_threads()
     from streamsep.enhance import load_separator
 
