@@ -415,7 +415,7 @@ def check_batch(jobs: list[BatchJob], config, fopts: FileOptions) -> tuple[list[
     ok, bad = [], []
     for j in jobs:
         try:
-            check_file_job(j.input, j.output, config, replace(fopts, progress=False))
+            check_file_job(j.input, j.output, config, replace(fopts, progress=False), folder_must_exist=False)
         except AudioFileError as exc:
             if not str(exc).startswith(str(j.input)):
                 raise
@@ -425,21 +425,8 @@ def check_batch(jobs: list[BatchJob], config, fopts: FileOptions) -> tuple[list[
     return ok, bad
 
 
-def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fopts: FileOptions | None = None,
-              bopts: BatchOptions | None = None, on_record: Callable[[dict], None] | None = None) -> BatchSummary:
-    """Enhance every file of ``source`` into ``out_dir`` (see the module docstring).
-
-    Everything is checked before the first file is processed: the source, the output folder (created
-    with its subfolders when missing), the report's folder, the engine (``ray`` needs the ``[ray]``
-    extra), the configuration and every input's header and output format.  ``on_record`` gets each
-    file's report record as it is done (in this process).
-
-    The local engine starts its workers with ``spawn``: a script that calls this must guard its
-    entry point with ``if __name__ == "__main__":`` (as for any multiprocessing code).
-    """
-    fopts = fopts or FileOptions()
-    bopts = bopts or BatchOptions()
-    t0 = time.perf_counter()
+def _check_options(config, fopts: FileOptions, bopts: BatchOptions, out: Path) -> None:
+    """The batch-wide checks (before any file is looked at); raises :class:`BatchError`."""
     if bopts.engine not in ENGINES:
         raise BatchError(f"engine must be one of {', '.join(ENGINES)}, not {bopts.engine!r}")
     if bopts.workers is not None and int(bopts.workers) < 1:
@@ -451,11 +438,12 @@ def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fop
                          "policies are for `streamsep process --reference`")
     if fopts.in_place:
         raise BatchError("batch never writes over its inputs (no --in-place); give another output folder")
-    if bopts.report is not None and not Path(bopts.report).parent.is_dir():
-        raise BatchError(f"{bopts.report}: report folder {Path(bopts.report).parent} does not exist")
-    out = Path(out_dir)
+    if bopts.report is not None and not Path(bopts.report).absolute().parent.is_dir():
+        raise BatchError(f"{bopts.report}: report folder {Path(bopts.report).absolute().parent} does not exist")
     if out.exists() and not out.is_dir():
         raise BatchError(f"{out}: output exists and is not a folder")
+    if not out.absolute().parent.is_dir():
+        raise BatchError(f"{out}: parent folder {out.absolute().parent} does not exist")
     if bopts.engine == "ray":
         from streamsep.batch_ray import require_ray
 
@@ -465,49 +453,75 @@ def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fop
 
         if not torch.cuda.is_available():
             raise BatchError(f"device {config.device}: torch sees no CUDA device on this machine; use --device cpu")
+
+
+class _Recorder:
+    """Counts each file's record into the summary, appends it to the report, moves the progress bar."""
+
+    def __init__(self, summary: BatchSummary, bopts: BatchOptions, total_audio: float,
+                 on_record: Callable[[dict], None] | None) -> None:
+        self.summary, self.total_audio, self.on_record = summary, total_audio, on_record
+        self.report = open(bopts.report, "w") if bopts.report is not None else None  # noqa: SIM115 - line by line
+        self.bar = None
+        if bopts.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=summary.files, unit="file", desc="batch", disable=None, file=sys.stderr)
+
+    def __call__(self, rec: dict) -> None:
+        s = self.summary
+        s.records.append(rec)
+        if rec["status"] == "ok":
+            s.ok += 1
+            s.audio_seconds += rec.get("seconds") or 0.0
+        elif rec["status"] == "skipped":
+            s.skipped += 1
+        else:
+            s.failed += 1
+            s.errors.append((rec["input"], rec["error"]))
+        if self.report is not None:
+            self.report.write(json.dumps(rec) + "\n")
+            self.report.flush()
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{s.audio_seconds / 3600:.2f}/{self.total_audio / 3600:.2f} h audio")
+        if self.on_record is not None:
+            self.on_record(rec)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.report is not None:
+            self.report.close()
+
+
+def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fopts: FileOptions | None = None,
+              bopts: BatchOptions | None = None, on_record: Callable[[dict], None] | None = None) -> BatchSummary:
+    """Enhance every file of ``source`` into ``out_dir`` (see the module docstring).
+
+    Everything is checked before the first file is processed or any folder created: the options, the
+    report's folder, the engine (``ray`` needs the ``[ray]`` extra), and every input's header and
+    output format; then the output folder and its subfolders are created as needed.  ``on_record``
+    gets each file's report record as it is done (in this process).
+
+    The local engine starts its workers with ``spawn``: a script that calls this must guard its
+    entry point with ``if __name__ == "__main__":`` (as for any multiprocessing code).
+    """
+    fopts = fopts or FileOptions()
+    bopts = bopts or BatchOptions()
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    _check_options(config, fopts, bopts, out)
     jobs = plan_batch(source, out, bopts.ext)
-    if not out.absolute().parent.is_dir():
-        raise BatchError(f"{out}: parent folder {out.absolute().parent} does not exist")
-    out.mkdir(exist_ok=True)
+    skipped, rest = [], []
+    for j in jobs:
+        (skipped if not bopts.overwrite and is_complete(j.output) else rest).append(j)
+    todo, failed = check_batch(rest, config, fopts)
     for j in jobs:
         j.output.parent.mkdir(parents=True, exist_ok=True)
-    todo, failed = [], []
-    summary = BatchSummary(files=len(jobs))
-    skipped = []
-    for j in jobs:
-        if not bopts.overwrite and is_complete(j.output):
-            skipped.append(j)
-        else:
-            todo.append(j)
-    todo, failed = check_batch(todo, config, fopts)
     fopts = replace(fopts, progress=False)
-    report = open(bopts.report, "w") if bopts.report is not None else None  # noqa: SIM115 - lines as they come
-    total_audio = sum(_audio_seconds(j.input) or 0.0 for j in todo)
-    bar = None
-    if bopts.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="file", desc="batch", disable=None, file=sys.stderr)
-
-    def record(rec: dict) -> None:
-        summary.records.append(rec)
-        if rec["status"] == "ok":
-            summary.ok += 1
-            summary.audio_seconds += rec.get("seconds") or 0.0
-        elif rec["status"] == "skipped":
-            summary.skipped += 1
-        else:
-            summary.failed += 1
-            summary.errors.append((rec["input"], rec["error"]))
-        if report is not None:
-            report.write(json.dumps(rec) + "\n")
-            report.flush()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"{summary.audio_seconds / 3600:.2f}/{total_audio / 3600:.2f} h audio")
-        if on_record is not None:
-            on_record(rec)
-
+    summary = BatchSummary(files=len(jobs))
+    record = _Recorder(summary, bopts, sum(_audio_seconds(j.input) or 0.0 for j in todo), on_record)
     try:
         for j in skipped:
             record({"input": str(j.input), "output": str(j.output), "status": "skipped", "error": None,
@@ -515,18 +529,14 @@ def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fop
                     "steps": config.steps, "policy": fopts.policy or config.policy, "worker": None})
         for rec in failed:
             record(rec)
-        if todo:
-            if bopts.engine == "ray":
-                from streamsep.batch_ray import run_ray
+        if todo and bopts.engine == "ray":
+            from streamsep.batch_ray import run_ray
 
-                run_ray(todo, config, fopts, bopts, record)
-            else:
-                _run_local(todo, config, fopts, bopts, record)
+            run_ray(todo, config, fopts, bopts, record)
+        elif todo:
+            _run_local(todo, config, fopts, bopts, record)
     finally:
-        if bar is not None:
-            bar.close()
-        if report is not None:
-            report.close()
+        record.close()
         summary.wall_seconds = time.perf_counter() - t0
     return summary
 

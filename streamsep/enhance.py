@@ -192,8 +192,11 @@ def is_integer_subtype(subtype: str) -> bool:
 
 
 def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
-                   options: FileOptions) -> _Plan:
+                   options: FileOptions, *, folder_must_exist: bool = True) -> _Plan:
     """Check every argument of a file job without loading a model or writing anything.
+
+    ``folder_must_exist=False`` skips the output folder's checks (a batch creates its folders after
+    checking every file).
 
     Raises :class:`FileJobError` (or :class:`~streamsep.audio_io.AudioFileError`,
     :class:`~streamsep.engine.ConfigError`) with a one-line message.
@@ -248,9 +251,9 @@ def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
     if out.is_dir():
         raise FileJobError(f"{out}: is a directory, not an output file")
     folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
+    if folder_must_exist and not folder.is_dir():
         raise FileJobError(f"{out}: output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
+    if folder_must_exist and not os.access(folder, os.W_OK):
         raise FileJobError(f"{out}: output folder {folder} is not writable")
     if _same_file(inp, out) and not o.in_place:
         raise FileJobError(f"{out}: output is the input file; choose another output or allow in-place writing "
