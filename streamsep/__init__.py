@@ -39,16 +39,21 @@ _EXPORTS = {
     "model_names": "streamsep.separators.registry",
     "LiveHost": "streamsep.live",
     "enhance_file": "streamsep.enhance",
+    "FileOptions": "streamsep.enhance",
+    "FileResult": "streamsep.enhance",
+    "run_batch": "streamsep.batch",
+    "BatchOptions": "streamsep.batch",
     "load_preset": "streamsep.presets",
 }
 
-__all__ = ["ConfigError", "Engine", "EngineConfig", "LiveHost", "__version__", "create", "enhance_file",
-           "load_preset", "model_names"]
+__all__ = ["BatchOptions", "ConfigError", "Engine", "EngineConfig", "FileOptions", "FileResult", "LiveHost",
+           "__version__", "create", "enhance_file", "load_preset", "model_names", "run_batch"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from streamsep.config import ConfigError, EngineConfig
     from streamsep.engine import Engine
-    from streamsep.enhance import enhance_file
+    from streamsep.batch import BatchOptions, run_batch
+    from streamsep.enhance import FileOptions, FileResult, enhance_file
     from streamsep.live import LiveHost
     from streamsep.presets import load_preset
     from streamsep.separators.registry import create, model_names

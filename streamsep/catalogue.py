@@ -14,6 +14,12 @@ BLOCK_ORACLE = "oracle-block"
 ORACLE_POLICIES: tuple[str, ...] = ("oracle-sisdr", "oracle-pesq", "dnsmos")
 #: every policy ``process``/``eval`` accept
 ALL_POLICIES: tuple[str, ...] = ORACLE_POLICIES + ENGINE_POLICIES + (BLOCK_ORACLE,)
+#: how the offline search refiner blends: waveforms (``time``) or the model's STFT frames (``frame``)
+BLENDS: tuple[str, ...] = ("time", "frame")
+#: what one search ratio covers: the whole file (``utterance``) or one decision block (``block``)
+SCOPES: tuple[str, ...] = ("utterance", "block")
+#: integer output that would clip: scale the file to -0.1 dBFS (``limit``) or hard-clip (``clip``)
+CLIP_MODES: tuple[str, ...] = ("limit", "clip")
 #: policies that need a clean reference signal
 NEEDS_REFERENCE: tuple[str, ...] = ("oracle-sisdr", "oracle-pesq", BLOCK_ORACLE)
 

@@ -111,7 +111,7 @@ def write_preset(d: Path, text: str, name: str = "bad.toml") -> Path:
 def test_bad_preset_process_one_line_naming_the_key(tmp_path, capsys, noisy, text, culprit):
     preset = write_preset(tmp_path, text)
     out = tmp_path / "o.wav"
-    rc, err = run_cli(["process", noisy, out, "--preset", preset, "--metrics", "si_sdr"], capsys)
+    rc, err = run_cli(["process", noisy, out, "--preset", preset], capsys)
     one_line_error(rc, err, *(culprit if isinstance(culprit, tuple) else (culprit,)))
     assert not out.exists() and sorted(q.name for q in tmp_path.iterdir()) == ["bad.toml"]
 
@@ -198,8 +198,7 @@ def test_lying_card_one_line_naming_card_and_culprit(tmp_path, capsys, noisy, mo
     card.write_text(tomli_w.dumps(_lie(tiny_card(models / "tiny.onnx"), what)))
     out = tmp_path / "o.wav"
     for extra in ([], ["--stream"]):
-        rc, err = run_cli(["process", noisy, out, "--model", card, "--model-path", models, "--metrics", "si_sdr"]
-                          + extra, capsys)
+        rc, err = run_cli(["process", noisy, out, "--model", card, "--model-path", models] + extra, capsys)
         line = one_line_error(rc, err, needle)
         assert "tiny" in line, line
         assert not out.exists()
@@ -209,8 +208,7 @@ def test_honest_tiny_card_runs(tmp_path, capsys, noisy, models):
     """The control for the lies above: the same card, told truthfully, processes the file."""
     card = tmp_path / "tiny.toml"
     card.write_text(tomli_w.dumps(tiny_card(models / "tiny.onnx")))
-    rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", models,
-                       "--metrics", "si_sdr"], capsys)
+    rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", models], capsys)
     assert rc == 0, err
     assert sf.info(str(tmp_path / "o.wav")).frames == sf.info(str(noisy)).frames
 
@@ -238,8 +236,7 @@ def test_gtcrn_card_lies_against_the_real_model(tmp_path, capsys, noisy, models)
         lie(c)
         card = tmp_path / f"gtcrn-{name}.toml"
         card.write_text(tomli_w.dumps(c))
-        rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", gdir,
-                           "--metrics", "si_sdr"], capsys)
+        rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", gdir], capsys)
         one_line_error(rc, err, needle, "gtcrn")
 
 
@@ -286,7 +283,7 @@ def test_unknown_audio_device(noisy, argv, needle):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 @pytest.mark.parametrize("argv", [
-    pytest.param(["process", "{noisy}", "{out}", "--device", "cuda", "--metrics", "si_sdr"], id="process"),
+    pytest.param(["process", "{noisy}", "{out}", "--device", "cuda"], id="process"),
     pytest.param(["bench", "--device", "cuda", "--seconds", "1"], id="bench"),
 ])
 def test_cuda_requested_without_cuda(tmp_path, noisy, argv):

@@ -113,8 +113,8 @@ def test_enhance_file_equals_the_engine_on_the_same_signal(tmp_path):
     x = mix_at_snr(synthetic_speech(2.0), coloured_noise(32000), 5.0)
     write_audio(tmp_path / "in.wav", x, 16000, subtype="FLOAT")
     cfg = streamsep.EngineConfig(steps=1, policy="heuristic", block=800)
-    out = streamsep.enhance_file(tmp_path / "in.wav", tmp_path / "out.wav", cfg, subtype="FLOAT")
-    y, rate = read_audio(out)
+    res = streamsep.enhance_file(tmp_path / "in.wav", tmp_path / "out.wav", cfg, streamsep.FileOptions(subtype="FLOAT"))
+    y, rate = read_audio(res.output)
     ref = enhance_array(read_audio(tmp_path / "in.wav")[0], 16000, cfg)
     assert rate == 16000 and len(y) == len(x)
     assert float(np.max(np.abs(y - ref))) < 1e-6

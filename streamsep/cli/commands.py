@@ -6,13 +6,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from streamsep.catalogue import ALL_POLICIES, ENGINE_POLICIES, ORACLE_POLICIES, is_engine_policy
+from streamsep.catalogue import (
+    ALL_POLICIES,
+    BLENDS,
+    CLIP_MODES,
+    DEVICES,
+    ENGINE_POLICIES,
+    ORACLE_POLICIES,
+    SCOPES,
+    is_engine_policy,
+)
 from streamsep.cli.options import (
     CLIError,
     add_engine_options,
@@ -21,7 +29,7 @@ from streamsep.cli.options import (
     policy_list,
     search_candidates,
 )
-from streamsep.config import block_for, ms_block
+from streamsep.config import ms_block
 from streamsep.pairs import find_pairs, read_pair
 from streamsep.reporting import step_metrics, summarize_ratio, write_json
 from streamsep.runtime import make_separator, set_threads
@@ -30,142 +38,120 @@ from streamsep.runtime import make_separator, set_threads
 # ------------------------------------------------------------------------------------------------
 # commands
 # ------------------------------------------------------------------------------------------------
+def add_file_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``process`` and ``batch``: how a file is refined and written."""
+    g = p.add_argument_group("file")
+    g.add_argument("--block-ms", type=float, default=200.0,
+                   help="decision block in ms when the preset/--engine-block gives none; also the selection "
+                   "block of --scope block (default 200)")
+    g.add_argument("--blend", choices=BLENDS, default=None,
+                   help="run the offline search refiner (policy fixed or oracle-*/dnsmos) mixing input and "
+                   "previous estimate as waveforms (time, the published procedure) or as STFT frames (frame, as "
+                   "the engine does). Default: the engine for fixed/heuristic/proxy (the same samples as "
+                   "--stream), time for oracle-*/dnsmos")
+    g.add_argument("--mono", action="store_true", help="average the channels and write mono (default: keep and "
+                   "denoise every channel)")
+    g.add_argument("--rate", type=int, help="output sample rate in Hz (default: the input's)")
+    g.add_argument("--subtype", help="output subtype, e.g. PCM_16, PCM_24, FLOAT (default: the input's where the "
+                   "output format allows it)")
+    g.add_argument("--clip", choices=CLIP_MODES, default="limit",
+                   help="integer output that would clip: limit = scale the whole file to a -0.1 dBFS peak "
+                   "(default), clip = hard-clip; both are reported")
+    g.add_argument("--dnsmos", action="store_true", help="score DNSMOS OVRL of input and output (slow)")
+
+
+def file_options(args, **extra):
+    """argparse → :class:`~streamsep.enhance.FileOptions`."""
+    from streamsep.enhance import FileOptions
+
+    metrics = tuple(m for m in (getattr(args, "metrics", None) or "").split(",") if m)
+    policy = args.policy if args.policy is not None and not is_engine_policy(args.policy) else None
+    if policy is not None and policy not in ALL_POLICIES:
+        raise CLIError(f"unknown policy '{policy}' (known: {', '.join(ALL_POLICIES)})")
+    if args.policy is not None and is_engine_policy(args.policy):
+        policy = args.policy
+    return FileOptions(reference=getattr(args, "reference", None), metrics=metrics, policy=policy,
+                       candidates=args.candidates, stream=getattr(args, "stream", False),
+                       block=getattr(args, "block", None), block_ms=args.block_ms, scope=getattr(args, "scope", "utterance"),
+                       blend=args.blend, mono=args.mono, rate=args.rate, subtype=args.subtype,
+                       in_place=getattr(args, "in_place", False), clip=args.clip, model_path=args.model_path,
+                       dnsmos=args.dnsmos, **extra)
+
+
+def check_json_path(path: str | None, what: str = "--json") -> None:
+    """A report path whose folder does not exist is refused before any work."""
+    if path and not Path(path).absolute().parent.is_dir():
+        raise CLIError(f"{what} {path}: folder {Path(path).absolute().parent} does not exist")
+
+
 def cmd_process(args) -> int:
-    from streamsep.audio_io import read_audio, resample, write_audio
-    from streamsep.offline import NEEDS_REFERENCE, refine_signal
+    """``streamsep process IN OUT``: options → :func:`streamsep.enhance.enhance_file` → report."""
+    from streamsep.enhance import check_file_job, describe, enhance_file
 
     cfg = engine_config(args)
+    opts = file_options(args, progress=not args.quiet)
+    check_json_path(args.json)
+    check_file_job(args.input, args.output, cfg, opts)  # every check before torch threads / the model
     set_threads(args.threads)
-    policy = cfg.policy if args.policy is None else args.policy
-    if policy in NEEDS_REFERENCE and not args.reference:
-        raise CLIError(f"policy {policy} needs --reference CLEAN.wav")
-    if args.stream:
-        return process_stream(args, cfg, policy)
-    x, rate = read_audio(args.input)
-    ref = None
-    if args.reference:
-        ref, ref_rate = read_audio(args.reference)
-        if ref_rate != rate:
-            raise CLIError(f"{args.reference}: reference rate {ref_rate} Hz differs from input rate {rate} Hz")
-        if abs(len(ref) - len(x)) > max(1, int(0.01 * rate)):
-            raise CLIError(f"{args.reference}: reference length {len(ref)} samples differs from input length {len(x)}")
-    sep = make_separator(cfg, args.model_path)
-    sr = sep.sample_rate
-    xm = resample(x, rate, sr) if rate != sr else x
-    refm = None
-    if ref is not None:
-        refm = resample(ref, rate, sr) if rate != sr else ref
-        refm = np.pad(refm, (0, max(0, len(xm) - len(refm))))[: len(xm)]
-    engine_cfg = replace(cfg, policy=policy if policy in ("fixed", "heuristic", "proxy", "oracle-block") or policy.startswith("proxy:") else "fixed")
-    if not engine_cfg.block:
-        engine_cfg = replace(engine_cfg, block=ms_block(args.block_ms, sep.hop, sr))
-    t0 = time.perf_counter()
-    cands = search_candidates(args, cfg, policy)
-    result = refine_signal(sep, xm, cfg.steps, policy, cands, refm, args.scope, args.block_ms,
-                           args.blend, cfg.ratios,
-                           config=engine_cfg if policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos", "fixed") else None)
-    final = result.estimates[-1]
-    out = resample(final, sr, rate) if rate != sr else final
-    out = np.pad(out, (0, max(0, len(x) - len(out))))[: len(x)]
-    elapsed = time.perf_counter() - t0
-    write_audio(args.output, out, rate, subtype=args.subtype)
-    which = tuple(m for m in args.metrics.split(",") if m) if args.metrics else ("si_sdr", "pesq", "stoi", "dnsmos")
-    rows = step_metrics(result.estimates, sr, refm, which)
-    per_step = []
-    for k, row in enumerate(rows):
-        mean_r, kept = summarize_ratio(result.ratios[k]) if k else (None, None)
-        entry = {"step": k, "ratio": mean_r, **row}
-        if k:
-            entry["kept_fraction"] = kept
-        per_step.append(entry)
-    report = {"model": sep.name, "steps": cfg.steps, "candidates": cands, "policy": policy,
-              "input": str(args.input), "output": str(args.output), "rate": rate, "model_rate": sr,
-              "seconds": len(x) / rate, "compute_seconds": elapsed, "per_step": per_step}
+    res = enhance_file(args.input, args.output, cfg, opts)
+    for w in res.warnings:
+        print(f"streamsep: warning: {w}", file=sys.stderr)
     if args.json:
-        write_json(args.json, report)
-    for e in per_step:
+        write_json(args.json, res.to_dict())
+    for e in res.per_step:
         vals = "  ".join(f"{k}={v:.3f}" for k, v in e.items() if k not in ("step", "ratio", "kept_fraction") and v is not None)
         r = f"ratio={e['ratio']:.2f}" if e.get("ratio") is not None else ("ratio=keep" if e["step"] else "one-step")
-        print(f"step {e['step']}: {r}  {vals}")
-    print(f"wrote {args.output} ({len(x) / rate:.2f} s, {sep.name}, K={cfg.steps}, policy {policy}, {elapsed:.2f} s compute)")
+        print(f"step {e['step']}{' (streamed)' if res.stream else ''}: {r}  {vals}")
+    if res.dnsmos_before is not None:
+        print(f"DNSMOS OVRL {res.dnsmos_before:.3f} -> {res.dnsmos_after:.3f}")
+    print(describe(res))
     return 0
 
 
-def process_stream(args, cfg, policy: str) -> int:
-    """``process --stream``: disk → engine (host blocks of ``--block``) → disk, in constant memory.
+def add_batch_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``streamsep batch``."""
+    p.add_argument("source", help="a folder (recursive), a glob in quotes ('corpus/**/*.flac') or a manifest "
+                   "(.txt/.lst: one path a line; .csv/.tsv: column input or path, optional column output)")
+    p.add_argument("out", help="output folder; mirrors the inputs' relative paths (created if missing)")
+    add_engine_options(p, "fixed, heuristic, proxy, dnsmos")
+    add_file_arguments(p)
+    b = p.add_argument_group("batch")
+    b.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local = a process pool on this machine (default); ray = Ray actors (extra [ray])")
+    b.add_argument("--workers", type=int, help="worker processes / Ray actors (default: the CPU cores)")
+    b.add_argument("--address", default="local", help="ray: local (a private cluster for this run), auto, "
+                   "HOST:PORT or ray://HOST:PORT (join an existing cluster)")
+    b.add_argument("--cpus-per-worker", type=float, default=1.0, help="ray: CPUs reserved per actor")
+    b.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per actor (use with --device cuda)")
+    b.add_argument("--retries", type=int, default=2, help="retries of a file whose worker died (default 2)")
+    b.add_argument("--timeout", type=float, help="seconds one file may take before it is recorded as failed")
+    b.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them)")
+    b.add_argument("--ext", help="output extension, e.g. flac (default: the input's when writable, else wav)")
+    b.add_argument("--report", help="JSON lines, one per file: input, output, status, error, seconds, "
+                   "wall_seconds, rtf, model, steps, policy (+ dnsmos_before/after)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    The whole signal is loaded only for what needs it: the metrics that can be computed (SI-SDR,
-    PESQ, STOI need ``--reference``; DNSMOS does not) and, with a reference, a check of the streamed
-    output against the engine's whole-file output (``stream_vs_offline_max_abs``).
-    """
-    import soundfile as sf
 
-    from streamsep.audio_io import AtomicStreamWriter, FileStreamReader, read_audio, resample
-    from streamsep.engine import Engine
+def cmd_batch(args) -> int:
+    """``streamsep batch IN OUT``: options → :func:`streamsep.batch.run_batch`; exit 1 if a file failed."""
+    from streamsep.batch import BatchOptions, run_batch
 
-    if not is_engine_policy(policy):
-        raise CLIError(f"--stream runs the live engine: policy must be fixed, heuristic or proxy, not {policy}")
-    sep = make_separator(cfg, args.model_path)
-    host_block = int(args.block or sep.hop)
-    if host_block < 1:
-        raise CLIError(f"--block: host block must be a positive number of samples, got {host_block}")
-    engine_cfg = replace(cfg, policy=policy, block=cfg.block or block_for(host_block, sep.hop))
-    reader = FileStreamReader(args.input, host_block)
-    rate, n = reader.rate, reader.frames
-    if args.reference:
-        info = sf.info(str(args.reference))
-        if info.samplerate != rate:
-            raise CLIError(f"{args.reference}: reference rate {info.samplerate} Hz differs from input rate {rate} Hz")
-        if abs(info.frames - n) > max(1, int(0.01 * rate)):
-            raise CLIError(f"{args.reference}: reference length {info.frames} samples differs from input length {n}")
-    eng = Engine(engine_cfg, rate=rate, separator=sep, host_block=host_block)
-    L = eng.latency
-    t0 = time.perf_counter()
-    written, skip = 0, L
-    with AtomicStreamWriter(args.output, rate, subtype=args.subtype) as out:
-        def emit(y: np.ndarray) -> None:
-            nonlocal written, skip
-            if skip:
-                cut = min(skip, len(y))
-                y, skip = y[cut:], skip - cut
-            y = y[: n - written]
-            if len(y):
-                out.write(y)
-                written += len(y)
-        for blk in reader:
-            emit(eng.process(blk))
-        n = reader.frames_read  # what the file really held (a header may claim more)
-        tail = np.zeros(host_block, np.float32)
-        while written < n:
-            emit(eng.process(tail))
-    elapsed = time.perf_counter() - t0
-    which = tuple(m for m in args.metrics.split(",") if m) if args.metrics else ("si_sdr", "pesq", "stoi", "dnsmos")
-    computable = tuple(m for m in which if m == "dnsmos" or args.reference)
-    report = {"model": sep.name, "steps": cfg.steps, "candidates": cfg.candidates, "policy": policy,
-              "input": str(args.input), "output": str(args.output), "rate": rate, "model_rate": sep.sample_rate,
-              "seconds": n / rate, "compute_seconds": elapsed, "stream": True, "host_block": host_block,
-              "engine_block": eng.block, "latency_samples": L, "latency_ms": eng.latency_ms, "per_step": []}
-    if computable:
-        y, _ = read_audio(args.output)
-        ref = read_audio(args.reference)[0] if args.reference else None
-        if ref is not None:
-            ref = np.pad(ref, (0, max(0, n - len(ref))))[:n]
-            x = read_audio(args.input)[0]
-            xm = resample(x, rate, sep.sample_rate) if rate != sep.sample_rate else x
-            off, _, _ = Engine(engine_cfg, separator=sep).run_offline(xm)
-            off = resample(off, sep.sample_rate, rate) if rate != sep.sample_rate else off
-            off = np.pad(off, (0, max(0, n - len(off))))[:n]
-            report["stream_vs_offline_max_abs"] = float(np.max(np.abs(y - off)))
-        row = step_metrics([y], rate, ref, computable)[0]
-        report["per_step"] = [{"step": cfg.steps, "ratio": None, **row}]
-    if args.json:
-        write_json(args.json, report)
-    for e in report["per_step"]:
-        vals = "  ".join(f"{k}={v:.3f}" for k, v in e.items() if k not in ("step", "ratio") and v is not None)
-        print(f"step {e['step']} (streamed): {vals}")
-    print(f"wrote {args.output} ({n / rate:.2f} s streamed in {host_block}-sample blocks, {sep.name}, "
-          f"K={cfg.steps}, policy {policy}, latency {eng.latency_ms:.1f} ms, {elapsed:.2f} s compute)")
-    return 0
+    cfg = engine_config(args)
+    if args.threads not in (None, 1):
+        raise CLIError("--threads: batch workers run one thread each; use --workers")
+    check_json_path(args.report, "--report")
+    bopts = BatchOptions(engine=args.engine, workers=args.workers, address=args.address,
+                         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+                         retries=args.retries, timeout_s=args.timeout, overwrite=args.overwrite, ext=args.ext,
+                         report=args.report, progress=not args.quiet)
+    summary = run_batch(args.source, args.out, cfg, file_options(args), bopts)
+    for path, err in summary.errors[:20]:
+        print(f"streamsep: failed: {path}: {err}" if not err.startswith(path) else f"streamsep: failed: {err}",
+              file=sys.stderr)
+    if len(summary.errors) > 20:
+        print(f"streamsep: ... and {len(summary.errors) - 20} more failures (see --report)", file=sys.stderr)
+    print(summary.line())
+    return 1 if summary.failed else 0
 
 
 def cmd_eval(args) -> int:
@@ -361,18 +347,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("process", help="denoise a file (one step or several)")
     pr.add_argument("input", help="noisy input audio file")
-    pr.add_argument("output", help="output audio file (written atomically)")
+    pr.add_argument("output", help="output audio file (written atomically; keeps the input's channels, rate and "
+                    "subtype unless told otherwise)")
     add_engine_options(pr, policy_list(*ORACLE_POLICIES, *ENGINE_POLICIES) + " (oracle-* need --reference)")
     pr.add_argument("--reference", help="clean reference for oracle policies and intrusive metrics")
-    pr.add_argument("--json", help="write a report with per-step metrics here")
-    pr.add_argument("--stream", action="store_true", help="run through the streaming engine in host blocks")
-    pr.add_argument("--block", type=int, help="host block size in samples for --stream")
-    pr.add_argument("--scope", choices=["utterance", "block"], default="utterance")
-    pr.add_argument("--block-ms", type=float, default=200.0, help="selection block for --scope block / engine policies (ms)")
-    pr.add_argument("--blend", choices=["time", "frame"], default="time")
-    pr.add_argument("--metrics", help="comma list of si_sdr,pesq,stoi,dnsmos (default all)")
-    pr.add_argument("--subtype", help="output subtype, e.g. PCM_16, FLOAT")
+    pr.add_argument("--json", help="write a report with per-step metrics here (its folder must exist)")
+    pr.add_argument("--stream", action="store_true", help="run through the streaming engine in host blocks "
+                    "(the same samples as without it)")
+    pr.add_argument("--block", type=int, help="host block size in samples at the file rate for --stream")
+    pr.add_argument("--scope", choices=SCOPES, default="utterance",
+                    help="search policies: one ratio per step for the whole file (utterance, default) or one per "
+                    "--block-ms block (block; oracle-sisdr, or fixed with --blend)")
+    add_file_arguments(pr)
+    pr.add_argument("--metrics", help="comma list of si_sdr,pesq,stoi (need --reference),dnsmos, per step "
+                    "(default: none)")
+    pr.add_argument("--in-place", action="store_true", help="allow the output to be the input file (replaced "
+                    "atomically)")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_process)
+
+    ba = sub.add_parser("batch", help="denoise every file of a folder, glob or manifest (all cores or Ray)")
+    add_batch_arguments(ba)
+    ba.set_defaults(func=cmd_batch)
 
     ev = sub.add_parser("eval", help="steps × metrics table on a directory of clean/noisy pairs")
     ev.add_argument("directory")
@@ -380,9 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="write per-step means and per-file rows here")
     ev.add_argument("--limit", type=int, help="evaluate an evenly spread subset of N files")
     ev.add_argument("--filter", help="only noisy files whose name contains this")
-    ev.add_argument("--scope", choices=["utterance", "block"], default="utterance")
+    ev.add_argument("--scope", choices=SCOPES, default="utterance")
     ev.add_argument("--block-ms", type=float, default=200.0)
-    ev.add_argument("--blend", choices=["time", "frame"], default="time")
+    ev.add_argument("--blend", choices=BLENDS, default="time")
     ev.add_argument("--metrics", default="si_sdr,pesq,stoi,dnsmos")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.add_argument("--dnsmos-windows", type=int, default=2,
@@ -405,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--candidates", default="1", help="comma list")
     be.add_argument("--policy", default="fixed")
     be.add_argument("--block", default="160,1024", help="host block sizes in samples at the model rate, comma list")
-    be.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    be.add_argument("--device", choices=DEVICES, default="cpu")
     be.add_argument("--threads", type=int, default=1)
     be.add_argument("--seconds", type=float, default=10.0, help="audio seconds per configuration")
     be.add_argument("--repeat", type=int, default=3, help="time each configuration N times, report the best "
@@ -426,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--candidates", default="1,4", help="candidates per step to try (comma list)")
     tu.add_argument("--policy", default="fixed,heuristic,proxy", help="engine policies to try (comma list)")
     tu.add_argument("--block", default="160,800", help="host block sizes, samples at the model rate (comma list)")
-    tu.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    tu.add_argument("--device", choices=DEVICES, default="cpu")
     tu.add_argument("--threads", type=int, default=1)
     tu.add_argument("--budget-rtf", type=float, default=0.5, help="real-time budget for the recommendation")
     tu.add_argument("--json")
