@@ -208,7 +208,7 @@ class TestLiveWindow:
 
     def test_window_runs_real_host_and_has_tune_slot(self, live):
         host = live.controller.host
-        assert type(host).__module__ == "streamsep.live" and type(host).__name__ == "LiveHost"
+        assert type(host).__module__ == "streamsep.host.core" and type(host).__name__ == "LiveHost"
         assert host.engine.config.model == "nsnet2" and live.controls.isEnabled()
         assert live.tabs.tabText(2) == "Tune" and isinstance(live.tabs.widget(2), TunePanelSlot)
         assert live.tune_panel is None                     # mounted on first visit only

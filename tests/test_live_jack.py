@@ -1,5 +1,5 @@
 """The live host against a real audio server: jackd (dummy driver, 16 kHz, 160-sample periods), the
-host in a subprocess (``python -m streamsep.live``, the body of ``streamsep live``) on PortAudio's
+host in a subprocess (``python -m streamsep.cli live``, the body of ``streamsep live``) on PortAudio's
 JACK host API, and a JACK player and recorder in this process connected to its ports by name.
 
 What is asserted, on the recording (not on the host's word):
@@ -370,7 +370,7 @@ def test_unknown_device_and_refused_rate(server, tmp_path):
     for args, expect in ((["--input", "no-such-device"], "no-such-device"),
                          (["--samplerate", "48000"], "48000 Hz")):
         stats = tmp_path / "s.json"
-        p = subprocess.run([sys.executable, "-m", "streamsep.live", "--output", "system", "--duration", "2",
+        p = subprocess.run([sys.executable, "-m", "streamsep.cli", "live", "--output", "system", "--duration", "2",
                             "--stats", str(stats), *(["--input", "system"] if args[0] != "--input" else []), *args],
                            env=server.env(), capture_output=True, text=True, timeout=120,
                            cwd=str(Path(__file__).resolve().parents[1]))
