@@ -158,6 +158,8 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
         from streamsep.host.jackroute import route
 
         plan = self._plan
+        if not (self.connect_input or self.connect_output or plan.null_out):
+            return  # PortAudio's own links are the ones wanted
         route(self.jack_name, has_input=plan.in_idx is not None, out_ports=plan.out_ch if plan.out_idx is not None else 0,
               connect_input=self.connect_input, connect_output=self.connect_output, detach_output=plan.null_out)
 

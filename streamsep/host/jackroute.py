@@ -110,3 +110,17 @@ def _link(client, src, dst) -> None:
             client.connect(src, dst)
     except Exception as exc:
         raise DeviceError(f"cannot link {src.name} -> {dst.name}: {str(exc).splitlines()[0]}") from exc
+
+
+def server_period() -> int | None:
+    """The JACK server's period (frames), or None when it cannot be asked.  PortAudio's stream
+    latency is not trusted for this: PipeWire's libjack reports it unset before the stream runs."""
+    try:
+        jack = _jack()
+        client = jack.Client("streamsep-period", no_start_server=True)
+    except Exception:
+        return None
+    try:
+        return int(client.blocksize)
+    finally:
+        client.close()

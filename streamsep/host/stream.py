@@ -160,14 +160,20 @@ class StreamMixin:
         self._start_threads()
 
     def _set_period(self, block: int, rate: int) -> None:
+        """The host period (samples): the block asked for, else JACK's period, else PortAudio's
+        stream latency, else 10 ms.  ``device_latency``: PortAudio's buffering (s), not reported."""
         period = block
-        if not period and self._stream is not None:
-            lat = self._stream.latency
-            lat = max(lat) if isinstance(lat, (tuple, list)) else lat
-            period = max(16, round(lat * rate)) if lat else round(rate / 100)
-        self.period = int(period or round(rate / 100))
         lat = self._stream.latency if self._stream is not None else 0.0
-        #: PortAudio's device buffering (input + output), seconds: outside the reported latency
+        lat_max = max(lat) if isinstance(lat, (tuple, list)) else lat
+        if not 0.0 <= lat_max < 1.0:  # PipeWire's libjack reports garbage before the stream runs
+            lat, lat_max = 0.0, 0.0
+        if not period and self._stream is not None and lat_max:
+            period = max(16, round(lat_max * rate))
+        if not period and self._jack:
+            from streamsep.host.jackroute import server_period
+
+            period = server_period() or 0
+        self.period = int(period or round(rate / 100))
         self.device_latency = float(sum(lat) if isinstance(lat, (tuple, list)) else lat)
 
     def _start_threads(self) -> None:

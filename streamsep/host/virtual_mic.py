@@ -152,7 +152,8 @@ class VirtualMic:
             self.removed_stale += 1
         if self.node_name in source_names():
             subprocess.run(["pw-cli", "destroy", self.node_name], capture_output=True, timeout=10)
-        props = f'node.description="{self.description}"'
+        # pulse module arguments: the property list is one quoted value with its own quoting inside
+        props = f"\"node.description='{self.description}'\""
         out = _pactl("load-module", "module-null-sink", "media.class=Audio/Source/Virtual",
                      f"sink_name={self.node_name}", "channel_map=mono", f"sink_properties={props}")
         self.module = int(out.strip().split()[0])
