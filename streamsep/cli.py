@@ -101,7 +101,7 @@ def live_options(args: argparse.Namespace):
         samplerate=getattr(args, "samplerate", None), block=getattr(args, "block", None) or 0,
         margin_ms=LIVE_MARGIN_MS if margin is None else margin, duration=getattr(args, "duration", None),
         stats_path=getattr(args, "stats", None), adapt=not getattr(args, "no_adapt", False),
-        realtime=not getattr(args, "no_realtime", False), threads=getattr(args, "threads", None) or 1,
+        realtime=not getattr(args, "no_realtime", False), threads=1 if getattr(args, "threads", None) is None else args.threads,
         quiet=bool(getattr(args, "quiet", False)), model_path=getattr(args, "model_path", None),
         jack_name=getattr(args, "name", None) or DEFAULT_JACK_NAME,
         connect_input=list(getattr(args, "connect_input", None) or []),
@@ -514,11 +514,21 @@ def cmd_models(args) -> int:
 
 
 def cmd_presets(args) -> int:
+    """Each preset with its live latency budget at 16 and 48 kHz (10 ms periods, default margin)."""
+    from streamsep.host.budget import latency_budget
     from streamsep.presets import builtin_presets, load_preset
 
     for name, path in builtin_presets().items():
         c = load_preset(path)
         print(f"{name:<12} model={c.model} steps={c.steps} candidates={c.candidates} policy={c.policy} block={c.block}  ({path})")
+        for rate in (16000, 48000):
+            try:
+                b = latency_budget(c, rate)
+            except Exception as exc:  # a model that cannot load here: say so, list the rest
+                print(f"{'':<12} live latency at {rate // 1000} kHz: unavailable ({str(exc).splitlines()[0]})")
+                continue
+            print(f"{'':<12} live latency at {rate // 1000} kHz, 10 ms periods: {b.total_ms:.1f} ms = model {b.model_ms:g}"
+                  f" + resampler {b.resampler_ms:g} + host {b.host_ms:g}")
     return 0
 
 

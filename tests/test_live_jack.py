@@ -230,6 +230,8 @@ def test_impulse_latency_equals_reported(server, tmp_path):
     mark = len(server.log_lines())
     sess = run_session(server, x, "--preset", "low-latency", "--bypass", tmp=tmp_path)
     assert sess.code == 0, sess.err[-2000:]
+    # the budget: NSNet2's 20 ms + a 20 ms host margin at 10 ms periods (streamsep presets)
+    assert sess.stats["latency_ms"] <= 40.0 and sess.stats["period"] == 160, sess.stats["latency_ms"]
     assert_no_missed_cycle(server, mark, sess)
     y = sess.output()
     # where JACK's clock jumped, the recording is off, not the host

@@ -259,11 +259,12 @@ class StreamMixin:
         self._trace_n = 0
 
     def _margin_for(self, eng: Engine) -> int:
-        """Host margin P (host samples): one device period (the callback), three quarters of a
-        decision block (its compute at the controller's high-load mark) and the jitter allowance
-        ``margin_ms``.  At 10 ms periods, 10 ms blocks and the default 2.5 ms: 20 ms."""
-        block_host = math.ceil(eng.block * self.rate / eng.sr)
-        return int(self.period + math.ceil(0.75 * block_host) + round(self.margin_ms * self.rate / 1000))
+        """Host margin P (host samples), :func:`streamsep.host.budget.host_margin`: one device
+        period (the callback), three quarters of a decision block (its compute at the controller's
+        high-load mark) and ``margin_ms``.  At 10 ms periods and blocks and the default 2.5 ms: 20 ms."""
+        from streamsep.host.budget import host_margin
+
+        return host_margin(self.period, math.ceil(eng.block * self.rate / eng.sr), self.rate, self.margin_ms)
 
     def _new_controller(self, eng: Engine) -> DeadlineController:
         slack = (self.P - self.period) / self.rate
