@@ -210,6 +210,5 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
             if tr is not None:
                 tr.new.set_params(**kw)
         self.config = new
-        if eng is not None:
-            if "steps" in kw or "candidates" in kw:
-                self._pending_ctrl = (self.config.steps, self.config.candidates)
+        if eng is not None and ("steps" in kw or "candidates" in kw):
+            self._pending_ctrl = (self.config.steps, self.config.candidates)

@@ -77,9 +77,33 @@ def use_pipewire_jack(quantum: str | None = None) -> None:
         raise DeviceError(f"cannot load PipeWire's libjack ({exc})") from exc
 
 
+def pipewire_running() -> bool:
+    """True when a PipeWire server socket exists for this session (``PIPEWIRE_REMOTE``,
+    ``PIPEWIRE_RUNTIME_DIR`` or ``XDG_RUNTIME_DIR``/``pipewire-0``); cheap, starts nothing."""
+    remote = os.environ.get("PIPEWIRE_REMOTE") or "pipewire-0"
+    if os.path.isabs(remote):
+        return Path(remote).exists()
+    dirs = [os.environ.get("PIPEWIRE_RUNTIME_DIR"), os.environ.get("XDG_RUNTIME_DIR")]
+    return any((Path(d) / remote).exists() for d in dirs if d)
+
+
+def prefer_pipewire_jack() -> bool:
+    """At an application's start-up (before anything lists audio devices): route this process's
+    JACK clients to PipeWire when a PipeWire server runs and pipewire-jack is installed, so that a
+    later ``LiveHost(..., virtual_mic=NAME)`` works and PortAudio lists PipeWire's microphones by
+    name.  Never raises; True when PipeWire's libjack is in use."""
+    if not pipewire_running() or pipewire_libjack() is None:
+        return False
+    try:
+        use_pipewire_jack()
+        return True
+    except DeviceError:
+        return False
+
+
 def _pactl(*args: str, timeout: float = 10.0) -> str:
     try:
-        p = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DeviceError(f"pactl {args[0]}: {exc}") from exc
     if p.returncode != 0:
@@ -151,7 +175,7 @@ class VirtualMic:
             _pactl("unload-module", str(mid))
             self.removed_stale += 1
         if self.node_name in source_names():
-            subprocess.run(["pw-cli", "destroy", self.node_name], capture_output=True, timeout=10)
+            subprocess.run(["pw-cli", "destroy", self.node_name], capture_output=True, timeout=10, check=False)
         # pulse module arguments: the property list is one quoted value with its own quoting inside
         props = f"\"node.description='{self.description}'\""
         out = _pactl("load-module", "module-null-sink", "media.class=Audio/Source/Virtual",
@@ -181,7 +205,7 @@ class VirtualMic:
             return
         try:
             atexit.unregister(self.remove)
-            subprocess.run(["pactl", "unload-module", str(mid)], capture_output=True, timeout=10)
+            subprocess.run(["pactl", "unload-module", str(mid)], capture_output=True, timeout=10, check=False)
         except Exception:
             pass
 
