@@ -419,6 +419,92 @@ def test_list_devices_sees_jack(server):
     assert d["default_samplerate"] == RATE and d["max_input_channels"] >= 1
 
 
+# -- JACK routing: client name, ports that always exist, links --------------------------------------
+def _links(client, port: str) -> set[str]:
+    return {q.name for q in client.get_all_connections(port)}
+
+
+def _wait_port(client, name: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    ok = wait_until(lambda: any(p.name == name for p in client.get_ports(name)) or proc.poll() is not None, timeout)
+    assert ok and proc.poll() is None, f"{name} did not appear (host exit {proc.poll()}): {proc.stderr.read()[-2000:] if proc.poll() is not None else ''}"
+
+
+def _live(srv: JackServer, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streamsep.cli", "live", "--preset", "low-latency", "--quiet", *args],
+                            cwd=str(Path(__file__).resolve().parents[1]), env=srv.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _stop(proc: subprocess.Popen) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(2)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err
+
+
+@jack_only
+def test_jack_name_taken_ports_with_null_output_and_links(server):
+    """--name: a second host with a name in use stops with one line (no silent 'name-01'); with
+    --output null the output port still exists, unlinked; --connect-input replaces the input's
+    links; --connect-output reaches every input port of a stereo client (mono in both ears)."""
+    import jack
+
+    # source and sink are separate clients: one client on both sides would make a cycle in the graph
+    c = jack.Client("ssx_src", servername=server.name, no_start_server=True)
+    src = c.outports.register("voice")
+    k = jack.Client("ssx_sink", servername=server.name, no_start_server=True)
+    sink = [k.inports.register(n) for n in ("left", "right")]
+    # a JACK client without a process callback never runs its cycle, so a host it feeds would wait
+    # for it forever: both test clients run one (silence out, nothing in)
+    c.set_process_callback(lambda frames: src.get_array().fill(0.0))
+    k.set_process_callback(lambda frames: None)
+    c.activate()
+    k.activate()
+    first = _live(server, "--name", "ssx_host", "--input", "system", "--output", "null",
+                  "--connect-input", "ssx_src:voice", "--connect-output", "ssx_sink")
+    try:
+        _wait_port(c, "ssx_host:out_0", first)
+        assert wait_until(lambda: _links(c, "ssx_host:out_0") == {"ssx_sink:left", "ssx_sink:right"}, 10), \
+            _links(c, "ssx_host:out_0")
+        assert _links(c, "ssx_host:in_0") == {"ssx_src:voice"}        # not system:capture_1 any more
+        assert {p.name for p in sink[0].connections} == {"ssx_host:out_0"} and src.connections
+        second = _live(server, "--name", "ssx_host", "--input", "system", "--output", "null")
+        second.wait(timeout=120)
+        code, err = _stop(second)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert code == 2 and lines[-1].startswith("streamsep live: error: JACK client name 'ssx_host' is taken"), err
+        assert not c.get_ports("ssx_host-01")
+        time.sleep(1.0)
+        assert first.poll() is None, _stop(first)
+    finally:
+        code, err = _stop(first)
+        for cl in (c, k):
+            cl.deactivate()
+            cl.close()
+    assert code == 0, err[-2000:]
+
+
+@jack_only
+def test_jack_stereo_output_device_gets_both_channels(server):
+    """--output system (stereo): the mono voice goes to playback_1 and playback_2."""
+    import jack
+
+    c = jack.Client("ssx_watch2", servername=server.name, no_start_server=True)
+    host = _live(server, "--input", "system", "--output", "system")
+    try:
+        _wait_port(c, "streamsep:out_1", host)
+        assert wait_until(lambda: _links(c, "streamsep:out_0") | _links(c, "streamsep:out_1")
+                          >= {"system:playback_1", "system:playback_2"}, 10)
+    finally:
+        code, err = _stop(host)
+        c.close()
+    assert code == 0, err[-2000:]
+
+
 # -- in-process host on a file, no playback device (no JACK needed) ------------------------------
 @pytest.fixture()
 def speech_file(tmp_path) -> tuple[Path, np.ndarray]:
