@@ -70,3 +70,19 @@ def test_budget_equals_reported_latency_and_low_latency_within_40ms(tmp_path):
         assert st["period"] == 160 and st["latency_samples"] == b.total_samples, (st, b)
         assert b.total_ms == pytest.approx(b.model_ms + b.resampler_ms + b.host_ms)
         assert b.host_ms <= 20.0 and b.total_ms <= 40.0, b
+
+
+def test_every_preset_description_states_its_live_latency():
+    """Each built-in preset's description gives the live latency the budget computes at 16 kHz
+    with 10 ms periods (the figure `streamsep presets` prints and the host reports)."""
+    from streamsep.host.budget import latency_budget
+    from streamsep.presets import builtin_presets, load_preset, resolve
+
+    import tomllib
+
+    for name in builtin_presets():
+        desc = tomllib.loads(resolve(name).read_text())["description"]
+        cfg = load_preset(name)
+        rate = 16000 if cfg.model == "nsnet2" else 48000
+        b = latency_budget(cfg, rate)
+        assert f"{b.total_ms:g} ms" in desc, (name, b.total_ms, desc)
