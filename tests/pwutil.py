@@ -55,7 +55,7 @@ class PipeWire:
             f"    default.clock.rate = {self.rate}\n"
             f"    default.clock.allowed-rates = [ {self.rate} ]\n"
             f"    default.clock.quantum = {self.quantum}\n"
-            f"    default.clock.min-quantum = {self.quantum}\n"
+            "    default.clock.min-quantum = 16\n"
             "}\n")
 
     def start(self, timeout: float = 20.0) -> "PipeWire":

@@ -141,7 +141,10 @@ def test_virtual_mic_recording_equals_offline_engine(pipewire, speech, tmp_path)
     engine on the same speech (>= 40 dB SNR), and the node is the documented one."""
     path, x = speech
     stats = tmp_path / "stats.json"
-    host = Host(pipewire, "--input-file", str(path), "--preset", "low-latency", stats=stats)
+    # no deadline control and a wider margin: on a loaded machine a late chunk costs its own
+    # samples (played dry), not seconds of reduced work; what is tested here is the plumbing
+    host = Host(pipewire, "--input-file", str(path), "--preset", "low-latency", "--no-adapt", "--margin-ms", "20",
+                stats=stats)
     try:
         host.wait_running(pipewire)
         props = node_props(pipewire, NODE)

@@ -59,9 +59,20 @@ def _banner(host, config: EngineConfig) -> str:
     return line + "; Ctrl-C stops"
 
 
+def _period_warning(host) -> str | None:
+    """A line when the server calls back with more frames than the host planned for (a PipeWire
+    graph forced to a larger quantum by another application): deadlines will be missed."""
+    s = host.stats()
+    if s["period"] and s["max_period"] > s["period"]:
+        return (f"streamsep live: warning: the audio server delivers {s['max_period']}-frame periods, more than the "
+                f"{s['period']} planned for; deadlines will be missed (restart with --block {s['max_period']})")
+    return None
+
+
 def _wait(host, duration: float | None, quiet: bool) -> None:
     t0 = time.monotonic()
     next_line = t0 + 1.0
+    warned = False
     while True:
         # the main thread shares the GIL with the worker: wake rarely (Ctrl-C interrupts sleep)
         left = (t0 + duration - time.monotonic()) if duration is not None else 0.5
@@ -73,6 +84,11 @@ def _wait(host, duration: float | None, quiet: bool) -> None:
             return
         if host.file_done and host._out.read >= host._out.written:
             return
+        if not warned and now - t0 >= 1.0:
+            warned = True
+            line = _period_warning(host)
+            if line:
+                print(line, file=sys.stderr, flush=True)
         if not quiet and now >= next_line:
             print("\r" + summary(host.stats()), end="", file=sys.stderr, flush=True)
             next_line = now + 1.0
