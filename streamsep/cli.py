@@ -561,7 +561,9 @@ def cmd_live(args) -> int:
 
 def cmd_devices(args) -> int:
     from streamsep.host.devices import list_devices
+    from streamsep.host.virtual_mic import prefer_pipewire_jack
 
+    prefer_pipewire_jack()  # on PipeWire: also list its microphones by the names --virtual-mic's --input takes
     devs = list_devices()
     if not devs:
         print("no audio devices found")
