@@ -344,7 +344,7 @@ class TunePanel(QWidget):
         return path
 
     def save_json(self, path: str | Path) -> bool:
-        from streamsep.cli import write_json
+        from streamsep.reporting import write_json
 
         if self.result is None:
             return False

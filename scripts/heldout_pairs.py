@@ -30,7 +30,7 @@ RATE = 16000
 
 def main() -> int:
     from streamsep.audio_io import read_audio, write_audio
-    from streamsep.demo import mix_at_snr
+    from streamsep.synth import mix_at_snr
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/streamsep-heldout")
     clean_dir = SHARED / "data" / "pairs" / "leventure" / "clean"

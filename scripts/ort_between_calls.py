@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from streamsep.bench import bench_input
-from streamsep.cli import set_threads
+from streamsep.runtime import set_threads
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from streamsep.bench import bench_input
-from streamsep.cli import set_threads
+from streamsep.runtime import set_threads
 
 HIDDEN = 400
 

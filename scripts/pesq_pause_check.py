@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streamsep.cli import find_pairs, read_pair
 from streamsep.engine import Engine, EngineConfig
 from streamsep.metrics import pesq_wb
+from streamsep.pairs import find_pairs, read_pair
 from streamsep.separators.registry import create
 
 torch.set_num_threads(1)

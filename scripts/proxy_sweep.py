@@ -24,11 +24,21 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("STREAMSEP_DNSMOS_WINDOWS", "1")
 
-from streamsep.cli import find_pairs, ms_block, read_pair  # noqa: E402
+from streamsep.config import ms_block  # noqa: E402
 from streamsep.engine import Engine, EngineConfig  # noqa: E402
 from streamsep.metrics import dnsmos, pesq_wb, si_sdr  # noqa: E402
-from streamsep.policies import (EPS, KEEP, PROXIES, Choice, FloorMatchPolicy, ProxyPolicy, make_policy,  # noqa: E402
-                                power, proxy_policy)
+from streamsep.pairs import find_pairs, read_pair  # noqa: E402
+from streamsep.policies import (  # noqa: E402
+    EPS,
+    KEEP,
+    PROXIES,
+    Choice,
+    FloorMatchPolicy,
+    ProxyPolicy,
+    make_policy,
+    power,
+    proxy_policy,
+)
 from streamsep.separators.registry import create  # noqa: E402
 
 SHARED = Path(os.environ.get("SHARED", Path(__file__).resolve().parents[1].parent / "shared"))

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import SHARED, generated_pair, leventure_pair, shared, si_sdr
+
 from streamsep.cli import main
 
 RATE = 16000
@@ -312,8 +312,8 @@ def test_blockwise_timer_streams_the_separator_alone_in_engine_blocks():
     blocks of the engine's size, each call given the state the previous one returned; its output
     is the whole-file output (so it times the same work as the reference, cut into blocks)."""
     from streamsep.bench import blockwise_timer
-    from streamsep.demo import coloured_noise, mix_at_snr, synthetic_speech
     from streamsep.separators.registry import create
+    from streamsep.synth import coloured_noise, mix_at_snr, synthetic_speech
 
     sep = create("spectral")
     x = mix_at_snr(synthetic_speech(1.0, 16000), coloured_noise(16000, 16000), 5.0).astype(np.float32)

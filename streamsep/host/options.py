@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-#: jitter allowance (ms) on top of one device period and a decision block's compute; part of the
-#: latency.  2.5 ms keeps the host margin at 20 ms for 10 ms periods and 10 ms decision blocks.
-DEFAULT_MARGIN_MS = 2.5
+from streamsep.catalogue import LIVE_MARGIN_MS as DEFAULT_MARGIN_MS  # one definition
+
 #: the virtual microphone's ``node.description`` when ``--virtual-mic`` is given without a name
 DEFAULT_VIRTUAL_MIC = "streamsep denoised microphone"
 #: the JACK client name (ports ``streamsep:in_0``, ``streamsep:out_0``)

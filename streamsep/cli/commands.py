@@ -1,247 +1,33 @@
-"""The ``streamsep`` command line.
-
-Commands: ``demo``, ``process``, ``eval``, ``models`` (list / ``pull``), ``bench``, ``tune``,
-``live``, ``devices``, ``gui``, ``presets``.  Every failure the user can cause ends with one line
-``streamsep: error: …`` on stderr and exit status 2; no output file is left half-written.
+"""The commands of ``streamsep``: one ``cmd_X(args)`` each (parse → typed config → library call),
+and :func:`build_parser`.  Heavy modules (torch, onnxruntime) are imported inside the commands only.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
-
-
-class CLIError(Exception):
-    """A user error that the command line reports in one line."""
-
-
-# ------------------------------------------------------------------------------------------------
-# shared option groups
-# ------------------------------------------------------------------------------------------------
-def add_engine_options(p: argparse.ArgumentParser, policy_help: str = "") -> None:
-    g = p.add_argument_group("engine")
-    g.add_argument("--preset", help="preset name (low-latency, balanced, quality) or path to a .toml file")
-    g.add_argument("--model", help="separator name (see `streamsep models`) or a model card .toml")
-    g.add_argument("--model-path", help="file or directory holding the model card's files")
-    g.add_argument("--steps", type=int, help="K refinement steps after the one-step pass (0 = one-step)")
-    g.add_argument("--candidates", type=int, help="candidate ratios per step")
-    g.add_argument("--policy", help=policy_help or "ratio policy")
-    g.add_argument("--ratios", help="fixed ratio schedule, comma-separated (policy fixed)")
-    g.add_argument("--proxy", help="proxy for policy proxy (default floor-match; noise-gated, calibrated, energy, "
-                   "speech-preserving, residual-flatness)")
-    g.add_argument("--engine-block", type=int, help="decision block in samples at the model rate (multiple of hop)")
-    g.add_argument("--mix", type=float, help="wet/dry mix, 1 = fully processed")
-    g.add_argument("--atten-db", type=float, help="attenuation limit in dB")
-    g.add_argument("--bypass", action="store_true", help="pass the delay-aligned input through")
-    g.add_argument("--device", choices=["cpu", "cuda"], help="torch device for the separator")
-    g.add_argument("--threads", type=int, help="torch/onnxruntime CPU threads")
-
-
-from streamsep.host.options import DEFAULT_MARGIN_MS as LIVE_MARGIN_MS  # noqa: E402  (one definition)
-from streamsep.host.options import DEFAULT_JACK_NAME, DEFAULT_VIRTUAL_MIC  # noqa: E402
-
-LIVE_EPILOG = f"""\
-use it in Zoom, Discord, OBS or a browser:
-  PipeWire (most desktops):  streamsep live --virtual-mic
-      then pick "{DEFAULT_VIRTUAL_MIC}" as the microphone in the app
-      (--input NAME chooses the physical microphone; see `streamsep devices`)
-  JACK:  streamsep live --input system --connect-output obs:in_1
-      ports are {DEFAULT_JACK_NAME}:in_0 and {DEFAULT_JACK_NAME}:out_0 (--name changes the client name)
-latency = model latency (+ resampler) + host margin (period + 3/4 decision block + --margin-ms);
-see `streamsep presets` and docs/LIVE.md"""
-
-
-def add_live_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``streamsep live``."""
-    p.add_argument("--input", default=None, help="capture device (index or part of its name; default: system default)")
-    p.add_argument("--output", default=None, help="playback device (index or name; 'null' = none)")
-    add_engine_options(p, "fixed, heuristic, proxy")
-    p.add_argument("--block", type=int, default=None, help="host block size in samples at the device rate (default: JACK's period, else 10 ms)")
-    p.add_argument("--samplerate", type=int, default=None, help="device rate in Hz (default: the device's / the model's)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--stats", default=None, help="write statistics as JSON here at the end")
-    p.add_argument("--input-file", default=None, help="feed this audio file in real time instead of a capture device")
-    p.add_argument("--no-loop", action="store_true", help="with --input-file: stop at the end of the file")
-    p.add_argument("--margin-ms", type=float, default=LIVE_MARGIN_MS,
-                   help=f"jitter allowance in ms, part of the latency (default {LIVE_MARGIN_MS:g}; 0-1000)")
-    p.add_argument("--no-adapt", action="store_true", help="disable deadline control (steps never reduced)")
-    p.add_argument("--no-realtime", action="store_true", help="do not raise the worker thread's priority")
-    p.add_argument("--quiet", action="store_true", help="no status line")
-    r = p.add_argument_group("routing")
-    r.add_argument("--virtual-mic", nargs="?", const=DEFAULT_VIRTUAL_MIC, default=None, metavar="NAME",
-                   help=f"publish the output as a PipeWire virtual microphone called NAME (default "
-                        f"\"{DEFAULT_VIRTUAL_MIC}\", node streamsep_mic); apps list it as a microphone")
-    r.add_argument("--name", default=DEFAULT_JACK_NAME,
-                   help=f"JACK client name (default {DEFAULT_JACK_NAME}; an error if taken)")
-    r.add_argument("--connect-input", action="append", default=[], metavar="PORT",
-                   help="JACK: take the input from PORT (client:port, or a client's first output); repeatable")
-    r.add_argument("--connect-output", action="append", default=[], metavar="PORT",
-                   help="JACK: also send the output to PORT (client:port, or every input of a client, so a "
-                        "stereo destination hears both channels); repeatable")
-
-
-def live_options(args: argparse.Namespace):
-    """``streamsep live``'s parsed options → :class:`~streamsep.host.options.LiveOptions` (unvalidated)."""
-    from streamsep.host.options import LiveOptions
-
-    margin = getattr(args, "margin_ms", None)
-    return LiveOptions(
-        input_device=getattr(args, "input", None), output_device=getattr(args, "output", None),
-        input_file=getattr(args, "input_file", None), loop_file=not getattr(args, "no_loop", False),
-        samplerate=getattr(args, "samplerate", None), block=getattr(args, "block", None) or 0,
-        margin_ms=LIVE_MARGIN_MS if margin is None else margin, duration=getattr(args, "duration", None),
-        stats_path=getattr(args, "stats", None), adapt=not getattr(args, "no_adapt", False),
-        realtime=not getattr(args, "no_realtime", False), threads=1 if getattr(args, "threads", None) is None else args.threads,
-        quiet=bool(getattr(args, "quiet", False)), model_path=getattr(args, "model_path", None),
-        jack_name=getattr(args, "name", None) or DEFAULT_JACK_NAME,
-        connect_input=list(getattr(args, "connect_input", None) or []),
-        connect_output=list(getattr(args, "connect_output", None) or []),
-        virtual_mic=getattr(args, "virtual_mic", None))
-
-
-def engine_config(args: argparse.Namespace, **overrides):
-    """Preset (if any) overridden by explicit options → an :class:`~streamsep.engine.EngineConfig`."""
-    from streamsep.engine import EngineConfig
-    from streamsep.presets import load_preset
-
-    cfg = load_preset(args.preset) if getattr(args, "preset", None) else EngineConfig()
-    changes = {}
-    for key in ("model", "steps", "candidates", "policy", "mix", "atten_db", "device", "proxy"):
-        val = getattr(args, key, None)
-        if key == "policy" and val is not None and not is_engine_policy(val):
-            from streamsep.offline import ALL_POLICIES
-
-            if val not in ALL_POLICIES:
-                raise CLIError(f"unknown policy '{val}' (known: {', '.join(ALL_POLICIES)})")
-            continue  # offline-only policies (oracle, dnsmos) are not part of an engine config
-        if val is not None:
-            changes[key] = val
-    if getattr(args, "ratios", None):
-        try:
-            changes["ratios"] = [float(r) for r in args.ratios.split(",")]
-        except ValueError:
-            raise CLIError(f"--ratios: not a comma-separated list of numbers: {args.ratios!r}") from None
-    if getattr(args, "engine_block", None) is not None:
-        changes["block"] = args.engine_block
-    if getattr(args, "bypass", False):
-        changes["bypass"] = True
-    changes.update(overrides)
-    if changes.get("model", cfg.model) != cfg.model and "block" not in changes:
-        changes["block"] = 0  # a preset's block belongs to its own model's hop
-    return replace(cfg, **changes).validate()
-
-
-def is_engine_policy(name: str) -> bool:
-    """True for the live, reference-free policies the streaming engine runs."""
-    return name in ("fixed", "heuristic", "proxy") or name.startswith("proxy:")
-
-
-def set_threads(n: int | None) -> None:
-    """Torch and onnxruntime CPU threads (``--threads``); must be a positive integer."""
-    import torch
-
-    if n is not None and int(n) < 1:
-        raise CLIError(f"--threads: must be a positive integer, got {n}")
-    if n:
-        torch.set_num_threads(int(n))
-        os.environ["STREAMSEP_ORT_THREADS"] = str(int(n))
-
-
-def make_separator(cfg, model_path: str | None = None):
-    """The configured separator; a decision block that is not a whole number of hops is an error."""
-    from streamsep.separators.registry import create
-
-    kwargs = {"model_path": model_path} if model_path else {}
-    sep = create(cfg.model, device=cfg.device, **kwargs)
-    if cfg.block and cfg.block % sep.hop:
-        raise CLIError(f"--engine-block/block: {cfg.block} samples is not a multiple of the {sep.name} hop ({sep.hop})")
-    return sep
-
-
-def search_candidates(args, cfg, policy: str) -> int:
-    """Candidates per step: explicit option, else 9 for the offline oracle/blind search, else the preset's."""
-    from streamsep.offline import ORACLE_POLICIES
-
-    if getattr(args, "candidates", None) is not None:
-        return int(args.candidates)
-    return 9 if policy in ORACLE_POLICIES else cfg.candidates
-
-
-def write_json(path: str, data: dict) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
-            fh.write("\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def clean_float(v) -> float | None:
-    """NaN/inf → None for JSON."""
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def ms_block(block_ms: float, hop: int, rate: int) -> int:
-    """A decision block of about ``block_ms`` milliseconds, in whole hops (at least one)."""
-    return max(1, int(round(block_ms * 1e-3 * rate / hop))) * hop
-
-
-def block_for(host_block: int, hop: int) -> int:
-    """Decision block for a host block: the largest multiple of the hop not above it (≥ one hop)."""
-    return max(hop, (int(host_block) // hop) * hop)
-
-
-# ------------------------------------------------------------------------------------------------
-# metrics per step
-# ------------------------------------------------------------------------------------------------
-def step_metrics(estimates: list[np.ndarray], rate: int, reference: np.ndarray | None,
-                 which: tuple[str, ...]) -> list[dict]:
-    from streamsep.metrics import evaluate
-
-    rows = []
-    for y in estimates:
-        m = evaluate(y, rate, reference, which=which)
-        rows.append({k: clean_float(v) for k, v in m.items()})
-    return rows
-
-
-def summarize_ratio(r) -> tuple[float | None, float | None]:
-    """(mean chosen ratio, fraction of blocks that kept the previous estimate) for one step."""
-    if r is None:
-        return None, None
-    arr = np.atleast_1d(np.asarray(r, dtype=float))
-    if arr.size == 0:
-        return None, None
-    kept = float(np.mean(np.isnan(arr)))
-    chosen = arr[~np.isnan(arr)]
-    return (float(np.mean(chosen)) if chosen.size else None), kept
+from streamsep.catalogue import ALL_POLICIES, ENGINE_POLICIES, ORACLE_POLICIES, is_engine_policy
+from streamsep.cli.options import (
+    LIVE_EPILOG,
+    USER_ERRORS,
+    CLIError,
+    add_engine_options,
+    add_live_arguments,
+    engine_config,
+    live_options,
+    policy_list,
+    search_candidates,
+)
+from streamsep.config import block_for, ms_block
+from streamsep.pairs import find_pairs, read_pair
+from streamsep.reporting import step_metrics, summarize_ratio, write_json
+from streamsep.runtime import make_separator, set_threads
 
 
 # ------------------------------------------------------------------------------------------------
@@ -385,41 +171,6 @@ def process_stream(args, cfg, policy: str) -> int:
     return 0
 
 
-def read_pair(noisy: Path, clean: Path, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """A (noisy, clean) pair read, resampled to ``rate`` and cut to the shorter length."""
-    from streamsep.audio_io import read_audio, resample
-
-    x, xr = read_audio(noisy)
-    s, sr = read_audio(clean)
-    x = resample(x, xr, rate) if xr != rate else x
-    s = resample(s, sr, rate) if sr != rate else s
-    n = min(len(x), len(s))
-    return x[:n], s[:n]
-
-
-def find_pairs(directory: Path) -> list[tuple[Path, Path]]:
-    """(noisy, clean) pairs: a noisy file maps to the clean file whose stem it starts with + '_'."""
-    clean_dir, noisy_dir = directory / "clean", directory / "noisy"
-    if not clean_dir.is_dir() or not noisy_dir.is_dir():
-        raise CLIError(f"{directory}: needs clean/ and noisy/ subdirectories")
-    exts = {".wav", ".flac", ".ogg"}
-    cleans = {p.stem: p for p in sorted(clean_dir.iterdir()) if p.suffix.lower() in exts}
-    pairs = []
-    for noisy in sorted(noisy_dir.iterdir()):
-        if noisy.suffix.lower() not in exts:
-            continue
-        match = cleans.get(noisy.stem)
-        if match is None:
-            cands = [s for s in cleans if noisy.stem.startswith(s + "_")]
-            if cands:
-                match = cleans[max(cands, key=len)]
-        if match is not None:
-            pairs.append((noisy, match))
-    if not pairs:
-        raise CLIError(f"{directory}: no noisy file matches a clean file")
-    return pairs
-
-
 def cmd_eval(args) -> int:
     from tqdm import tqdm
 
@@ -440,7 +191,7 @@ def cmd_eval(args) -> int:
     sr = sep.sample_rate
     which = tuple(m for m in args.metrics.split(",") if m)
     engine_cfg = None
-    if policy not in ("oracle-sisdr", "oracle-pesq", "dnsmos"):
+    if policy not in ORACLE_POLICIES:
         # live policies run through the engine: the same code (and blending domain) as live
         engine_cfg = replace(cfg, policy=policy, block=cfg.block or ms_block(args.block_ms, sep.hop, sr))
     rows = []
@@ -489,12 +240,13 @@ def cmd_eval(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from streamsep.separators.registry import create, model_names
+    """List the models (from the registry's table and the cards, no weights loaded) or pull a card's files."""
+    from streamsep.separators.registry import describe, model_names
 
     if args.action == "pull":
         if not args.name:
             raise CLIError("models pull needs a model NAME")
-        from streamsep.modelfiles import pull
+        from streamsep.separators.cards import pull
 
         paths = pull(args.name, args.dir)
         for p in paths:
@@ -503,13 +255,15 @@ def cmd_models(args) -> int:
     print(f"{'name':<14} {'rate':>6} {'hop':>5} {'latency':>8} {'ms':>6}  {'domain':<8} description")
     for name in model_names():
         try:
-            sep = create(name)
-            i = sep.info()
-            dom = "frame" if i["frame_domain"] else "waveform"
-            print(f"{name:<14} {i['sample_rate']:>6} {i['hop']:>5} {i['latency']:>8} {i['latency_ms']:>6.1f}  {dom:<8} {i['description']}")
-        except Exception as exc:  # a card whose files are not installed: say so, keep listing
+            i = describe(name)
+        except Exception as exc:  # a card that cannot be read: say so, keep listing
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"{name:<14} {'-':>6} {'-':>5} {'-':>8} {'-':>6}  {'-':<8} unavailable: {msg}")
+            continue
+        dom = "frame" if i["frame_domain"] else "waveform"
+        note = f" (not installed: run `streamsep models pull {name}`)" if i["missing"] else ""
+        print(f"{name:<14} {i['sample_rate']:>6} {i['hop']:>5} {i['latency']:>8} {i['latency_ms']:>6.1f}  {dom:<8} "
+              f"{i['description']}{note}")
     return 0
 
 
@@ -532,16 +286,23 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from streamsep.bench import run_bench
+def options_from(cls, args: argparse.Namespace):
+    """A typed options dataclass ``cls`` filled from the same-named attributes of ``args``."""
+    from dataclasses import fields
 
-    return run_bench(args)
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+
+
+def cmd_bench(args) -> int:
+    from streamsep.bench import BenchOptions, run_bench
+
+    return run_bench(options_from(BenchOptions, args))
 
 
 def cmd_tune(args) -> int:
-    from streamsep.tune import run_tune
+    from streamsep.tune import TuneOptions, run_tune
 
-    return run_tune(args)
+    return run_tune(options_from(TuneOptions, args))
 
 
 def cmd_live(args) -> int:
@@ -610,7 +371,7 @@ def cmd_proxies(args) -> int:
 def cmd_demo(args) -> int:
     from streamsep.demo import run_demo
 
-    return run_demo(args)
+    return run_demo(args.out, args.steps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -625,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("process", help="denoise a file (one step or several)")
     pr.add_argument("input", help="noisy input audio file")
     pr.add_argument("output", help="output audio file (written atomically)")
-    add_engine_options(pr, "oracle-sisdr, oracle-pesq (need --reference), dnsmos, fixed, heuristic, proxy")
+    add_engine_options(pr, policy_list(*ORACLE_POLICIES, *ENGINE_POLICIES) + " (oracle-* need --reference)")
     pr.add_argument("--reference", help="clean reference for oracle policies and intrusive metrics")
     pr.add_argument("--json", help="write a report with per-step metrics here")
     pr.add_argument("--stream", action="store_true", help="run through the streaming engine in host blocks")
@@ -639,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="steps × metrics table on a directory of clean/noisy pairs")
     ev.add_argument("directory")
-    add_engine_options(ev, "oracle-sisdr, oracle-pesq, dnsmos, fixed, heuristic, proxy, oracle-block")
+    add_engine_options(ev, policy_list(*ALL_POLICIES))
     ev.add_argument("--json", help="write per-step means and per-file rows here")
     ev.add_argument("--limit", type=int, help="evaluate an evenly spread subset of N files")
     ev.add_argument("--filter", help="only noisy files whose name contains this")
@@ -678,10 +439,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run every candidate of every searching step, even where the policy keeps the "
                     "previous estimate without them (the worst-case cost of a block)")
     be.add_argument("--json", help="write {machine, configs} here")
-    be.add_argument("--soak", type=float, help="soak test through the JACK dummy server for N minutes")
-    be.add_argument("--preset", default="balanced", help="preset for --soak")
-    be.add_argument("--period", type=int, default=160,
-                    help="JACK period in frames at 16 kHz for --soak (default 160 = 10 ms)")
     be.set_defaults(func=cmd_bench)
 
     tu = sub.add_parser("tune", help="sweep steps/candidates/policy/block: quality vs load and latency")
@@ -720,51 +477,3 @@ def build_parser() -> argparse.ArgumentParser:
     gu = sub.add_parser("gui", help="open the desktop app", add_help=False)
     gu.set_defaults(func=None)
     return p
-
-
-def _terminate_as_interrupt() -> None:
-    """SIGTERM unwinds like Ctrl-C, so atomic writers discard their temporary files."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        def _raise(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, _raise)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "gui":
-        try:
-            return cmd_gui(None, argv[1:])
-        except ImportError as exc:
-            print(f"streamsep: error: the GUI needs PyQt6 and pyqtgraph ({exc})", file=sys.stderr)
-            return 2
-    args = build_parser().parse_args(argv)
-    from streamsep.engine import ConfigError  # torch loads here, after `gui` has been handed off
-
-    _terminate_as_interrupt()
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("streamsep: interrupted", file=sys.stderr)
-        return 130
-    except (CLIError, ConfigError) as exc:
-        print(f"streamsep: error: {exc}", file=sys.stderr)
-        return 2
-    except USER_ERRORS as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"streamsep: error: {msg}", file=sys.stderr)
-        if os.environ.get("STREAMSEP_DEBUG"):
-            raise
-        return 2
-
-
-if __name__ == "__main__":
-    # run the module's canonical copy, so exceptions raised elsewhere (streamsep.cli.CLIError) are
-    # the same classes that main() catches
-    from streamsep.cli import main as _main
-
-    sys.exit(_main())
