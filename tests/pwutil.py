@@ -6,6 +6,7 @@ The graph runs at ``rate`` Hz with ``quantum``-sample periods (a config drop-in 
 ``XDG_CONFIG_HOME``).  :meth:`PipeWire.alive` tells whether all four daemons still run (wireplumber
 has been seen to crash); :meth:`PipeWire.env` is the environment for clients of this instance.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,10 +41,17 @@ class PipeWire:
 
     def env(self) -> dict:
         """Environment for a client of this instance (PortAudio/JACK, pactl, pw-record)."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("JACK_", "PIPEWIRE_", "PULSE_")) and k != "DBUS_SESSION_BUS_ADDRESS"}
-        env.update(XDG_RUNTIME_DIR=str(self.dir / "run"), XDG_STATE_HOME=str(self.dir / "state"),
-                   XDG_CONFIG_HOME=str(self.dir / "config"), DBUS_SESSION_BUS_ADDRESS=self.bus)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("JACK_", "PIPEWIRE_", "PULSE_")) and k != "DBUS_SESSION_BUS_ADDRESS"
+        }
+        env.update(
+            XDG_RUNTIME_DIR=str(self.dir / "run"),
+            XDG_STATE_HOME=str(self.dir / "state"),
+            XDG_CONFIG_HOME=str(self.dir / "config"),
+            DBUS_SESSION_BUS_ADDRESS=self.bus,
+        )
         return env
 
     def _write_config(self) -> None:
@@ -56,14 +64,18 @@ class PipeWire:
             f"    default.clock.allowed-rates = [ {self.rate} ]\n"
             f"    default.clock.quantum = {self.quantum}\n"
             "    default.clock.min-quantum = 16\n"
-            "}\n")
+            "}\n"
+        )
 
-    def start(self, timeout: float = 20.0) -> "PipeWire":
+    def start(self, timeout: float = 20.0) -> PipeWire:
         """Start the bus and the three daemons and wait until the pulse server answers."""
         self._write_config()
-        bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1",
-                                f"--address=unix:path={self.dir / 'bus'}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        bus = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--print-address=1", f"--address=unix:path={self.dir / 'bus'}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         self.procs["dbus-daemon"] = bus
         self.bus = bus.stdout.readline().strip()
         env = self.env()
@@ -111,8 +123,12 @@ class PipeWire:
         import json
 
         dump = json.loads(self.run("pw-dump").stdout or "[]")
-        return sum(1 for o in dump if o.get("type") == "PipeWire:Interface:Node"
-                   and (o.get("info", {}).get("props", {}) or {}).get("node.name") == name)
+        return sum(
+            1
+            for o in dump
+            if o.get("type") == "PipeWire:Interface:Node"
+            and (o.get("info", {}).get("props", {}) or {}).get("node.name") == name
+        )
 
     def stop(self) -> None:
         """Stop the daemons (SIGTERM, then SIGKILL) and remove the private directory."""
@@ -128,7 +144,7 @@ class PipeWire:
         self.procs.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "PipeWire":
+    def __enter__(self) -> PipeWire:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@
 * the budget ``streamsep presets`` states is the latency a running host reports (file in, no
   device), and ``low-latency`` stays within 40 ms at 16 kHz with 10 ms periods.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,21 +22,29 @@ from streamsep.host.options import LiveOptions, OptionsError
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--margin-ms", "-100"], "--margin-ms"),
-    (["--margin-ms", "1e9"], "--margin-ms"),
-    (["--duration", "-5"], "--duration"),
-    (["--duration", "nan"], "--duration"),
-    (["--block", "3"], "--block"),
-    (["--samplerate", "100"], "--samplerate"),
-    (["--threads", "0"], "--threads"),
-    (["--name", "a:b"], "--name"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--margin-ms", "-100"], "--margin-ms"),
+        (["--margin-ms", "1e9"], "--margin-ms"),
+        (["--duration", "-5"], "--duration"),
+        (["--duration", "nan"], "--duration"),
+        (["--block", "3"], "--block"),
+        (["--samplerate", "100"], "--samplerate"),
+        (["--threads", "0"], "--threads"),
+        (["--name", "a:b"], "--name"),
+    ],
+)
 def test_live_refuses_absurd_options_in_one_line(args, needle, tmp_path):
     stats = tmp_path / "s.json"
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "streamsep.cli", "live", "--output", "null", "--stats", str(stats), *args],
-                       cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "streamsep.cli", "live", "--output", "null", "--stats", str(stats), *args],
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("streamsep live: error: " + needle), p.stderr
     assert json.loads(stats.read_text())["error"].startswith(needle)
@@ -75,10 +84,10 @@ def test_budget_equals_reported_latency_and_low_latency_within_40ms(tmp_path):
 def test_every_preset_description_states_its_live_latency():
     """Each built-in preset's description gives the live latency the budget computes at 16 kHz
     with 10 ms periods (the figure `streamsep presets` prints and the host reports)."""
+    import tomllib
+
     from streamsep.host.budget import latency_budget
     from streamsep.presets import builtin_presets, load_preset, resolve
-
-    import tomllib
 
     for name in builtin_presets():
         desc = tomllib.loads(resolve(name).read_text())["description"]

@@ -13,6 +13,7 @@ What is asserted, on the recording and on PipeWire's own node list (pw-dump), no
 
 These run in CI (``.ci/run`` installs PipeWire); outside CI they skip when the binaries are absent.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,10 +76,20 @@ class Host:
         env = pw.env()
         env["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
         self.stats_path = stats
-        cmd = [sys.executable, "-m", "streamsep.cli", "live", "--virtual-mic", "--samplerate", str(RATE),
-               "--quiet", *args] + (["--stats", str(stats)] if stats else [])
-        self.proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamsep.cli",
+            "live",
+            "--virtual-mic",
+            "--samplerate",
+            str(RATE),
+            "--quiet",
+            *args,
+        ] + (["--stats", str(stats)] if stats else [])
+        self.proc = subprocess.Popen(
+            cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.err = ""
 
     def wait_running(self, pw: PipeWire, timeout: float = 120.0) -> None:
@@ -110,16 +121,24 @@ class Host:
 
 def node_props(pw: PipeWire, name: str) -> list[dict]:
     dump = json.loads(pw.run("pw-dump").stdout or "[]")
-    return [o["info"]["props"] for o in dump if o.get("type") == "PipeWire:Interface:Node"
-            and (o.get("info", {}).get("props", {}) or {}).get("node.name") == name]
+    return [
+        o["info"]["props"]
+        for o in dump
+        if o.get("type") == "PipeWire:Interface:Node"
+        and (o.get("info", {}).get("props", {}) or {}).get("node.name") == name
+    ]
 
 
 def record(pw: PipeWire, path: Path, seconds: float) -> np.ndarray:
     """Record the virtual microphone as an application would (pw-record), mono float32 at 16 kHz."""
     import soundfile as sf
 
-    rec = subprocess.Popen(["pw-record", "--target", NODE, "--rate", str(RATE), "--channels", "1",
-                            "--format", "f32", str(path)], env=pw.env(), stderr=subprocess.PIPE, text=True)
+    rec = subprocess.Popen(
+        ["pw-record", "--target", NODE, "--rate", str(RATE), "--channels", "1", "--format", "f32", str(path)],
+        env=pw.env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(seconds)
     rec.send_signal(signal.SIGINT)
     _, err = rec.communicate(timeout=10)
@@ -143,8 +162,9 @@ def test_virtual_mic_recording_equals_offline_engine(pipewire, speech, tmp_path)
     stats = tmp_path / "stats.json"
     # no deadline control and a wider margin: on a loaded machine a late chunk costs its own
     # samples (played dry), not seconds of reduced work; what is tested here is the plumbing
-    host = Host(pipewire, "--input-file", str(path), "--preset", "low-latency", "--no-adapt", "--margin-ms", "20",
-                stats=stats)
+    host = Host(
+        pipewire, "--input-file", str(path), "--preset", "low-latency", "--no-adapt", "--margin-ms", "20", stats=stats
+    )
     try:
         host.wait_running(pipewire)
         props = node_props(pipewire, NODE)
@@ -165,9 +185,10 @@ def test_virtual_mic_recording_equals_offline_engine(pipewire, speech, tmp_path)
     # the file loops: the offline engine on the same loop, after silence as the host idled on
     loops = int(np.ceil((st["seconds"] + 12.0) * RATE / len(x))) + 2
     lead = 2 * RATE
-    ref = enhance_array(np.concatenate([np.zeros(lead, np.float32), np.tile(x, loops)]), RATE,
-                        load_preset("low-latency"))[lead:]
-    y = y[RATE // 2:]                      # the recorder's own start
+    ref = enhance_array(
+        np.concatenate([np.zeros(lead, np.float32), np.tile(x, loops)]), RATE, load_preset("low-latency")
+    )[lead:]
+    y = y[RATE // 2 :]  # the recorder's own start
     assert np.abs(y).max() > 1e-3, "the recording is silent"
     good, total, used = piecewise_parity(y, ref)
     info = (good, total, used, {k: st[k] for k in ("xruns", "deadline_misses", "callbacks", "max_period")})
@@ -188,21 +209,21 @@ def piecewise_parity(y: np.ndarray, ref: np.ndarray, seg: int = RATE // 10):
     number of loud segments, {k: segments}); the first and last ``seg`` of ``ref`` never match."""
     cands = []
     for a in range(0, len(y) - RATE + 1, RATE):
-        w = y[a:a + RATE]
+        w = y[a : a + RATE]
         if np.abs(w).max() > 1e-3:
             k = best_alignment(w, ref) - a
             if k >= 1 and k + len(y) + 1 <= len(ref) and k not in cands:
                 cands.append(k)
     good, total, used = [], 0, {}
     for a in range(0, len(y) - seg + 1, seg):
-        w = y[a:a + seg]
-        if np.sum(w ** 2) < 1e-6 * seg:
+        w = y[a : a + seg]
+        if np.sum(w**2) < 1e-6 * seg:
             continue
         total += 1
         if not cands:
             continue
-        best = max(cands, key=lambda k: snr_db(ref[k + a:k + a + seg], w))
-        if snr_db(ref[best + a:best + a + seg], w) >= 40.0:
+        best = max(cands, key=lambda k: snr_db(ref[k + a : k + a + seg], w))
+        if snr_db(ref[best + a : best + a + seg], w) >= 40.0:
             good.append((a, best))
             used[best] = used.get(best, 0) + 1
     return good, total, used
@@ -222,8 +243,9 @@ def test_virtual_mic_killed_host_node_replaced_never_two(pipewire, speech, tmp_p
     try:
         second.wait_running(pipewire)
         assert len(node_props(pipewire, NODE)) == 1, node_props(pipewire, NODE)
-        mods = [ln for ln in pipewire.pactl("list", "short", "modules").stdout.splitlines()
-                if f"sink_name={NODE}" in ln]
+        mods = [
+            ln for ln in pipewire.pactl("list", "short", "modules").stdout.splitlines() if f"sink_name={NODE}" in ln
+        ]
         assert len(mods) == 1, mods
         code = second.signal(signal.SIGTERM)
     finally:
@@ -239,5 +261,7 @@ def test_virtual_mic_refuses_output_device_with_one_line(pipewire, tmp_path):
     host = Host(pipewire, "--output", "Dummy Output", "--input-file", str(tmp_path / "none.wav"))
     code = host.finish(120)
     lines = [ln for ln in host.err.splitlines() if ln.strip()]
-    assert code == 2 and lines and lines[-1].startswith("streamsep live: error:") and "--virtual-mic" in lines[-1], host.err
+    assert code == 2 and lines and lines[-1].startswith("streamsep live: error:") and "--virtual-mic" in lines[-1], (
+        host.err
+    )
     assert node_props(pipewire, NODE) == []

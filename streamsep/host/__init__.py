@@ -7,6 +7,7 @@ links), :mod:`~streamsep.host.virtual_mic` (the PipeWire virtual microphone),
 
 Names are imported lazily: ``import streamsep.host.options`` stays cheap (no numpy, no torch).
 """
+
 from __future__ import annotations
 
 _EXPORTS = {

@@ -8,6 +8,7 @@ live latency = model (the separator's algorithmic latency plus one decision bloc
 The figures are exact: they are what :class:`~streamsep.host.core.LiveHost` reports as
 ``latency_samples`` for the same rate and period (the impulse test checks that figure on a real
 JACK server)."""
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,9 @@ def host_margin(period: int, block_host: int, rate: int, margin_ms: float = DEFA
     return int(period + math.ceil(0.75 * block_host) + round(margin_ms * rate / 1000))
 
 
-def latency_budget(config: EngineConfig, rate: int, period: int | None = None, margin_ms: float = DEFAULT_MARGIN_MS,
-                   separator=None) -> LatencyBudget:
+def latency_budget(
+    config: EngineConfig, rate: int, period: int | None = None, margin_ms: float = DEFAULT_MARGIN_MS, separator=None
+) -> LatencyBudget:
     """The budget at device ``rate`` (Hz) and ``period`` (samples; default 10 ms)."""
     period = int(period or round(rate / 100))
     eng = Engine(config, rate=rate, host_block=period, separator=separator)
@@ -46,5 +48,12 @@ def latency_budget(config: EngineConfig, rate: int, period: int | None = None, m
     total = eng.latency + P
     total_ms = 1000.0 * total / rate
     host_ms = 1000.0 * P / rate
-    return LatencyBudget(rate, period, round(model, 2), round(total_ms - host_ms - model, 2), round(host_ms, 2),
-                         round(total_ms, 2), int(total))
+    return LatencyBudget(
+        rate,
+        period,
+        round(model, 2),
+        round(total_ms - host_ms - model, 2),
+        round(host_ms, 2),
+        round(total_ms, 2),
+        int(total),
+    )

@@ -30,6 +30,7 @@ On JACK the client is called ``jack_name`` (an error if taken), its output ports
 output ``"null"``, and ``connect_input`` / ``connect_output`` link ports (:mod:`streamsep.host.jackroute`).
 ``virtual_mic`` publishes the output as a PipeWire virtual microphone (:mod:`streamsep.host.virtual_mic`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -55,13 +56,26 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
     ``virtual_mic``: a node description (e.g. ``"streamsep denoised microphone"``) to publish the
     output as a PipeWire virtual microphone instead of playing it (None: off)."""
 
-    def __init__(self, config: EngineConfig, input_device=None, output_device=None,
-                 samplerate: int | None = None, blocksize: int = 0,
-                 input_file: str | None = None, loop_file: bool = True,
-                 margin_ms: float = DEFAULT_MARGIN_MS, adapt: bool = True, threads: int | None = 1,
-                 realtime: bool = True, model_path: str | None = None, *,
-                 jack_name: str = DEFAULT_JACK_NAME, connect_input: list[str] | None = None,
-                 connect_output: list[str] | None = None, virtual_mic: str | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        input_device=None,
+        output_device=None,
+        samplerate: int | None = None,
+        blocksize: int = 0,
+        input_file: str | None = None,
+        loop_file: bool = True,
+        margin_ms: float = DEFAULT_MARGIN_MS,
+        adapt: bool = True,
+        threads: int | None = 1,
+        realtime: bool = True,
+        model_path: str | None = None,
+        *,
+        jack_name: str = DEFAULT_JACK_NAME,
+        connect_input: list[str] | None = None,
+        connect_output: list[str] | None = None,
+        virtual_mic: str | None = None,
+    ) -> None:
         self.config = replace(config).validate()
         self.model_path = model_path
         self.input_device, self.output_device = input_device, output_device
@@ -89,7 +103,7 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
         self._stop_evt = threading.Event()
         self._running = False
         self._error: str | None = None
-        self._lock = threading.Lock()       # caller-side only (start/stop/set_config), never the callback
+        self._lock = threading.Lock()  # caller-side only (start/stop/set_config), never the callback
         self._pending_swap: Transition | None = None
         self._pending_ctrl: tuple[int, int] | None = None
         self._reset_counters()
@@ -98,11 +112,24 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
     def from_options(cls, config: EngineConfig, opts: LiveOptions) -> LiveHost:
         """A host for ``streamsep live``'s typed options (validated here)."""
         o = opts.validate()
-        return cls(config, input_device=o.input_device, output_device=o.output_device, samplerate=o.samplerate,
-                   blocksize=o.block, input_file=o.input_file, loop_file=o.loop_file, margin_ms=o.margin_ms,
-                   adapt=o.adapt, threads=o.threads, realtime=o.realtime, model_path=o.model_path,
-                   jack_name=o.jack_name, connect_input=o.connect_input, connect_output=o.connect_output,
-                   virtual_mic=o.virtual_mic)
+        return cls(
+            config,
+            input_device=o.input_device,
+            output_device=o.output_device,
+            samplerate=o.samplerate,
+            blocksize=o.block,
+            input_file=o.input_file,
+            loop_file=o.loop_file,
+            margin_ms=o.margin_ms,
+            adapt=o.adapt,
+            threads=o.threads,
+            realtime=o.realtime,
+            model_path=o.model_path,
+            jack_name=o.jack_name,
+            connect_input=o.connect_input,
+            connect_output=o.connect_output,
+            virtual_mic=o.virtual_mic,
+        )
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,8 +166,10 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
             if self.input_file is None and self.input_device in (None, "", "default"):
                 desc = V.default_source_description()
                 if desc is None:
-                    raise D.DeviceError("no microphone: PipeWire's default source is not a microphone; "
-                                        "choose one with --input NAME (see `streamsep devices`)")
+                    raise D.DeviceError(
+                        "no microphone: PipeWire's default source is not a microphone; "
+                        "choose one with --input NAME (see `streamsep devices`)"
+                    )
                 self.input_device = desc
         except BaseException:
             self._vmic.remove()
@@ -151,8 +180,9 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
         from streamsep.host.jackroute import name_taken
 
         if name_taken(self.jack_name):
-            raise D.DeviceError(f"JACK client name '{self.jack_name}' is taken (another streamsep running?); "
-                                "choose another with --name")
+            raise D.DeviceError(
+                f"JACK client name '{self.jack_name}' is taken (another streamsep running?); choose another with --name"
+            )
 
     def _route(self) -> None:
         from streamsep.host.jackroute import route
@@ -160,8 +190,14 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
         plan = self._plan
         if not (self.connect_input or self.connect_output or plan.null_out):
             return  # PortAudio's own links are the ones wanted
-        route(self.jack_name, has_input=plan.in_idx is not None, out_ports=plan.out_ch if plan.out_idx is not None else 0,
-              connect_input=self.connect_input, connect_output=self.connect_output, detach_output=plan.null_out)
+        route(
+            self.jack_name,
+            has_input=plan.in_idx is not None,
+            out_ports=plan.out_ch if plan.out_idx is not None else 0,
+            connect_input=self.connect_input,
+            connect_output=self.connect_output,
+            detach_output=plan.null_out,
+        )
 
     def virtual_mic_info(self) -> dict | None:
         """The virtual microphone's node name and description (None when not in use)."""

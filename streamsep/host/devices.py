@@ -3,6 +3,7 @@ or name, and the 'wedged' state (a stream whose device or server vanished cannot
 
 Nothing here runs in the audio callback.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -92,14 +93,16 @@ def list_devices() -> list[dict]:
     apis = sd.query_hostapis()
     out = []
     for d in sd.query_devices():
-        out.append({
-            "index": int(d["index"]),
-            "name": d["name"],
-            "hostapi": apis[d["hostapi"]]["name"],
-            "max_input_channels": int(d["max_input_channels"]),
-            "max_output_channels": int(d["max_output_channels"]),
-            "default_samplerate": float(d["default_samplerate"]),
-        })
+        out.append(
+            {
+                "index": int(d["index"]),
+                "name": d["name"],
+                "hostapi": apis[d["hostapi"]]["name"],
+                "max_input_channels": int(d["max_input_channels"]),
+                "max_output_channels": int(d["max_output_channels"]),
+                "default_samplerate": float(d["default_samplerate"]),
+            }
+        )
     return out
 
 

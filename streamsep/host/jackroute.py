@@ -6,6 +6,7 @@ Port specs: ``client:port`` names one port; a bare ``client`` means that client'
 the right direction (all of them for outputs: a stereo destination hears the voice in both ears;
 the first one for the input, which is mono).
 """
+
 from __future__ import annotations
 
 import re
@@ -77,8 +78,16 @@ def resolve_spec(client, spec: str, want_input: bool, timeout: float = PORT_WAIT
     return ports
 
 
-def route(host_name: str, *, has_input: bool, out_ports: int, connect_input: list[str],
-          connect_output: list[str], detach_output: bool, timeout: float = PORT_WAIT_S) -> None:
+def route(
+    host_name: str,
+    *,
+    has_input: bool,
+    out_ports: int,
+    connect_input: list[str],
+    connect_output: list[str],
+    detach_output: bool,
+    timeout: float = PORT_WAIT_S,
+) -> None:
     """Link the host's ports ``host_name:in_0`` / ``host_name:out_*`` after its stream started.
 
     ``detach_output``: remove the links PortAudio made from our outputs (``--output null``: ports

@@ -1,5 +1,6 @@
 """Typed options of the live host and of ``streamsep live`` (no argparse here), with the one-line
 validation every entry point shares.  Importing this module is cheap (no numpy, no torch)."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ DEFAULT_VIRTUAL_MIC = "streamsep denoised microphone"
 DEFAULT_JACK_NAME = "streamsep"
 #: accepted ranges (inclusive): beyond these a value is a typo, not a setting
 MARGIN_MS_RANGE = (0.0, 1000.0)
-BLOCK_RANGE = (16, 16384)          # host block, samples at the device rate (0 = automatic)
+BLOCK_RANGE = (16, 16384)  # host block, samples at the device rate (0 = automatic)
 SAMPLERATE_RANGE = (8000, 192000)  # Hz
 DURATION_MAX_S = 7 * 24 * 3600.0
 THREADS_RANGE = (1, 256)
@@ -35,10 +36,10 @@ class LiveOptions:
     output_device: str | int | None = None
     input_file: str | None = None
     loop_file: bool = True
-    samplerate: int | None = None      # Hz; None: the device's (JACK/PipeWire) or the model's
-    block: int = 0                     # host block in samples; 0: the server period, else 10 ms
+    samplerate: int | None = None  # Hz; None: the device's (JACK/PipeWire) or the model's
+    block: int = 0  # host block in samples; 0: the server period, else 10 ms
     margin_ms: float = DEFAULT_MARGIN_MS
-    duration: float | None = None      # seconds; None: until Ctrl-C / SIGTERM (or file end, no loop)
+    duration: float | None = None  # seconds; None: until Ctrl-C / SIGTERM (or file end, no loop)
     stats_path: str | None = None
     adapt: bool = True
     realtime: bool = True
@@ -56,8 +57,10 @@ class LiveOptions:
         if self.duration is not None:
             d = float(self.duration)
             if not math.isfinite(d) or d <= 0 or d > DURATION_MAX_S:
-                raise OptionsError(f"--duration: must be a positive number of seconds (at most "
-                                   f"{DURATION_MAX_S:.0f}), got {self.duration:g}")
+                raise OptionsError(
+                    f"--duration: must be a positive number of seconds (at most "
+                    f"{DURATION_MAX_S:.0f}), got {self.duration:g}"
+                )
         if self.block:
             _check_range("--block", self.block, *BLOCK_RANGE, "samples")
         elif self.block != 0:

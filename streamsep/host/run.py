@@ -1,6 +1,7 @@
 """The body of ``streamsep live``: start a host from typed options, print a status line, stop
 cleanly on the duration, Ctrl-C or SIGTERM (the virtual microphone is removed in every case), and
 write the statistics."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,12 @@ class _Terminate(Exception):
 
 def summary(s: dict) -> str:
     """One status line from :meth:`LiveHost.stats`."""
-    return (f"{s['seconds']:.1f} s, latency {s['latency_ms']:.1f} ms, xruns {s['xruns']}, "
-            f"deadline misses {s['deadline_misses']}, steps {s['steps_in_use']}/{s['steps_requested']}, "
-            f"candidates {s['candidates_in_use']}, rtf {s['rtf']:.2f}, "
-            f"in {s['input_peak_db']:.0f} dB, out {s['output_peak_db']:.0f} dB")
+    return (
+        f"{s['seconds']:.1f} s, latency {s['latency_ms']:.1f} ms, xruns {s['xruns']}, "
+        f"deadline misses {s['deadline_misses']}, steps {s['steps_in_use']}/{s['steps_requested']}, "
+        f"candidates {s['candidates_in_use']}, rtf {s['rtf']:.2f}, "
+        f"in {s['input_peak_db']:.0f} dB, out {s['output_peak_db']:.0f} dB"
+    )
 
 
 def write_error_stats(path: str | None, msg: str) -> None:
@@ -51,8 +54,10 @@ def _start(host) -> int:
 
 def _banner(host, config: EngineConfig) -> str:
     s = host.stats()
-    line = (f"streamsep live: {config.model} at {s['samplerate']} Hz, latency {s['latency_ms']:.1f} ms "
-            f"({s['latency_samples']} samples)")
+    line = (
+        f"streamsep live: {config.model} at {s['samplerate']} Hz, latency {s['latency_ms']:.1f} ms "
+        f"({s['latency_samples']} samples)"
+    )
     vm = s.get("virtual_mic")
     if vm:
         line += f"; virtual microphone '{vm['description']}' ({vm['node_name']})"
@@ -64,8 +69,10 @@ def _period_warning(host) -> str | None:
     graph forced to a larger quantum by another application): deadlines will be missed."""
     s = host.stats()
     if s["period"] and s["max_period"] > s["period"]:
-        return (f"streamsep live: warning: the audio server delivers {s['max_period']}-frame periods, more than the "
-                f"{s['period']} planned for; deadlines will be missed (restart with --block {s['max_period']})")
+        return (
+            f"streamsep live: warning: the audio server delivers {s['max_period']}-frame periods, more than the "
+            f"{s['period']} planned for; deadlines will be missed (restart with --block {s['max_period']})"
+        )
     return None
 
 
@@ -146,6 +153,7 @@ def _finish(host, opts: LiveOptions, prev_term, code: int) -> int:
     if s["error"]:
         print(f"streamsep live: error: {s['error']}", file=sys.stderr)
         return 1
-    print(("\n" if not (opts.quiet or not sys.stderr.isatty()) else "") + "streamsep live: " + summary(s),
-          file=sys.stderr)
+    print(
+        ("\n" if not (opts.quiet or not sys.stderr.isatty()) else "") + "streamsep live: " + summary(s), file=sys.stderr
+    )
     return 0

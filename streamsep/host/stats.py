@@ -3,6 +3,7 @@
 The audio callback's counters live in the shared int64 header (:mod:`streamsep.rings`); the
 worker's are plain ints on the host.  Every method here is safe from any thread.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,20 +30,21 @@ class StatsMixin:
         self.rtf = 0.0
         self.processed = 0
         self.swaps = 0
-        self.splices: list[int] = []           # output positions (samples) where engine swaps began
-        self.miss_times: list[float] = []      # timeline seconds of the first 100 deadline misses
-        self.level_history: list[list] = []    # [seconds, steps cap, candidates cap, dry] per change
-        self.stalls = 0                        # times the worker lost > STALL_S of wall time
+        self.splices: list[int] = []  # output positions (samples) where engine swaps began
+        self.miss_times: list[float] = []  # timeline seconds of the first 100 deadline misses
+        self.level_history: list[list] = []  # [seconds, steps cap, candidates cap, dry] per change
+        self.stalls = 0  # times the worker lost > STALL_S of wall time
         self.stall_times: list[list[float]] = []  # [timeline seconds, lost ms] of the first 100
-        self.misses_after_stall = 0            # deadline misses within STALL_WINDOW_S of a stall
+        self.misses_after_stall = 0  # deadline misses within STALL_WINDOW_S of a stall
         self._last_stall = -1e9
 
     xruns = property(lambda self: int(self._hdr[R.XRUNS]), doc="callbacks with PortAudio xrun flags")
     input_overflows = property(lambda self: int(self._hdr[R.IN_OVERFLOWS]))
     output_underflows = property(lambda self: int(self._hdr[R.OUT_UNDERFLOWS]))
     callbacks = property(lambda self: int(self._hdr[R.CALLBACKS]))
-    fallback_samples = property(lambda self: int(self._hdr[R.FALLBACK_SAMPLES]),
-                                doc="output samples played dry because the worker was late")
+    fallback_samples = property(
+        lambda self: int(self._hdr[R.FALLBACK_SAMPLES]), doc="output samples played dry because the worker was late"
+    )
     fallback_callbacks = property(lambda self: int(self._hdr[R.FALLBACK_CALLBACKS]))
     file_done = property(lambda self: bool(self._hdr[R.FILE_DONE]))
 
@@ -100,7 +102,7 @@ class StatsMixin:
             "input_rms_db": float(st.input_rms_db) if st else -120.0,
             "output_rms_db": float(st.output_rms_db) if st else -120.0,
             "ratios": [float(r) for r in (st.ratios if st is not None else [])],
-            "resets": int(st.resets) if st else 0,   # model chains reset after a poisoned (NaN) state
+            "resets": int(st.resets) if st else 0,  # model chains reset after a poisoned (NaN) state
         }
 
     def _history_stats(self) -> dict:

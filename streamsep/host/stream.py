@@ -1,6 +1,7 @@
 """Opening, starting and stopping the live host's audio: device and rate choice, the PortAudio
 stream whose callback is the compiled, GIL-free :func:`streamsep.rings.audio_callback_core`, the
 rings and margins of a fresh start, and the device-less clock."""
+
 from __future__ import annotations
 
 import gc
@@ -111,8 +112,9 @@ class StreamMixin:
                 check(idx, channels=1 if kind == "input" else plan.out_ch, samplerate=rate, dtype="float32")
             except Exception as exc:
                 name = sd.query_devices(idx)["name"]
-                raise D.DeviceError(f"{kind} device {idx} ({name}) refuses {rate} Hz: "
-                                    f"{str(exc).splitlines()[0]}") from exc
+                raise D.DeviceError(
+                    f"{kind} device {idx} ({name}) refuses {rate} Hz: {str(exc).splitlines()[0]}"
+                ) from exc
 
     def _make_separator(self):
         from streamsep.separators.registry import create
@@ -218,12 +220,23 @@ class StreamMixin:
             return
         try:
             self._stream = sd._StreamBase(
-                kind=kind, samplerate=self.rate, blocksize=block, device=device, channels=channels,
-                dtype="float32", latency="low", extra_settings=None,
+                kind=kind,
+                samplerate=self.rate,
+                blocksize=block,
+                device=device,
+                channels=channels,
+                dtype="float32",
+                latency="low",
+                extra_settings=None,
                 callback=R.callback_address(capture_only=mode == R.MODE_CAPTURE),
-                finished_callback=None, clip_off=True, dither_off=True, never_drop_input=False,
+                finished_callback=None,
+                clip_off=True,
+                dither_off=True,
+                never_drop_input=False,
                 prime_output_buffers_using_stream_callback=False,
-                userdata=sd._ffi.cast("void*", hdr.ctypes.data), wrap_callback=None)
+                userdata=sd._ffi.cast("void*", hdr.ctypes.data),
+                wrap_callback=None,
+            )
         except Exception as exc:
             raise D.DeviceError(f"cannot open audio device at {self.rate} Hz: {str(exc).splitlines()[0]}") from exc
 
@@ -235,12 +248,12 @@ class StreamMixin:
         self.P = self._margin_for(eng)
         self.T = eng.latency + self.P
         cap = 4 * rate + 2 * self.T + 4 * 8192
-        self._in = SampleRing(cap, hdr[R.IN_W:R.IN_W + 2])
-        self._out = SampleRing(cap, hdr[R.OUT_W:R.OUT_W + 2])
+        self._in = SampleRing(cap, hdr[R.IN_W : R.IN_W + 2])
+        self._out = SampleRing(cap, hdr[R.OUT_W : R.OUT_W + 2])
         self._out.written = self.P  # prefill: P samples of silence
         mon = int(MONITOR_SECONDS * rate)
-        self._played = SampleRing(mon, hdr[R.PLAY_W:R.PLAY_W + 2])  # output as played (device time)
-        self._mon_in = SampleRing(mon)    # input as consumed by the worker (index = input index)
+        self._played = SampleRing(mon, hdr[R.PLAY_W : R.PLAY_W + 2])  # output as played (device time)
+        self._mon_in = SampleRing(mon)  # input as consumed by the worker (index = input index)
         R.attach(hdr, R.IN_BUF, R.IN_CAP, self._in.buf)
         R.attach(hdr, R.OUT_BUF, R.OUT_CAP, self._out.buf)
         R.attach(hdr, R.PLAY_BUF, R.PLAY_CAP, self._played.buf)
@@ -250,7 +263,7 @@ class StreamMixin:
             self._scratch = np.zeros(1 << 16, np.float32)
             R.attach(hdr, R.FILE_BUF, R.FILE_LEN, self._scratch)
         hdr[R.LOOP] = int(self.loop_file)
-        self._clock_in = np.zeros(1 << 16, np.float32)   # for the device-less clock thread
+        self._clock_in = np.zeros(1 << 16, np.float32)  # for the device-less clock thread
         self._clock_out = np.zeros(1 << 16, np.float32)
         self._ctrl = self._new_controller(eng)
         # optional per-chunk trace for tuning: STREAMSEP_LIVE_TRACE=out.npy (written at stop)
@@ -268,8 +281,7 @@ class StreamMixin:
 
     def _new_controller(self, eng: Engine) -> DeadlineController:
         slack = (self.P - self.period) / self.rate
-        return DeadlineController(eng.config.steps, eng.config.candidates,
-                                  margin_s=max(0.001, 0.25 * slack), tau_s=0.5)
+        return DeadlineController(eng.config.steps, eng.config.candidates, margin_s=max(0.001, 0.25 * slack), tau_s=0.5)
 
     # -- stopping ------------------------------------------------------------------------------
     def _stop_stream(self) -> None:

@@ -1,6 +1,7 @@
 """Engine swaps without stopping the audio (``set_config``): the new engine is built in the caller's
 thread, warmed up by the worker in its idle time on recent input, then spliced in with a crossfade
 on the output timeline at a block boundary."""
+
 from __future__ import annotations
 
 import time
@@ -21,10 +22,11 @@ REBUILD_KEYS = ("model", "block", "device", "resample_quality")
 class Transition:
     """Worker-side splice from the old engine to a new one (crossfade on the output timeline)."""
 
-    def __init__(self, new: Engine, p_new: int, fed_to: int, pend: np.ndarray, pend_start: int,
-                 start: int, fade: int) -> None:
+    def __init__(
+        self, new: Engine, p_new: int, fed_to: int, pend: np.ndarray, pend_start: int, start: int, fade: int
+    ) -> None:
         self.new, self.p_new = new, p_new
-        self.fed_to = fed_to              # absolute input index the new engine has consumed up to
+        self.fed_to = fed_to  # absolute input index the new engine has consumed up to
         self.pend2, self.pend2_start = pend, pend_start  # new engine output by output position
         self.pend1 = np.zeros(0, np.float32)
         self.pend1_start = start
@@ -45,13 +47,13 @@ def take(buf: np.ndarray, start: int, a: int, b: int) -> np.ndarray:
     out = np.zeros(b - a, np.float32)
     lo, hi = max(a, start), min(b, start + len(buf))
     if hi > lo:
-        out[lo - a:hi - a] = buf[lo - start:hi - start]
+        out[lo - a : hi - a] = buf[lo - start : hi - start]
     return out
 
 
 def process_long(eng: Engine, x: np.ndarray) -> np.ndarray:
     """``eng.process`` over a long array in 8192-sample pieces."""
-    return np.concatenate([eng.process(x[i:i + 8192]) for i in range(0, len(x), 8192)] or [np.zeros(0, np.float32)])
+    return np.concatenate([eng.process(x[i : i + 8192]) for i in range(0, len(x), 8192)] or [np.zeros(0, np.float32)])
 
 
 class SwapMixin:
@@ -78,8 +80,7 @@ class SwapMixin:
             # same model: share the (stateless) separator, so no weights are loaded while audio
             # runs; loading a model holds the GIL for tens of ms and can delay the worker
             same = config.model == old.model and config.device == old.device
-            eng = Engine(config, rate=self.rate, host_block=self.period,
-                         separator=self.engine.sep if same else None)
+            eng = Engine(config, rate=self.rate, host_block=self.period, separator=self.engine.sep if same else None)
             p_new = self._margin_for(eng)
             # the worker warms the new engine up on the last WARMUP_S of input in its idle time
             # (one thread doing all inference: no GIL contention), then splices it in
@@ -103,7 +104,7 @@ class SwapMixin:
         tr.fed_to += n
         keep = tr.pend2_start + len(tr.pend2) - self._out.written  # nothing before the write index
         if 0 <= keep < len(tr.pend2):
-            tr.pend2, tr.pend2_start = tr.pend2[len(tr.pend2) - keep:].copy(), self._out.written
+            tr.pend2, tr.pend2_start = tr.pend2[len(tr.pend2) - keep :].copy(), self._out.written
 
     def _catch_up(self, tr: Transition, a: int) -> None:
         """Feed the new engine the input it has not seen before position ``a`` (monitor ring)."""
@@ -160,7 +161,7 @@ class SwapMixin:
     def _finish_swap(self, tr: Transition) -> None:
         rest = tr.pend2_start + len(tr.pend2) - self._out.written
         if rest > 0:
-            self._out.write_at(self._out.written, tr.pend2[len(tr.pend2) - rest:])
+            self._out.write_at(self._out.written, tr.pend2[len(tr.pend2) - rest :])
         self.engine = tr.new
         self.P = tr.p_new
         self.T = tr.new.latency + tr.p_new

@@ -10,6 +10,7 @@ The node is removed when the host stops (also on Ctrl-C and SIGTERM through the 
 interpreter exit); a node left by a killed host is found by its ``node.name`` and removed before a
 new one is made, so there is never more than one.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -25,8 +26,12 @@ from streamsep.host.devices import DeviceError
 from streamsep.host.options import DEFAULT_VIRTUAL_MIC, virtual_mic_node_name
 
 #: where Debian's ``pipewire-jack`` puts PipeWire's libjack (what ``pw-jack`` puts on LD_LIBRARY_PATH)
-PW_JACK_DIRS = ("/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack", "/usr/lib/aarch64-linux-gnu/pipewire-0.3/jack",
-                "/usr/lib64/pipewire-0.3/jack", "/usr/lib/pipewire-0.3/jack")
+PW_JACK_DIRS = (
+    "/usr/lib/x86_64-linux-gnu/pipewire-0.3/jack",
+    "/usr/lib/aarch64-linux-gnu/pipewire-0.3/jack",
+    "/usr/lib64/pipewire-0.3/jack",
+    "/usr/lib/pipewire-0.3/jack",
+)
 #: seconds to wait for the node's port to appear in the graph
 NODE_WAIT_S = 5.0
 #: graph quantum requested when the user set none: 10 ms periods at PipeWire's usual 48 kHz
@@ -68,8 +73,10 @@ def use_pipewire_jack(quantum: str | None = None) -> None:
     loaded = _loaded_libjack()
     if loaded is not None:
         if os.path.realpath(loaded) != os.path.realpath(lib):
-            raise DeviceError(f"this process already uses another JACK library ({loaded}); "
-                              "start it again with --virtual-mic from the beginning, or under pw-jack")
+            raise DeviceError(
+                f"this process already uses another JACK library ({loaded}); "
+                "start it again with --virtual-mic from the beginning, or under pw-jack"
+            )
         return
     try:
         ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
@@ -118,8 +125,10 @@ def check_pipewire() -> None:
         raise DeviceError("--virtual-mic needs pactl (install pulseaudio-utils) and PipeWire's pulse server")
     info = _pactl("info")
     if "PipeWire" not in info:
-        raise DeviceError("--virtual-mic needs PipeWire (the sound server here is not PipeWire; on JACK, link "
-                          "the ports with --connect-output instead)")
+        raise DeviceError(
+            "--virtual-mic needs PipeWire (the sound server here is not PipeWire; on JACK, link "
+            "the ports with --connect-output instead)"
+        )
 
 
 def stale_modules(node_name: str) -> list[int]:
@@ -127,8 +136,11 @@ def stale_modules(node_name: str) -> list[int]:
     out = []
     for line in _pactl("list", "short", "modules").splitlines():
         parts = line.split("\t")
-        if len(parts) >= 3 and parts[1] == "module-null-sink" and re.search(
-                rf"(^|\s)sink_name={re.escape(node_name)}(\s|$)", parts[2]):
+        if (
+            len(parts) >= 3
+            and parts[1] == "module-null-sink"
+            and re.search(rf"(^|\s)sink_name={re.escape(node_name)}(\s|$)", parts[2])
+        ):
             out.append(int(parts[0]))
     return out
 
@@ -178,8 +190,14 @@ class VirtualMic:
             subprocess.run(["pw-cli", "destroy", self.node_name], capture_output=True, timeout=10, check=False)
         # pulse module arguments: the property list is one quoted value with its own quoting inside
         props = f"\"node.description='{self.description}'\""
-        out = _pactl("load-module", "module-null-sink", "media.class=Audio/Source/Virtual",
-                     f"sink_name={self.node_name}", "channel_map=mono", f"sink_properties={props}")
+        out = _pactl(
+            "load-module",
+            "module-null-sink",
+            "media.class=Audio/Source/Virtual",
+            f"sink_name={self.node_name}",
+            "channel_map=mono",
+            f"sink_properties={props}",
+        )
         self.module = int(out.strip().split()[0])
         atexit.register(self.remove)
         t_end = time.monotonic() + NODE_WAIT_S
@@ -211,5 +229,9 @@ class VirtualMic:
 
     def info(self) -> dict:
         """For the statistics: node name, description, and whether the node exists."""
-        return {"node_name": self.node_name, "description": self.description, "active": self.module is not None,
-                "removed_stale": self.removed_stale}
+        return {
+            "node_name": self.node_name,
+            "description": self.description,
+            "active": self.module is not None,
+            "removed_stale": self.removed_stale,
+        }

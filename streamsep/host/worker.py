@@ -1,6 +1,7 @@
 """The live host's worker thread: takes the input that has arrived, runs the engine (or its cheap dry
 path when late), writes the result at a fixed offset on the output timeline, and feeds the deadline
 controller.  Also the thread-priority helper and the device-less clock."""
+
 from __future__ import annotations
 
 import math
