@@ -123,7 +123,12 @@ def check_pipewire() -> None:
     """DeviceError unless PipeWire's pulse server answers ``pactl``."""
     if shutil.which("pactl") is None:
         raise DeviceError("--virtual-mic needs pactl (install pulseaudio-utils) and PipeWire's pulse server")
-    info = _pactl("info")
+    try:
+        info = _pactl("info")
+    except DeviceError as exc:
+        raise DeviceError(
+            f"--virtual-mic needs a running PipeWire with its pulse server (pipewire-pulse): {exc}"
+        ) from exc
     if "PipeWire" not in info:
         raise DeviceError(
             "--virtual-mic needs PipeWire (the sound server here is not PipeWire; on JACK, link "
