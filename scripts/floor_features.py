@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dump, for every decision block that floor-match's speech gate lets through, the reference-free
 features a rule could use and the block oracle's verdict on each candidate (the analysis behind the
-``floor-match`` rules in docs/PROXIES.md).
+``floor-match`` rules in docs/lab/2026-11-25-proxies.md).
 
     python scripts/floor_features.py OUT.npz [--sets leventure,noizeus] [--model nsnet2] [--workers 2]
 

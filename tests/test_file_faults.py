@@ -406,7 +406,8 @@ def _peak_rss_mb(argv: list) -> float:
 def test_process_stream_memory_does_not_grow_with_file_length(tmp_path):
     """``process --stream`` on 96 kHz files of 5 s and 30 s: peak RSS must not grow with the length
     (constant memory: streamed from disk).  Measured before disk streaming (peak RSS of the process):
-    96 kHz 5 s → 289 MB, 40 s → 382 MB; 16 kHz 60 s → 374 MB, 240 s → 674 MB, 1 h → see docs/RELIABILITY.md."""
+    96 kHz 5 s → 289 MB, 40 s → 382 MB; 16 kHz 60 s → 374 MB, 240 s → 674 MB, 1 h →
+    see docs/lab/2026-11-25-fault-tests.md."""
     rss = {}
     for seconds in (5, 30):
         p = tmp_path / f"in{seconds}.wav"

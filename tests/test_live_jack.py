@@ -120,7 +120,8 @@ def parity(sess: Session, ref: np.ndarray, skip_s: float = 0.0) -> dict[int, flo
 def assert_no_missed_cycle(srv: JackServer, mark: int, sess: Session) -> None:
     """The host never missed a cycle that its upstream player finished.  This VM does not always run
     a 10 ms cycle on time: a SCHED_FIFO thread sleeping 1 ms on the idle machine saw 90 wake-ups more
-    than 4 ms late in one minute (up to 10 ms; docs/RELIABILITY.md), and the server then logs its
+    than 4 ms late in one minute (up to 10 ms; docs/lab/2026-12-01-live-tests-vm-jitter.md), and the
+    server then logs its
     driver's own late start or the idle player's and recorder's misses (seven in one 8 s session).
     Allow two such events per second of session — a host that starved the server would cause about
     a hundred a second —, and no more host or recorder xrun flags than the logged events explain."""
@@ -261,9 +262,9 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
 
     On an idle desktop there is no deadline miss either (second and third sessions: none in 60 s,
     none in a 30-minute soak).  On the fourth session's VM chunks sometimes took 4x their compute
-    (docs/RELIABILITY.md) and a minute showed up to 11 miss or step-down episodes; each is absorbed
-    as the controller is designed to (a few ms of delay-aligned dry output, a step down, a climb
-    back), so the test bounds them (:func:`disturbed_seconds`) and checks parity with the offline
+    (docs/lab/2026-12-01-live-tests-vm-jitter.md) and a minute showed up to 11 miss or step-down
+    episodes; each is absorbed as the controller is designed to (a few ms of delay-aligned dry output,
+    a step down, a climb back), so the test bounds them (:func:`disturbed_seconds`) and checks parity with the offline
     engine as :func:`assert_parity_outside_episodes` says."""
     x = real_speech(RATE, 60.0)
     if x is None:
