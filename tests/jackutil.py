@@ -321,12 +321,12 @@ class Recorder:
 
 
 class LiveProcess:
-    """``python -m streamsep.live`` in a subprocess on a JACK server (ports ``streamsep:in_0``/``out_0``)."""
+    """``python -m streamsep.cli live`` in a subprocess on a JACK server (ports ``streamsep:in_0``/``out_0``)."""
 
     def __init__(self, server: JackServer, *args: str, stats: Path, env: dict | None = None) -> None:
         self.server = server
         self.stats_path = Path(stats)
-        cmd = [sys.executable, "-m", "streamsep.live", "--input", "system", "--output", "system",
+        cmd = [sys.executable, "-m", "streamsep.cli", "live", "--input", "system", "--output", "system",
                "--stats", str(self.stats_path), "--quiet", *args]
         self.proc = subprocess.Popen(cmd, cwd=str(REPO), env={**server.env(), **(env or {})},
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -22,10 +22,13 @@ from streamsep.catalogue import (
     is_engine_policy,
 )
 from streamsep.cli.options import (
+    LIVE_EPILOG,
+    USER_ERRORS,
     CLIError,
     add_engine_options,
     add_live_arguments,
     engine_config,
+    live_options,
     policy_list,
     search_candidates,
 )
@@ -251,11 +254,21 @@ def cmd_models(args) -> int:
 
 
 def cmd_presets(args) -> int:
+    """Each preset with its live latency budget at 16 and 48 kHz (10 ms periods, default margin)."""
+    from streamsep.host.budget import latency_budget
     from streamsep.presets import builtin_presets, load_preset
 
     for name, path in builtin_presets().items():
         c = load_preset(path)
         print(f"{name:<12} model={c.model} steps={c.steps} candidates={c.candidates} policy={c.policy} block={c.block}  ({path})")
+        for rate in (16000, 48000):
+            try:
+                b = latency_budget(c, rate)
+            except Exception as exc:  # a model that cannot load here: say so, list the rest
+                print(f"{'':<12} live latency at {rate // 1000} kHz: unavailable ({str(exc).splitlines()[0]})")
+                continue
+            print(f"{'':<12} live latency at {rate // 1000} kHz, 10 ms periods: {b.total_ms:.1f} ms = model {b.model_ms:g}"
+                  f" + resampler {b.resampler_ms:g} + host {b.host_ms:g}")
     return 0
 
 
@@ -279,14 +292,25 @@ def cmd_tune(args) -> int:
 
 
 def cmd_live(args) -> int:
-    from streamsep.live import run_live
+    """``streamsep live``: parse → typed options → :func:`streamsep.host.run.run_live`."""
+    from streamsep.host.options import OptionsError
+    from streamsep.host.run import run_live, write_error_stats
 
-    return int(run_live(args) or 0)
+    try:
+        opts = live_options(args).validate()
+        config = engine_config(args)
+    except (OptionsError, *USER_ERRORS, CLIError) as exc:  # PresetError, ConfigError: one line
+        print(f"streamsep live: error: {exc}", file=sys.stderr)
+        write_error_stats(getattr(args, "stats", None), str(exc))
+        return 2
+    return int(run_live(config, opts) or 0)
 
 
 def cmd_devices(args) -> int:
-    from streamsep.live import list_devices
+    from streamsep.host.devices import list_devices
+    from streamsep.host.virtual_mic import prefer_pipewire_jack
 
+    prefer_pipewire_jack()  # on PipeWire: also list its microphones by the names --virtual-mic's --input takes
     devs = list_devices()
     if not devs:
         print("no audio devices found")
@@ -430,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--save-preset")
     tu.set_defaults(func=cmd_tune)
 
-    li = sub.add_parser("live", help="denoise a live input device to an output device")
+    li = sub.add_parser("live", help="denoise a live microphone: to an output device, JACK ports or a virtual mic",
+                        epilog=LIVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_live_arguments(li)
     li.set_defaults(func=cmd_live)
 

@@ -15,6 +15,7 @@ from streamsep.catalogue import (
     PROXY_NAMES,
     is_engine_policy,
 )
+from streamsep.host.options import DEFAULT_JACK_NAME, DEFAULT_VIRTUAL_MIC
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 
@@ -47,22 +48,65 @@ def add_engine_options(p: argparse.ArgumentParser, policy_help: str = "") -> Non
     g.add_argument("--threads", type=int, help="torch/onnxruntime CPU threads")
 
 
+LIVE_EPILOG = f"""\
+use it in Zoom, Discord, OBS or a browser:
+  PipeWire (most desktops):  streamsep live --virtual-mic
+      then pick "{DEFAULT_VIRTUAL_MIC}" as the microphone in the app
+      (--input NAME chooses the physical microphone; see `streamsep devices`)
+  JACK:  streamsep live --input system --connect-output obs:in_1
+      ports are {DEFAULT_JACK_NAME}:in_0 and {DEFAULT_JACK_NAME}:out_0 (--name changes the client name)
+latency = model latency (+ resampler) + host margin (period + 3/4 decision block + --margin-ms);
+see `streamsep presets` and docs/LIVE.md"""
+
+
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``streamsep live`` (also used by ``python -m streamsep.live``)."""
+    """Options of ``streamsep live``."""
     p.add_argument("--input", default=None, help="capture device (index or part of its name; default: system default)")
     p.add_argument("--output", default=None, help="playback device (index or name; 'null' = none)")
     add_engine_options(p, policy_list(*ENGINE_POLICIES))
     p.add_argument("--block", type=int, default=None,
-                   help="host block size in samples at the device rate (default: JACK's period, else 10 ms)")
+                   help="host block size in samples at the device rate (default: the JACK/PipeWire period, else 10 ms)")
     p.add_argument("--samplerate", type=int, default=None, help="device rate in Hz (default: the device's / the model's)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--stats", default=None, help="write statistics as JSON here at the end")
     p.add_argument("--input-file", default=None, help="feed this audio file in real time instead of a capture device")
     p.add_argument("--no-loop", action="store_true", help="with --input-file: stop at the end of the file")
-    p.add_argument("--margin-ms", type=float, default=LIVE_MARGIN_MS, help="jitter allowance in ms (part of the latency)")
+    p.add_argument("--margin-ms", type=float, default=LIVE_MARGIN_MS,
+                   help=f"jitter allowance in ms, part of the latency (default {LIVE_MARGIN_MS:g}; 0-1000)")
     p.add_argument("--no-adapt", action="store_true", help="disable deadline control (steps never reduced)")
     p.add_argument("--no-realtime", action="store_true", help="do not raise the worker thread's priority")
     p.add_argument("--quiet", action="store_true", help="no status line")
+    r = p.add_argument_group("routing")
+    r.add_argument("--virtual-mic", nargs="?", const=DEFAULT_VIRTUAL_MIC, default=None, metavar="NAME",
+                   help=f"publish the output as a PipeWire virtual microphone called NAME (default "
+                        f"\"{DEFAULT_VIRTUAL_MIC}\", node streamsep_mic); apps list it as a microphone")
+    r.add_argument("--name", default=DEFAULT_JACK_NAME,
+                   help=f"JACK client name (default {DEFAULT_JACK_NAME}; an error if taken)")
+    r.add_argument("--connect-input", action="append", default=[], metavar="PORT",
+                   help="JACK: take the input from PORT (client:port, or a client's first output); repeatable")
+    r.add_argument("--connect-output", action="append", default=[], metavar="PORT",
+                   help="JACK: also send the output to PORT (client:port, or every input of a client, so a "
+                        "stereo destination hears both channels); repeatable")
+
+
+def live_options(args: argparse.Namespace):
+    """``streamsep live``'s parsed options → :class:`~streamsep.host.options.LiveOptions` (unvalidated)."""
+    from streamsep.host.options import LiveOptions
+
+    margin = getattr(args, "margin_ms", None)
+    threads = getattr(args, "threads", None)
+    return LiveOptions(
+        input_device=getattr(args, "input", None), output_device=getattr(args, "output", None),
+        input_file=getattr(args, "input_file", None), loop_file=not getattr(args, "no_loop", False),
+        samplerate=getattr(args, "samplerate", None), block=getattr(args, "block", None) or 0,
+        margin_ms=LIVE_MARGIN_MS if margin is None else margin, duration=getattr(args, "duration", None),
+        stats_path=getattr(args, "stats", None), adapt=not getattr(args, "no_adapt", False),
+        realtime=not getattr(args, "no_realtime", False), threads=1 if threads is None else threads,
+        quiet=bool(getattr(args, "quiet", False)), model_path=getattr(args, "model_path", None),
+        jack_name=getattr(args, "name", None) or DEFAULT_JACK_NAME,
+        connect_input=list(getattr(args, "connect_input", None) or []),
+        connect_output=list(getattr(args, "connect_output", None) or []),
+        virtual_mic=getattr(args, "virtual_mic", None))
 
 
 def engine_config(args: argparse.Namespace, **overrides):
