@@ -28,8 +28,9 @@ PROXY_NAMES: tuple[str, ...] = ("floor-match", "noise-gated", "calibrated", "ene
                                 "residual-flatness")
 DEFAULT_PROXY = "floor-match"
 
-#: soxr qualities for device-rate conversion (``auto`` picks per direction)
-RESAMPLE_QUALITIES: tuple[str, ...] = ("auto", "QQ", "LQ", "MQ", "HQ", "VHQ")
+#: device-rate conversion: ``fir`` the low-delay polyphase FIR (integer rate ratios only), or a soxr
+#: quality; ``auto`` = the FIR for integer ratios, else soxr LQ (HQ when the device rate is lower)
+RESAMPLE_QUALITIES: tuple[str, ...] = ("auto", "fir", "QQ", "LQ", "MQ", "HQ", "VHQ")
 #: torch devices a configuration may name (``cuda:N`` too)
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 

@@ -30,7 +30,7 @@ class EngineConfig:
     bypass: bool = False
     device: str = "cpu"
     proxy: str | None = None       # proxy score for policy "proxy" (None = the default)
-    resample_quality: str = "auto" # soxr quality for device-rate conversion: auto, QQ, LQ, MQ, HQ, VHQ
+    resample_quality: str = "auto" # device-rate conversion: auto, fir (integer ratios), soxr QQ, LQ, MQ, HQ, VHQ
                                    # (auto: HQ when the device rate is below the model's — LQ measurably
                                    # degraded 8 kHz input — else LQ, whose buffering costs less latency)
 

@@ -7,10 +7,13 @@ Data path for one :meth:`Engine.process` call (worker thread, never the audio ca
       (K steps, C candidates, policy) ─▶ synthesis ─▶ output controls (attenuation limit, wet/dry,
       bypass; all delay-aligned) ─▶ [resample model→host] ─▶ output FIFO ─▶ host block
 
-Latency (host samples) = output-FIFO prefill + separator latency (+ ``(K_max)·latency`` for waveform
-separators, whose steps each add their latency; fewer steps in use are padded to keep it constant).
-The prefill is one engine block when no resampling happens; with resampling it also covers soxr's
-internal buffering, measured once at construction.
+Latency (host samples) = output-FIFO prefill + resampler delay + separator latency (+ ``(K_max)·latency``
+for waveform separators, whose steps each add their latency; fewer steps in use are padded to keep it
+constant).  The prefill is the least that keeps calls of the construction ``host_block`` fed: 0 when
+the host block is a whole number of engine blocks and no resampling or the integer-ratio FIR
+(:mod:`streamsep.resample`) runs, up to one engine block otherwise, more for soxr's bursty output
+(simulated once at construction).  A call of another size that finds too little output is completed
+with the input delayed by the latency (counted in ``stats.fallback_samples``); the latency never moves.
 
 Decision blocks (``config.block`` samples at the model rate) are independent of the host block size,
 so a deterministic policy gives the same output for any host block size (the parity property).
@@ -49,6 +52,9 @@ class EngineStats:
     dry_blocks: int = 0
     seconds: float = 0.0
     compute_seconds: float = 0.0
+    #: output samples taken from the latency-delayed input because a call was shorter than the
+    #: prefill allows (a host block size other than the one given at construction)
+    fallback_samples: int = 0
 
 
 SAMPLE_LIMIT = 4.0  # |sample| bound inside the engine (12 dB over full scale)
@@ -93,19 +99,6 @@ class _Fifo:
         return out
 
 
-class _Resampler:
-    """Streaming soxr resampler for one mono stream (output is delay-compensated by soxr)."""
-
-    def __init__(self, src: int, dst: int, quality: str) -> None:
-        import soxr
-
-        self.src, self.dst = src, dst
-        self.rs = soxr.ResampleStream(src, dst, 1, dtype="float32", quality=quality)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.rs.resample_chunk(np.ascontiguousarray(x, dtype=np.float32))
-
-
 class Engine:
     """Block-by-block multi-step refinement with a constant, exactly reported latency."""
 
@@ -147,22 +140,7 @@ class Engine:
             self.syn = separator.stft.new_synthesis_state(1)
         self._gain_prev = self._target_gains()
         self.in_fifo = _Fifo()
-        self.resample = self.rate != self.sr
-        if self.resample:
-            q = config.resample_quality
-            if q == "auto":
-                q = "HQ" if self.rate < self.sr else "LQ"
-            self.rs_in = _Resampler(self.rate, self.sr, q)
-            self.rs_out = _Resampler(self.sr, self.rate, q)
-            prefill = self._measure_prefill(host_block or max(1, round(hop * self.rate / self.sr)), q)
-        else:
-            prefill = block
-        self.prefill = prefill
-        self.out_fifo = _Fifo(prefill)
-        ratio = self.rate / self.sr
-        #: latency in host samples (exact when no resampling; soxr is delay-compensated otherwise)
-        self.latency = int(round(prefill + sep_lat * ratio))
-        self.latency_ms = 1000.0 * (prefill + sep_lat * ratio) / self.rate
+        self._setup_resampling(config.resample_quality, host_block, block, sep_lat)
         self._was_dry = False
 
     # -- configuration ------------------------------------------------------------------------
@@ -172,25 +150,50 @@ class Engine:
         if hasattr(self.policy, "configure"):  # stateful proxies measure history in seconds
             self.policy.configure(self.block / self.sr)
 
-    def _measure_prefill(self, host_block: int, quality: str) -> int:
-        """Host samples of output prefill that soxr's bursty streaming needs (simulated on zeros)."""
-        a = _Resampler(self.rate, self.sr, quality)
-        b = _Resampler(self.sr, self.rate, quality)
-        fifo_m = 0
-        produced = 0
-        demanded = 0
-        worst = 0
-        total = int(2.0 * self.rate)
-        for start in range(0, total, host_block):
-            n = min(host_block, total - start)
-            fifo_m += len(a(np.zeros(n, np.float32)))
-            whole = (fifo_m // self.block) * self.block
-            fifo_m -= whole
-            if whole:
-                produced += len(b(np.zeros(whole, np.float32)))
-            demanded += n
-            worst = max(worst, demanded - produced)
-        return int(worst + host_block)
+    def _setup_resampling(self, quality: str, host_block: int | None, block: int, sep_lat: int) -> None:
+        """Resamplers, output-FIFO prefill and the latency (host samples).
+
+        The prefill is the least that keeps every call of ``host_block`` samples fed: 0 when each
+        such call yields exactly its own length (no resampling or the integer-ratio FIR, and a host
+        block of whole engine blocks).  ``host_block`` None: any call size, one engine block.  A
+        call that finds too little output anyway (another size) is completed with the input
+        delayed by the latency (:meth:`process`), so the timeline never moves."""
+        from streamsep import resample as RS
+
+        self.host_block = host_block
+        self.resample = self.rate != self.sr
+        ratio = self.rate / self.sr
+        rs_delay = 0  # resampler group delay, host samples (the FIR's; soxr compensates its own)
+        if self.resample:
+            try:
+                self.rs_in, self.rs_out, self.resampler = RS.make_pair(self.rate, self.sr, quality)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+        else:
+            self.resampler = None
+        if self.resampler is None or self.resampler == "fir":
+            if self.resampler == "fir":
+                count_in, count_out = self.rs_in.count, self.rs_out.count
+                per_low = RS.integer_ratio(self.rate, self.sr) if self.rate > self.sr else 1
+                rs_delay = (self.rs_in.delay_low + self.rs_out.delay_low) * per_low
+            else:
+                count_in = count_out = int
+            if host_block:
+                prefill = RS.fifo_prefill(int(host_block), block, count_in, count_out)
+            else:
+                prefill = max(RS.fifo_prefill(1, block, count_in, count_out), math.ceil(block * ratio))
+        else:
+            hb = host_block or max(1, round(self.sep.hop * ratio))
+            prefill = RS.soxr_prefill(self.rate, self.sr, block, hb, self.resampler)
+        self.prefill = int(prefill)
+        self.resampler_delay = rs_delay
+        self.out_fifo = _Fifo(self.prefill)
+        #: latency in host samples (exact when not resampling or with the FIR; soxr is
+        #: delay-compensated otherwise, to about a sample)
+        self.latency = int(round(prefill + rs_delay + sep_lat * ratio))
+        self.latency_ms = 1000.0 * (prefill + rs_delay + sep_lat * ratio) / self.rate
+        self._late = DelayLine(self.latency)  # input delayed by the latency: the short-call fill
+        self._owed = 0  # output positions already filled from the input, whose model output is due
 
     def set_params(self, **kw) -> None:
         """Queue live parameter changes (thread-safe); applied at the start of the next process()."""
@@ -256,12 +259,22 @@ class Engine:
             xm = self.in_fifo.pop(n_blocks * self.block)
             ym = self._process_model(xm, dry)
             out = self.rs_out(ym) if self.resample else ym
+            if self._owed:  # positions already played from the input: drop their model output
+                cut = min(self._owed, len(out))
+                out, self._owed = out[cut:], self._owed - cut
             if len(out):
                 self.out_fifo.push(out)
         n = len(x)
-        if len(self.out_fifo) < n:  # cannot happen with a correct prefill; never emit garbage
-            self.out_fifo.push(np.zeros(n - len(self.out_fifo), np.float32))
-        y = self.out_fifo.pop(n)
+        x_late = self._late(x)
+        have = len(self.out_fifo)
+        if have < n:  # a call size the prefill was not made for: fill from the delayed input
+            y = np.empty(n, np.float32)
+            y[:have] = self.out_fifo.pop(have)
+            y[have:] = self._sanitize(x_late[have:])
+            self._owed += n - have
+            self.stats.fallback_samples += n - have
+        else:
+            y = self.out_fifo.pop(n)
         st = self.stats
         st.seconds += n / self.rate
         st.compute_seconds += time.perf_counter() - t0

@@ -87,6 +87,152 @@ def test_latency_independent_of_steps(nsnet2):
     assert Engine(EngineConfig(steps=3, block=320), separator=nsnet2).latency_ms == pytest.approx(30.0)
 
 
+# -- no prefill at whole-block host periods; the integer-ratio FIR resampler -----------------------
+def lowpassed_noise(n: int, rate: int, seed: int = 0) -> np.ndarray:
+    """White noise low-passed well inside the FIR's passband (0.8 × 8 kHz), as float32."""
+    X = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    X[np.fft.rfftfreq(n, 1 / rate) > 6400] = 0
+    return (0.3 * np.fft.irfft(X, n) / np.std(np.fft.irfft(X, n))).astype(np.float32)
+
+
+@pytest.mark.parametrize("host_block", [160, 320, 480])
+def test_whole_block_host_periods_need_no_prefill(nsnet2, host_block):
+    """16 kHz, host block a whole number of 10 ms engine blocks: no prefill, latency = NSNet2's own
+    160 samples (10 ms); impulses come out bit-exact exactly there (bypass), and at the peak through
+    the model; no sample is ever filled from the fallback."""
+    eng = Engine(EngineConfig(block=160, bypass=True), host_block=host_block, separator=nsnet2)
+    assert eng.prefill == 0 and eng.latency == nsnet2.latency == 160 and eng.latency_ms == 10.0
+    x = np.zeros(9600, np.float32)
+    pos = np.arange(100, len(x) - 400, 977)
+    x[pos] = 1.0
+    y = stream(eng, padded(x, 480), [host_block])
+    np.testing.assert_array_equal(y[160:160 + len(x)], x)
+    assert not y[:160].any() and eng.stats.fallback_samples == 0
+    eng = Engine(EngineConfig(block=160), host_block=host_block, separator=nsnet2)
+    noise = 0.003 * np.random.default_rng(3).standard_normal(len(x)).astype(np.float32)
+    y = stream(eng, padded(x + noise, 480), [host_block])
+    for p in pos:
+        assert int(np.argmax(np.abs(y[p:p + 400]))) == 160, f"impulse at {p}"
+    assert eng.stats.fallback_samples == 0
+
+
+def test_other_call_sizes_never_underflow_nor_move_the_timeline(nsnet2, speech):
+    """An engine built for 160-sample calls (no prefill) fed other sizes: every call returns its
+    length, the missing samples are the input delayed by the latency (bit-exact in bypass), the
+    latency never moves, and once calls are whole blocks again the model output is back."""
+    eng = Engine(EngineConfig(block=160, bypass=True), host_block=160, separator=nsnet2)
+    x = speech[:16000]
+    y = stream(eng, padded(x, 160), ODD_SIZES)
+    np.testing.assert_array_equal(y[160:160 + len(x)], x)
+    assert eng.stats.fallback_samples > 0
+    # model path: the filled samples are counted; aligned calls afterwards are all model output
+    eng = Engine(EngineConfig(block=160), host_block=160, separator=nsnet2)
+    ref = Engine(EngineConfig(block=160), host_block=160, separator=nsnet2)
+    a = stream(eng, x[:1600], [160]) , stream(eng, x[1600:1700], [100]), stream(eng, x[1700:1760], [60])
+    filled = eng.stats.fallback_samples
+    assert filled == 100  # the 100-sample call; the 60-sample one completed the block
+    b = stream(eng, x[1760:], [160])
+    assert eng.stats.fallback_samples == filled
+    r = stream(ref, x, [160])
+    np.testing.assert_allclose(np.concatenate([*a, b])[1760:], r[1760:], atol=1e-6)
+
+
+def test_fir_design_figures():
+    """The FIR's stated figures: 40 samples of group delay at the lower rate, passband ripple under
+    0.01 dB up to 0.9 × the lower Nyquist, ≥ 64 dB rejection from the lower Nyquist on."""
+    from streamsep.resample import fir_response
+
+    for m in (2, 3, 6):
+        r = fir_response(m)
+        assert r["delay_low"] == 40 and r["taps"] == 80 * m + 1, r
+        assert r["ripple_db"] < 0.01 and r["stopband_db"] < -64.0, r
+
+
+@pytest.mark.parametrize("src,dst", [(48000, 16000), (16000, 48000), (48000, 8000), (8000, 48000), (32000, 16000)])
+def test_fir_streamed_equals_whole(src, dst):
+    """Streaming in any block sizes == one call on the whole signal (within 1e-5), and the counts
+    are exact: a decimator by M gives ceil(T/M) samples after T, an interpolator M·T."""
+    from streamsep.resample import PolyphaseFIR
+
+    x = np.random.default_rng(1).standard_normal(24000).astype(np.float32)
+    whole = PolyphaseFIR(src, dst)(x)
+    for sizes in ([1], [480], [256], [37, 999, 4000, 2]):
+        f = PolyphaseFIR(src, dst)
+        parts, i, k = [], 0, 0
+        while i < len(x):
+            n = sizes[k % len(sizes)]
+            parts.append(f(x[i:i + n]))
+            assert sum(map(len, parts)) == f.count(i + len(x[i:i + n]))
+            i, k = i + n, k + 1
+        np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+
+
+def test_fir_sweep_round_trip_within_ripple():
+    """48 → 16 → 48 kHz: a sine sweep inside the passband comes back at the same level (within the
+    stated ripple, twice: two passes) and delayed by exactly 2·40 samples at 16 kHz = 240 at 48 kHz."""
+    from streamsep.resample import PolyphaseFIR
+
+    rate, n = 48000, 96000
+    t = np.arange(n) / rate
+    f0, f1 = 50.0, 7200.0
+    x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) / (2 * t[-1]) * t ** 2)).astype(np.float32)
+    y = PolyphaseFIR(16000, 48000)(PolyphaseFIR(48000, 16000)(x))
+    err = y[240:] - x[:-240]
+    seg = slice(2000, n - 2000)
+    assert np.max(np.abs(err[seg])) < 10 ** (0.02 / 20) - 1 + 2e-3  # ripple (2 × 0.0086 dB) + float32
+    assert np.max(np.abs(y[241:] - x[:-241])[seg]) > 0.1  # one sample off is clearly wrong
+
+
+@pytest.mark.parametrize("host_block", [480, 960])
+def test_fir_engine_48k_exact_latency(nsnet2, host_block):
+    """48 kHz device, NSNet2 (16 kHz) behind the FIR: latency = 3·(40 + 160 + 40) = 720 samples =
+    15 ms, no prefill; band-limited input comes out exactly that late (bypass, error under −55 dB,
+    far worse one sample off) and an impulse on the 16 kHz grid peaks exactly there, model running."""
+    eng = Engine(EngineConfig(block=160, bypass=True), rate=48000, host_block=host_block, separator=nsnet2)
+    assert (eng.resampler, eng.prefill, eng.latency, eng.latency_ms) == ("fir", 0, 720, 15.0)
+    x = lowpassed_noise(48000, 48000)
+    y = stream(eng, padded(x, 960), [host_block])
+    L = eng.latency
+    seg = slice(2000, len(x) - 2000)
+    err = {d: float(np.sqrt(np.mean((y[L + d:L + d + len(x)][seg] - x[seg]) ** 2)) / np.std(x)) for d in (-1, 0, 1)}
+    assert 20 * np.log10(err[0]) < -55 and min(err[-1], err[1]) > 30 * err[0], err
+    assert eng.stats.fallback_samples == 0
+    eng = Engine(EngineConfig(block=160), rate=48000, host_block=host_block, separator=nsnet2)
+    imp = np.zeros(48000, np.float32)
+    pos = np.arange(3000, 45000, 3 * 1103)
+    imp[pos] = 1.0
+    noise = 0.003 * np.random.default_rng(3).standard_normal(len(imp)).astype(np.float32)
+    y = stream(eng, padded(imp + noise, 960), [host_block])
+    for p in pos:
+        assert int(np.argmax(np.abs(y[p:p + 1500]))) == L, f"impulse at {p}"
+
+
+def test_fir_engine_streamed_equals_whole_file(nsnet2, speech):
+    """48 kHz with the FIR, model running: the output for several host block sizes (each engine
+    built for its size) equals one whole-file call, latency removed, within 1e-5."""
+    from streamsep.resample import PolyphaseFIR
+
+    x = PolyphaseFIR(16000, 48000)(speech[:24000])
+    cfg = EngineConfig(steps=2, block=160)
+    whole_eng = Engine(cfg, rate=48000, separator=nsnet2)
+    whole = whole_eng.process(padded(x, 4000))[whole_eng.latency:whole_eng.latency + len(x)]
+    for hb in (480, 256, 1441):
+        eng = Engine(cfg, rate=48000, host_block=hb, separator=nsnet2)
+        xp = padded(x, 4000 + (-(len(x) + 4000)) % hb)  # whole calls only: a short last call would
+        y = stream(eng, xp, [hb])[eng.latency:eng.latency + len(x)]  # be filled from the input
+        np.testing.assert_allclose(y, whole, atol=1e-5, err_msg=f"host block {hb}")
+        assert eng.stats.fallback_samples == 0
+
+
+def test_resample_quality_choice(nsnet2):
+    """auto: FIR for integer ratios, soxr otherwise; fir at 44.1 kHz is a clear configuration error."""
+    assert Engine(EngineConfig(), rate=48000, separator=nsnet2).resampler == "fir"
+    assert Engine(EngineConfig(), rate=44100, separator=nsnet2).resampler == "LQ"
+    assert Engine(EngineConfig(resample_quality="LQ"), rate=48000, separator=nsnet2).resampler == "LQ"
+    with pytest.raises(ConfigError, match="integer rate ratio"):
+        Engine(EngineConfig(resample_quality="fir"), rate=44100, separator=nsnet2)
+
+
 def test_mix_zero_is_delayed_input_exactly(nsnet2, gen_pair):
     x = gen_pair[0][:16000]
     eng = Engine(EngineConfig(steps=2, mix=0.0), separator=nsnet2)
