@@ -158,40 +158,23 @@ class Engine:
         block of whole engine blocks).  ``host_block`` None: any call size, one engine block.  A
         call that finds too little output anyway (another size) is completed with the input
         delayed by the latency (:meth:`process`), so the timeline never moves."""
-        from streamsep import resample as RS
+        from streamsep.resample import plan
 
         self.host_block = host_block
         self.resample = self.rate != self.sr
-        ratio = self.rate / self.sr
-        rs_delay = 0  # resampler group delay, host samples (the FIR's; soxr compensates its own)
-        if self.resample:
-            try:
-                self.rs_in, self.rs_out, self.resampler = RS.make_pair(self.rate, self.sr, quality)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from exc
-        else:
-            self.resampler = None
-        if self.resampler is None or self.resampler == "fir":
-            if self.resampler == "fir":
-                count_in, count_out = self.rs_in.count, self.rs_out.count
-                per_low = RS.integer_ratio(self.rate, self.sr) if self.rate > self.sr else 1
-                rs_delay = (self.rs_in.delay_low + self.rs_out.delay_low) * per_low
-            else:
-                count_in = count_out = int
-            if host_block:
-                prefill = RS.fifo_prefill(int(host_block), block, count_in, count_out)
-            else:
-                prefill = max(RS.fifo_prefill(1, block, count_in, count_out), math.ceil(block * ratio))
-        else:
-            hb = host_block or max(1, round(self.sep.hop * ratio))
-            prefill = RS.soxr_prefill(self.rate, self.sr, block, hb, self.resampler)
+        try:
+            p = plan(self.rate, self.sr, block, host_block, quality, sep_lat)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.rs_in, self.rs_out, self.resampler = p.rs_in, p.rs_out, p.kind
+        prefill, rs_delay = p.prefill, p.delay
         self.prefill = int(prefill)
         self.resampler_delay = rs_delay
         self.out_fifo = _Fifo(self.prefill)
         #: latency in host samples (exact when not resampling or with the FIR; soxr is
         #: delay-compensated otherwise, to about a sample)
-        self.latency = int(round(prefill + rs_delay + sep_lat * ratio))
-        self.latency_ms = 1000.0 * (prefill + rs_delay + sep_lat * ratio) / self.rate
+        self.latency = int(round(p.latency))
+        self.latency_ms = 1000.0 * p.latency / self.rate
         self._late = DelayLine(self.latency)  # input delayed by the latency: the short-call fill
         self._owed = 0  # output positions already filled from the input, whose model output is due
 

@@ -23,6 +23,7 @@ otherwise; ``"fir"``: FIR, an error for other ratios; a soxr quality name: soxr)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -182,3 +183,43 @@ def fir_response(ratio: int, half: int = FIR_HALF, atten_db: float = FIR_ATTEN_D
     sb = H[f >= 0.5]
     return {"taps": len(h), "delay_low": half, "ripple_db": float(20 * np.log10(pb.max() / pb.min())),
             "stopband_db": float(20 * np.log10(sb.max()))}
+
+
+@dataclass
+class RatePlan:
+    """How an engine converts rates and buffers output (:func:`plan`).  Samples at the device rate."""
+
+    rs_in: object | None  # device → model converter (None: same rate)
+    rs_out: object | None  # model → device converter
+    kind: str | None  # "fir", a soxr quality, or None
+    prefill: int  # output-FIFO prefill
+    delay: int  # resampler group delay (the FIR's; soxr compensates its own: 0)
+    latency: float  # prefill + delay + model latency (an integer except with soxr at odd ratios)
+
+
+def plan(rate: int, model_rate: int, block: int, host_block: int | None, quality: str, model_latency: int) -> RatePlan:
+    """Converters, the least output prefill for calls of ``host_block`` samples (None: any size),
+    and the latency, for a model with ``model_latency`` samples and decision ``block`` samples at
+    ``model_rate``, run at device ``rate``.  ValueError: ``fir`` asked for a non-integer ratio.
+
+    Prefill: 0 when each call yields exactly its own length (same rate or the FIR, and a host block
+    of whole decision blocks); with ``host_block`` None, at least one decision block."""
+    ratio = rate / model_rate
+    rs_in = rs_out = kind = None
+    delay = 0
+    if rate != model_rate:
+        rs_in, rs_out, kind = make_pair(rate, model_rate, quality)
+    if kind is None or kind == "fir":
+        count_in = count_out = int
+        if kind == "fir":
+            count_in, count_out = rs_in.count, rs_out.count
+            per_low = integer_ratio(rate, model_rate) if rate > model_rate else 1
+            delay = (rs_in.delay_low + rs_out.delay_low) * per_low
+        if host_block:
+            prefill = fifo_prefill(int(host_block), block, count_in, count_out)
+        else:
+            prefill = max(fifo_prefill(1, block, count_in, count_out), math.ceil(block * ratio))
+    else:
+        hb = host_block or max(1, round(block * ratio))
+        prefill = soxr_prefill(rate, model_rate, block, hb, kind)
+    return RatePlan(rs_in, rs_out, kind, int(prefill), int(delay), prefill + delay + model_latency * ratio)

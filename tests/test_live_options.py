@@ -77,8 +77,30 @@ def test_budget_equals_reported_latency_and_low_latency_within_40ms(tmp_path):
             host.stop()
         b = latency_budget(cfg, 16000, period=st["period"])
         assert st["period"] == 160 and st["latency_samples"] == b.total_samples, (st, b)
-        assert b.total_ms == pytest.approx(b.model_ms + b.resampler_ms + b.host_ms)
+        assert b.total_ms == pytest.approx(b.model_ms + b.buffer_ms + b.resampler_ms + b.host_ms)
         assert b.host_ms <= 20.0 and b.total_ms <= 40.0, b
+        assert (b.model_ms, b.buffer_ms, b.resampler_ms, b.total_ms) == (10.0, 0.0, 0.0, 30.0), b
+
+
+def test_budget_48k_and_dfn3_numbers():
+    """At 48 kHz and 10 ms periods: low-latency = 10 ms model + 5 ms FIR resampler + 20 ms host
+    (no block buffering), ≤ 40 ms; a DFN3-like model known by its numbers (48 kHz, hop 480,
+    latency 1440) = 30 ms model + 20 ms host = 50 ms; the numbers-only budget agrees with the
+    engine-built one for NSNet2."""
+    from streamsep.host.budget import budget_from_numbers, latency_budget
+    from streamsep.presets import load_preset
+
+    b = latency_budget(load_preset("low-latency"), 48000)
+    assert (b.model_ms, b.buffer_ms, b.resampler_ms, b.host_ms, b.total_ms, b.total_samples) == \
+        (10.0, 0.0, 5.0, 20.0, 35.0, 1680), b
+    assert budget_from_numbers(16000, 160, 160, 48000) == b
+    assert budget_from_numbers(16000, 160, 160, 16000) == latency_budget(load_preset("low-latency"), 16000)
+    d = budget_from_numbers(48000, 1440, 480, 48000)
+    assert (d.model_ms, d.buffer_ms, d.resampler_ms, d.host_ms, d.total_ms, d.total_samples) == \
+        (30.0, 0.0, 0.0, 20.0, 50.0, 2400), d
+    # PipeWire's power-of-two quantum (256 frames at 48 kHz): block buffering comes back, still ≤ 40 ms
+    q = latency_budget(load_preset("low-latency"), 48000, period=256)
+    assert 0 < q.buffer_ms < 10.0 and q.total_ms <= 40.0, q
 
 
 def test_every_preset_description_states_its_live_latency():

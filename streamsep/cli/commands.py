@@ -267,8 +267,9 @@ def cmd_presets(args) -> int:
             except Exception as exc:  # a model that cannot load here: say so, list the rest
                 print(f"{'':<12} live latency at {rate // 1000} kHz: unavailable ({str(exc).splitlines()[0]})")
                 continue
-            print(f"{'':<12} live latency at {rate // 1000} kHz, 10 ms periods: {b.total_ms:.1f} ms = model {b.model_ms:g}"
-                  f" + resampler {b.resampler_ms:g} + host {b.host_ms:g}")
+            buf = f" + buffering {b.buffer_ms:g}" if b.buffer_ms else ""
+            print(f"{'':<12} live latency at {rate // 1000} kHz, 10 ms periods: {b.total_ms:g} ms = model {b.model_ms:g}"
+                  f"{buf} + resampler {b.resampler_ms:g} + host {b.host_ms:g}")
     return 0
 
 

@@ -87,6 +87,8 @@ class StatsMixin:
             "latency_samples": int(T),
             "latency_ms": 1000.0 * T / rate if self.rate else 0.0,
             "engine_latency_samples": int(eng.latency) if eng else 0,
+            # engine output filled from the delayed input: calls of a size it was not built for (0)
+            "engine_filled_samples": int(eng.stats.fallback_samples) if eng else 0,
             "device_latency_ms": 1000.0 * getattr(self, "device_latency", 0.0),
             "margin_samples": int(getattr(self, "P", 0)),
         }

@@ -52,8 +52,11 @@ def take(buf: np.ndarray, start: int, a: int, b: int) -> np.ndarray:
 
 
 def process_long(eng: Engine, x: np.ndarray) -> np.ndarray:
-    """``eng.process`` over a long array in 8192-sample pieces."""
-    return np.concatenate([eng.process(x[i : i + 8192]) for i in range(0, len(x), 8192)] or [np.zeros(0, np.float32)])
+    """``eng.process`` over a long array in pieces of about 8192 samples, whole multiples of the
+    host block the engine was built for (so its output prefill holds and nothing is filled dry)."""
+    hb = eng.host_block or 8192
+    step = max(1, 8192 // hb) * hb
+    return np.concatenate([eng.process(x[i : i + step]) for i in range(0, len(x), step)] or [np.zeros(0, np.float32)])
 
 
 class SwapMixin:
@@ -85,7 +88,7 @@ class SwapMixin:
             # the worker warms the new engine up on the last WARMUP_S of input in its idle time
             # (one thread doing all inference: no GIL contention), then splices it in
             hist_end = self._mon_in.written
-            w = min(int(WARMUP_S * self.rate), hist_end)
+            w = min(int(WARMUP_S * self.rate), hist_end) // self.period * self.period  # whole periods
             fade = max(1, min(round(CROSSFADE_MS * self.rate / 1000), self.period))
             tr = Transition(eng, p_new, hist_end - w, np.zeros(0, np.float32), hist_end - w + p_new, -1, fade)
             self.config = config

@@ -78,7 +78,10 @@ class WorkerMixin:
         self._last_cb, self._last_cb_t = -1, time.monotonic()
         while not self._stop_evt.is_set():
             avail = self._in.written - self._in.read
-            if avail <= 0:
+            # whole device periods only: the engine was built for calls of ``period`` samples (its
+            # output prefill, 0 at whole-block periods, counts on it), whatever size the callbacks
+            # come in (a JACK/PipeWire period change, a quantum other than the one asked for)
+            if avail < self.period:
                 if not self._idle():
                     break
                 continue
@@ -89,7 +92,7 @@ class WorkerMixin:
             self._apply_mail()
             # feed the engine one device period at a time: constant tensor shapes (a catch-up of
             # several periods in one call would hit torch's first-call costs for new shapes)
-            n = min(avail, self.period)
+            n = self.period
             a = self._in.read
             x = np.empty(n, np.float32)
             self._in.read_into(x)
