@@ -16,6 +16,7 @@ class UnknownModelError(ValueError):
 
 # name -> ("module:attr", kwargs)
 BUILTIN: dict[str, tuple[str, dict]] = {
+    "dfn3": ("streamsep.separators.dfn3:DFN3", {}),
     "nsnet2": ("streamsep.separators.nsnet2:NSNet2", {"sample_rate": 16000}),
     "nsnet2-48k": ("streamsep.separators.nsnet2:NSNet2", {"sample_rate": 48000}),
     "rnnoise": ("streamsep.separators.rnnoise:RNNoise", {}),
