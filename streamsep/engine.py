@@ -189,8 +189,14 @@ class Engine:
         self._mailbox: queue.SimpleQueue = queue.SimpleQueue()
         self._limit_steps: int | None = None
         self._limit_cands: int | None = None
-        # model-domain latency (samples at model rate) of the processed path
-        sep_lat = separator.latency * (1 if self.frame else self.max_steps + 1)
+        # model-domain latency (samples at model rate) of the processed path.  Frame-domain steps
+        # add none, except for separators whose step() lags by ``step_delay`` frames (DFN3): exact
+        # chaining then adds step_delay hops per step (see StepChains)
+        self.step_delay = self.chains.delay
+        if self.frame:
+            sep_lat = separator.latency + self.max_steps * self.step_delay * hop
+        else:
+            sep_lat = separator.latency * (self.max_steps + 1)
         self.model_latency = sep_lat
         self.dry_delay = DelayLine(sep_lat)
         # waveform separators: step k's output is (k+1)·L late; out_delays[k] pads it to the
@@ -273,11 +279,11 @@ class Engine:
         if not changed:
             return
         if "steps" in changed and changed["steps"] > self.max_steps:
-            if self.frame:  # frame-domain steps add no latency: grow the chains
+            if self.frame and not self.step_delay:  # frame-domain steps add no latency: grow the chains
                 self.chains.grow(int(changed["steps"]))
                 self.max_steps = self.chains.max_steps
                 self.stats.ratios = np.full(self.max_steps, np.nan)
-            else:  # waveform steps add latency, fixed at construction (use max_steps=)
+            else:  # waveform (and delayed-frame) steps add latency, fixed at construction (max_steps=)
                 changed["steps"] = self.max_steps
         self.config = replace(self.config, **changed).validate()
         if {"policy", "ratios", "proxy"} & changed.keys():
@@ -471,7 +477,7 @@ class Engine:
                 if self.frame:
                     yk, _ = self.sep.synthesize(Yk, self.sep.stft.new_synthesis_state(1))
                     yk = yk[0].cpu().numpy()
-                    lk = self.sep.latency
+                    lk = self.sep.latency + k * self.step_delay * self.sep.hop
                 else:
                     yk = Yk[0].cpu().numpy()
                     lk = self.sep.latency * (k + 1)
