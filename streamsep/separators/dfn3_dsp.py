@@ -48,7 +48,7 @@ def erb_widths(sr: int, n_fft: int, nb_bands: int, min_nb_freqs: int) -> np.ndar
     prev, over = 0, 0
     for i in range(1, nb_bands + 1):
         f = erb2freq(lo + i * step)
-        fb = int(round(float(np.float32(f) / width)))
+        fb = math.floor(float(np.float32(f) / width) + 0.5)  # Rust rounds halves away from zero
         nb = fb - prev - over
         if nb < min_nb_freqs:
             over = min_nb_freqs - nb

@@ -80,10 +80,7 @@ class LibDF:
             self._st = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
-            self.close()
-        except Exception:
-            pass
+        self.close()
 
 
 def enhance(x: np.ndarray, atten_lim_db: float = 100.0) -> np.ndarray:
