@@ -8,7 +8,9 @@ Data path for one :meth:`Engine.process` call (worker thread, never the audio ca
       bypass; all delay-aligned) ─▶ [resample model→host] ─▶ output FIFO ─▶ host block
 
 Latency (host samples) = output-FIFO prefill + separator latency (+ ``(K_max)·latency`` for waveform
-separators, whose steps each add their latency; fewer steps in use are padded to keep it constant).
+separators, whose steps each add their latency, and ``K_max·step_delay·hop`` for frame-domain
+separators whose steps lag by ``step_delay`` frames, DeepFilterNet3; fewer steps in use are padded to
+keep it constant).
 The prefill is one engine block when no resampling happens; with resampling it also covers soxr's
 internal buffering, measured once at construction.
 
