@@ -202,3 +202,16 @@ def test_cli_models_lists_dfn3():
     assert out.returncode == 0, out.stderr
     row = next(line for line in out.stdout.splitlines() if line.split()[:1] == ["dfn3"])
     assert row.split()[1:5] == ["48000", "480", "1440", "30.0"]
+
+
+def test_attenuation_limit_matches_libdf(dfn3):
+    """The engine's attenuation limit (output control, dB) is libDF's ``atten_lim``: mixing back the
+    noisy signal at −12 dB gives libDF's output with the same limit."""
+    from streamsep.separators import libdf_reference
+
+    x, _ = leventure_pair(0, 2.0, 1.0, rate=RATE)
+    ref = libdf_reference.enhance(x, atten_lim_db=12.0)
+    y, _, _ = Engine(EngineConfig(model="dfn3", atten_db=12.0), separator=dfn3).run_offline(x)
+    assert _snr(ref, y) >= 80.0
+    full, _, _ = Engine(EngineConfig(model="dfn3"), separator=dfn3).run_offline(x)
+    assert _snr(ref, full) < 30.0  # the limit changed the output
