@@ -192,8 +192,8 @@ class DFN3(FrameSeparator):
         Xh = np.concatenate([hist, X], axis=1)  # (B, T + 4, F): frames t−4 … t for output j
         la = self.df_order - 1 - self.step_delay  # index of frame t−2 relative to the window start
         Y = Xh[:, la:la + T] * self.erb.spread(m[:, 0])
-        c = coefs.reshape(B, T, self.nb_df, self.df_order, 2)
-        c = (c[..., 0] + 1j * c[..., 1]).astype(np.complex64)
+        # (re, im) pairs of float32 are complex64 in memory: a view, no arithmetic
+        c = np.ascontiguousarray(coefs, dtype=np.float32).view(np.complex64).reshape(B, T, self.nb_df, self.df_order)
         Y[:, :, :self.nb_df] = deep_filter(Xh, c, self.df_order)
         new_hist = Xh[:, -(self.df_order - 1):].copy()
         return Y, TensorState(list(outs[2:]) + [mean_st, unit_st, new_hist], list(state.batch_axis))

@@ -95,6 +95,9 @@ def erb_features(bandpow: np.ndarray, state: np.ndarray, alpha: float) -> np.nda
     a = np.float32(alpha)
     b = np.float32(1.0 - alpha)
     db = (np.log10(bandpow + np.float32(1e-10)) * np.float32(10.0)).astype(np.float32)
+    if db.shape[1] == 1:  # one frame per call (10 ms blocks): no loop
+        np.add(db[:, 0] * b, state * a, out=state)
+        return (db - state[:, None]) / np.float32(40.0)
     out = np.empty_like(db)
     for t in range(db.shape[1]):
         x = db[:, t]
@@ -110,6 +113,10 @@ def complex_features(X: np.ndarray, state: np.ndarray, alpha: float) -> np.ndarr
     a = np.float32(alpha)
     b = np.float32(1.0 - alpha)
     mag = np.abs(X).astype(np.float32)
+    if X.shape[1] == 1:  # one frame per call (10 ms blocks): no loop
+        np.add(mag[:, 0] * b, state * a, out=state)
+        Xn = X[:, 0] / np.sqrt(state)
+        return np.stack([Xn.real, Xn.imag], axis=1)[:, :, None].astype(np.float32, copy=False)
     out = np.empty((X.shape[0], 2, X.shape[1], X.shape[2]), dtype=np.float32)
     for t in range(X.shape[1]):
         np.add(mag[:, t] * b, state * a, out=state)
