@@ -53,6 +53,8 @@ class EngineConfig:
     bypass: bool = False
     device: str = "cpu"
     proxy: str | None = None       # proxy score for policy "proxy" (None = the default)
+    chain: str = "exact"           # delayed-frame separators (dfn3): "exact" (+step_delay hops per step)
+                                   # or "fast" (no added latency, approximate: newest gains of step k−1)
     resample_quality: str = "auto" # soxr quality for device-rate conversion: auto, QQ, LQ, MQ, HQ, VHQ
                                    # (auto: HQ when the device rate is below the model's — LQ measurably
                                    # degraded 8 kHz input — else LQ, whose buffering costs less latency)
@@ -81,6 +83,8 @@ class EngineConfig:
 
             if self.proxy not in PROXIES:
                 raise ConfigError(f"proxy: unknown '{self.proxy}' (known: {', '.join(PROXIES)})")
+        if self.chain not in ("exact", "fast"):
+            raise ConfigError(f"chain: 'exact' or 'fast', got {self.chain!r}")
         if self.resample_quality not in ("auto", "QQ", "LQ", "MQ", "HQ", "VHQ"):
             raise ConfigError(f"resample_quality: one of auto, QQ, LQ, MQ, HQ, VHQ, got {self.resample_quality!r}")
         return self
@@ -185,7 +189,7 @@ class Engine:
         self.block = block
         self.max_steps = int(max(config.steps, max_steps or 0))
         self.frame = isinstance(separator, FrameSeparator) and separator.frame_domain
-        self.chains = StepChains(separator, self.max_steps, block // hop)
+        self.chains = StepChains(separator, self.max_steps, block // hop, chain=self.config.chain)
         self._apply_policy()
         self.stats = EngineStats(ratios=np.full(self.max_steps, np.nan))
         self._mailbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -194,7 +198,7 @@ class Engine:
         # model-domain latency (samples at model rate) of the processed path.  Frame-domain steps
         # add none, except for separators whose step() lags by ``step_delay`` frames (DFN3): exact
         # chaining then adds step_delay hops per step (see StepChains)
-        self.step_delay = self.chains.delay
+        self.step_delay = 0 if self.chains.fast else self.chains.delay
         if self.frame:
             sep_lat = separator.latency + self.max_steps * self.step_delay * hop
         else:

@@ -26,7 +26,7 @@ def user_preset_dir() -> Path:
 _TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,), "steps": (int,), "candidates": (int,), "policy": (str,), "ratios": (list,),
     "block": (int,), "mix": (int, float), "atten_db": (int, float), "bypass": (bool,), "device": (str,),
-    "proxy": (str,), "resample_quality": (str,),
+    "proxy": (str,), "resample_quality": (str,), "chain": (str,),
 }
 
 

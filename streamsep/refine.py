@@ -91,7 +91,7 @@ class StepRecord:
 class StepChains:
     """Per-step separator state chains and the block-wise multi-step loop."""
 
-    def __init__(self, sep: Separator, max_steps: int, block_frames: int) -> None:
+    def __init__(self, sep: Separator, max_steps: int, block_frames: int, chain: str = "exact") -> None:
         self.sep = sep
         self.max_steps = int(max_steps)
         self.block_frames = int(block_frames)  # frames (hops) per decision block
@@ -118,7 +118,16 @@ class StepChains:
         # frames — step k blends with X delayed k·d frames, scores against X delayed (k+1)·d and
         # keeps y(k−1) delayed d; every step's output is padded to the latency of max_steps.
         self.delay = int(getattr(sep, "step_delay", 0) or 0) if self.frame else 0
-        if self.delay:
+        # chain "fast" (delayed-frame separators only): no added latency — step k blends the current
+        # mixture frames with the newest gains of step k−1 (its complex gain on the frame d older),
+        # so every step lags d frames like the first; approximate, see docs/lab
+        self.fast = bool(self.delay) and chain == "fast"
+        if self.fast:
+            self.mix_delays = []
+            self.keep_delays = []
+            self.score_delays = [FrameDelay(self.delay) for _ in range(self.max_steps + 1)]
+            self.out_delays = []
+        elif self.delay:
             d = self.delay
             self.mix_delays = [FrameDelay(k * d) for k in range(self.max_steps + 1)]
             self.keep_delays = [FrameDelay(d) for _ in range(self.max_steps + 1)]
@@ -127,12 +136,14 @@ class StepChains:
 
     def grow(self, max_steps: int) -> None:
         """Add chains up to ``max_steps`` (frame-domain only: no latency change)."""
-        if (not self.frame or self.delay) and max_steps > self.max_steps:
+        if (not self.frame or (self.delay and not self.fast)) and max_steps > self.max_steps:
             raise ValueError("waveform and delayed-frame separators cannot grow steps (each step adds latency)")
         while self.max_steps < max_steps:
             self.max_steps += 1
             self.states.append(self._fresh())
             self.prev_choice.append(0)
+            if self.fast:
+                self.score_delays.append(FrameDelay(self.delay))
 
     def _fresh(self):
         return self.sep.new_model_state(1) if self.frame else self.sep.new_state(1)
@@ -248,7 +259,12 @@ class StepChains:
         xnp = None if self.frame else X[0].cpu().numpy()
         for k in range(1, steps + 1):
             self._check(k)
-            if self.frame and self.delay:
+            if self.fast:  # blend X(t) with step k−1's gains G = Y(t)/X(t−d) applied to X(t)
+                Xs = self.score_delays[k](X)
+                G = Y * Xs.conj() / (Xs.real ** 2 + Xs.imag ** 2 + 1e-20)
+                G = G / G.abs().clamp_min(1.0)  # |G| ≤ 1: never amplify where X(t−d) was near zero
+                Xk, Pk, Y = X, Y, G * X
+            elif self.frame and self.delay:
                 Xk, Xs, Pk = self.mix_delays[k](X), self.score_delays[k](X), self.keep_delays[k](Y)
             elif self.frame:
                 Xk, Xs, Pk = X, X, Y
@@ -263,6 +279,10 @@ class StepChains:
             if keep_steps is not None:
                 keep_steps.append(Y)
             outs.append(Y)
+        if self.fast:
+            for k in range(steps + 1, self.max_steps + 1):
+                self.score_delays[k](X)
+            return outs[steps]
         if self.delay:
             for k in range(steps + 1, self.max_steps + 1):  # unused lines keep time (silence)
                 self.mix_delays[k](X)
@@ -323,7 +343,7 @@ class StepChains:
                 sub_ctx = None
                 if ctx is not None and "S" in ctx:
                     if self.frame and self.delay:  # the clean frames lined up with this step's output
-                        lag = (k + 1) * self.delay
+                        lag = self.delay if self.fast else (k + 1) * self.delay
                         S0 = ctx["S"]
                         S = torch.cat([S0.new_zeros(S0.shape[0], lag, *S0.shape[2:]), S0], dim=1)[:, : S0.shape[1]]
                         sub_ctx = {"S": S[:, sl]}

@@ -215,3 +215,23 @@ def test_attenuation_limit_matches_libdf(dfn3):
     assert _snr(ref, y) >= 80.0
     full, _, _ = Engine(EngineConfig(model="dfn3"), separator=dfn3).run_offline(x)
     assert _snr(ref, full) < 30.0  # the limit changed the output
+
+
+@pytest.mark.parametrize("policy", ["fixed", "proxy"])
+def test_fast_chain_adds_no_latency(dfn3, policy):
+    """chain "fast": K=2 reports (and has) one step's latency; streamed equals whole-file; and the
+    steps do change the output (they ran)."""
+    cfg = EngineConfig(model="dfn3", steps=2, chain="fast", policy=policy, candidates=3,
+                       ratios=[0.5, 0.5] if policy == "fixed" else None, block=480 if policy == "fixed" else 4800)
+    eng = Engine(cfg, separator=dfn3)
+    assert eng.latency == eng.block + 1440
+    sp = generated_speech(1.0, RATE)
+    y = stream(eng, np.concatenate([sp, np.zeros(eng.latency + 500, np.float32)]), [441, 999])
+    assert lag_of(y, sp, eng.latency + 400) == eng.latency
+    x, _ = leventure_pair(2, 1.5, 1.0, rate=RATE)
+    whole, per, _ = Engine(cfg, separator=dfn3).run_offline(x, per_step=True)
+    e2 = Engine(cfg, separator=dfn3)
+    ys = stream(e2, np.concatenate([x, np.zeros(e2.latency, np.float32)]), [1234, 480])
+    np.testing.assert_allclose(ys[e2.latency:e2.latency + len(x)], whole, atol=1e-5, rtol=0)
+    if policy == "fixed":
+        assert _snr(per[0], whole) < 40.0
