@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 _T0 = time.perf_counter()
+TABS = ("live", "file", "tune", "advanced")    # in the order of the window's tabs
 
 
 def _since_start() -> float:
@@ -38,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --screenshot: seconds of running audio before the capture (default 5)")
     p.add_argument("--colours", type=int, default=0, metavar="N",
                    help="with --screenshot: reduce the PNG to an N-colour palette (Pillow; smaller files)")
-    p.add_argument("--size", default="1280x800", help="window size WxH in pixels (default 1280x800)")
+    p.add_argument("--size", default="1280x800", help="window size WxH in pixels (default 1280x800; "
+                                                      "the README screenshots use 1024x600 and 1600x1000)")
     p.add_argument("--open", metavar="FILE", help="open FILE in the File tab (processed once the engine is loaded)")
-    p.add_argument("--tab", choices=("live", "file", "tune"), default="live", help="tab shown first")
+    p.add_argument("--tab", choices=TABS, default="live", help="tab shown first")
     p.add_argument("--settings", type=Path, help="settings file (default: ~/.config/streamsep/gui.toml)")
     p.add_argument("--no-remember", action="store_true", help="do not write settings back")
     p.add_argument("--no-dnsmos", action="store_true", help="turn the DNSMOS meter off (saves ~20 %% of a core)")
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     torch_state = "imported" if "torch" in sys.modules else "not imported"
     print(f"streamsep gui: window shown after {_since_start():.2f} s ({time.process_time():.2f} s CPU; "
           f"torch {torch_state})", file=sys.stderr)
-    win.tabs.setCurrentIndex(("live", "file", "tune").index(args.tab))
+    win.tabs.setCurrentIndex(TABS.index(args.tab))
     if args.open:
         win.booted.connect(lambda: win.file_panel.open_file(args.open))
     QTimer.singleShot(0, win.start)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -112,7 +112,7 @@ class _ScoreBars(QWidget):
         self.setMinimumSize(180, 72)
         self.setMaximumHeight(84)
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         f = QFont(self.font())
         f.setPointSizeF(8.5)
@@ -188,7 +188,8 @@ class DnsmosMeter(QWidget):
         if "ovrl" in res:
             self.updates += 1
             self.bars.values = {k: res[k] for k, _ in SCORES}
-            self.status.setText(f"output, last {res['seconds']:.1f} s · {res['compute_s'] * 1000:.0f} ms per score")
+            self.status.setText(f"scored on the last {min(res['seconds'], WINDOW_S):.1f} s of up to {WINDOW_S:.0f} s"
+                                f" · {res['compute_s'] * 1000:.0f} ms per score")
         else:
             self.bars.values = {k: None for k, _ in SCORES}
             if res.get("silent"):

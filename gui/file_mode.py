@@ -1,19 +1,41 @@
 """File mode: open a file, process it with the current settings off the GUI thread, listen A-B
-(original / processed, switching at the same position), export the processed audio."""
+(original / processed, switching at the same position), export the processed audio.
+
+All processing goes through :func:`enhance_audio`, the file mode's one call into the library (the
+same job as ``streamsep process``)."""
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
-from PyQt6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import theme
+
+
+def enhance_audio(x: np.ndarray, rate: int, config) -> np.ndarray:
+    """The processed version of ``x`` (mono float32, ``rate`` Hz) with the engine ``config``; as
+    many samples as ``x``, latency removed.  Runs on a worker thread (imports torch).
+
+    The file mode's single call into the library: the same function that
+    :func:`streamsep.enhance.enhance_file` (``streamsep process``) runs on a file's samples; the
+    file mode keeps the samples in memory for A-B listening, so it calls it on the array."""
+    from streamsep.engine import enhance_array
+
+    return enhance_array(x, rate, config)
 
 
 class PlaybackError(RuntimeError):
@@ -203,10 +225,8 @@ class FilePanel(QWidget):
 
         def job():
             try:
-                from streamsep.engine import enhance_array
-
                 t0 = time.perf_counter()
-                y = enhance_array(x, rate, config)
+                y = enhance_audio(x, rate, config)
                 self._sig.processed.emit((y, time.perf_counter() - t0, config))
             except Exception as exc:  # noqa: BLE001 -- shown in the window
                 self._sig.failed.emit(" ".join(str(exc).split()) or type(exc).__name__)

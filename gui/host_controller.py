@@ -11,14 +11,14 @@ import dataclasses
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from gui.settings import ENGINE_KEYS
 
-DEFAULT_PRESETS = ["low-latency", "balanced", "quality"]
 LIVE_PARAMS = ("steps", "candidates", "policy", "ratios", "mix", "atten_db", "bypass", "proxy")
 REBUILD_PARAMS = ("model", "block")
 
@@ -60,19 +60,17 @@ def build_config(preset: str, overrides: dict) -> tuple[Any, list[str]]:
 
 
 def preset_names() -> list[str]:
-    """Built-in preset names (from ``streamsep.presets`` when it can list them)."""
-    import streamsep.presets as presets
+    """Built-in preset names, from the library."""
+    from streamsep.presets import builtin_presets
 
-    for attr in ("preset_names", "list_presets", "builtin_presets"):
-        fn = getattr(presets, attr, None)
-        if callable(fn):
-            try:
-                names = list(fn())
-                if names:
-                    return [str(n) for n in names]
-            except Exception:  # noqa: BLE001
-                pass
-    return list(DEFAULT_PRESETS)
+    return [str(n) for n in builtin_presets()]
+
+
+def policy_names() -> list[str]:
+    """Engine policy names, from the library's catalogue."""
+    from streamsep.catalogue import ENGINE_POLICIES
+
+    return list(ENGINE_POLICIES)
 
 
 def model_names() -> list[str]:
@@ -139,10 +137,14 @@ class HostController(QObject):
     # -- host lifecycle ------------------------------------------------------------------
     def start_host(self, config, input_device: str | None, output_device: str | None,
                    input_file: str | None, done: Callable[[Any], None],
-                   error: Callable[[str], None]) -> None:
+                   error: Callable[[str], None], options: dict | None = None, rescan: bool = False) -> None:
         """Stop every host started so far and start a new one with these devices, off-thread.
 
+        ``options``: more ``LiveHost`` keyword arguments, overriding ``output_device`` where they name it
+        (:func:`gui.virtual_mic.host_options`);
+        ``rescan``: look for audio devices (and servers) again first (a retry).
         Only the latest request counts: a host delivered after a newer request is stopped."""
+        options = dict(options or {})
         self.host = None
         self._generation += 1
         gen = self._generation
@@ -151,16 +153,20 @@ class HostController(QObject):
         def job():
             while self._started:             # jobs run one at a time: nobody else touches the list
                 self._started.pop().stop()
+            if rescan:
+                from streamsep.live import rescan_devices
+
+                rescan_devices()
             if factory is None:
                 from streamsep.live import LiveHost
                 make = LiveHost
             else:
                 make = factory
-            host = make(config, input_device=input_device or None, output_device=output_device or None,
-                        input_file=input_file or None)
+            kw = {"output_device": output_device or None, **options}
+            host = make(config, input_device=input_device or None, input_file=input_file or None, **kw)
             try:
                 host.start()
-            except BaseException:
+            except BaseException:  # noqa: BLE001 -- closed, then re-raised
                 try:
                     host.stop()
                 finally:
@@ -181,6 +187,17 @@ class HostController(QObject):
                 error(msg)
 
         self.submit(job, ok, failed)
+
+    def stop_host(self, done: Callable[[Any], None] | None = None) -> None:
+        """Stop every host started so far, off-thread; ``done(None)`` once they are closed."""
+        self.host = None
+        self._generation += 1
+
+        def job():
+            while self._started:
+                self._started.pop().stop()
+
+        self.submit(job, done, lambda msg: done(None) if done else None)
 
     def apply_config(self, config, done: Callable[[Any], None], error: Callable[[str], None]) -> None:
         """``host.set_config(config)`` off the GUI thread (model or block change)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
@@ -24,13 +25,16 @@ class Ballistics:
 
     ``release_db_s``: fall rate of the bars (dB per second); ``hold_s``: how long the peak-hold
     marker stays before it falls at the same rate.  Values never go below ``floor`` dB.
+    Each value is a maximum over past readings (a reading minus its decay), so a meter fed
+    readings that are never higher than another meter's never shows more than it, hold included.
     """
 
     def __init__(self, floor: float = METER_FLOOR_DB, release_db_s: float = 30.0, hold_s: float = 1.5):
         self.floor, self.release, self.hold_s = floor, release_db_s, hold_s
         self.peak = self.rms = self.hold = floor
         self._t: float | None = None
-        self._hold_t = 0.0
+        self._recent: deque[tuple[float, float]] = deque()   # (time, peak) of the last hold_s seconds
+        self._expired = -np.inf                               # max of peak + release·(t + hold_s) gone by
 
     def update(self, peak_db: float, rms_db: float, now: float | None = None) -> None:
         """Feed one reading (dBFS; -inf/None allowed, read as the floor)."""
@@ -41,11 +45,12 @@ class Ballistics:
         peak_db, rms_db = max(self.floor, peak_db), max(self.floor, rms_db)
         self.peak = max(peak_db, self.peak - fall)
         self.rms = max(rms_db, self.rms - fall)
-        if peak_db >= self.hold:
-            self.hold, self._hold_t = peak_db, now
-        elif now - self._hold_t > self.hold_s:
-            self.hold = max(self.peak, self.hold - fall)
-        self.peak, self.rms, self.hold = (max(self.floor, v) for v in (self.peak, self.rms, self.hold))
+        self._recent.append((now, peak_db))
+        while self._recent and now - self._recent[0][0] > self.hold_s:
+            t, p = self._recent.popleft()
+            self._expired = max(self._expired, p + self.release * (t + self.hold_s))
+        held = max(p for _, p in self._recent)
+        self.hold = max(self.floor, held, self._expired - self.release * now)
 
     @property
     def at_rest(self) -> bool:
@@ -69,6 +74,8 @@ class LevelMeter(QWidget):
         self.title, self.colour = title, QColor(colour)
         self.ballistics = Ballistics()
         self.setMinimumSize(34, 160)
+        self.setToolTip(f"{title} level, dBFS: solid = RMS, light = peak, white line = peak hold "
+                        "(number below: peak hold)")
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
         self.setFixedWidth(40)
 
@@ -93,7 +100,7 @@ class LevelMeter(QWidget):
             c.setAlpha(alpha)
             p.fillRect(QRectF(r.left(), y1, r.width(), y0 - y1), c)
 
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         r = self._bar_rect()
@@ -106,9 +113,9 @@ class LevelMeter(QWidget):
             p.setPen(QPen(QColor("#ffffff"), 2))
             p.drawLine(int(r.left()), int(y), int(r.right()), int(y))
         p.setPen(QPen(QColor("#3a3f47")))
-        for db in METER_TICKS:
+        for db in METER_TICKS:                            # ticks across the bar, level with the scale
             y = r.bottom() - r.height() * _db_to_frac(db)
-            p.drawLine(int(r.left()), int(y), int(r.left()) + 3, int(y))
+            p.drawLine(int(r.left()), int(y), int(r.right()), int(y))
         f = QFont(self.font())
         f.setPointSizeF(8.5)
         f.setBold(True)
@@ -118,20 +125,27 @@ class LevelMeter(QWidget):
         f.setBold(False)
         p.setFont(f)
         p.setPen(QColor(theme.TEXT))
-        txt = "−∞" if b.peak <= METER_FLOOR_DB else f"{b.peak:.0f}"
+        txt = "−∞" if b.hold <= METER_FLOOR_DB else f"{b.hold:.0f}"     # the peak-hold value
         p.drawText(QRectF(0, self.height() - 18, self.width(), 16), Qt.AlignmentFlag.AlignCenter, txt)
         p.end()
 
 
 class DbScale(QWidget):
-    """The dB scale drawn beside the level meters (same geometry as :class:`LevelMeter`)."""
+    """The dBFS scale drawn beside the level meters (same geometry as :class:`LevelMeter`)."""
+
+    UNIT = "dBFS"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setFixedWidth(30)
+        self.setFixedWidth(34)
         self.setMinimumHeight(160)
+        self.setToolTip("Level in dB relative to digital full scale (0 dBFS = the loudest possible sample)")
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def labels(self) -> list[str]:
+        """The texts drawn on the scale, top to bottom (tick values, then the unit)."""
+        return [str(db) for db in METER_TICKS] + [self.UNIT]
+
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         f = QFont(self.font())
         f.setPointSizeF(7.5)
@@ -140,15 +154,19 @@ class DbScale(QWidget):
         top, height = 18, self.height() - 38
         for db in METER_TICKS:
             y = top + height * (1 - _db_to_frac(db))
-            p.drawText(QRectF(0, y - 7, self.width() - 3, 14),
+            p.drawText(QRectF(0, y - 7, self.width() - 5, 14),
                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{db}")
-        p.drawText(QRectF(0, self.height() - 18, self.width() - 3, 16),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "dB")
+            p.drawLine(self.width() - 4, int(y), self.width(), int(y))
+        p.drawText(QRectF(0, self.height() - 18, self.width() - 2, 16),
+                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self.UNIT)
         p.end()
 
 
 class LevelMeters(QWidget):
-    """Input and output meters (peak and RMS, dBFS, peak hold) with a shared scale."""
+    """Input and output meters (peak and RMS, dBFS, peak hold) on one shared scale.
+
+    Feed both with levels of the *same* audio (see :func:`gui.spectrum.aligned_levels`): the output
+    lags the input by the host's latency."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -175,7 +193,7 @@ class LevelMeters(QWidget):
 class StatCard(QWidget):
     """A titled number with a unit, tinted by state ("ok", "warn", "error", "idle")."""
 
-    COLOURS = {"ok": theme.TEXT, "warn": theme.WARN, "error": theme.ERROR, "idle": theme.MUTED}
+    COLOURS: ClassVar[dict[str, str]] = {"ok": theme.TEXT, "warn": theme.WARN, "error": theme.ERROR, "idle": theme.MUTED}
 
     def __init__(self, title: str, unit: str = "", tooltip: str = "", parent: QWidget | None = None):
         super().__init__(parent)
@@ -215,7 +233,7 @@ class RatioPlot(pg.PlotWidget):
         self.history: deque[tuple[float, np.ndarray]] = deque(maxlen=4000)
         self.curves: list[pg.PlotDataItem] = []
         item = self.getPlotItem()
-        item.setLabel("left", "ratio r")
+        item.setLabel("left", "share of the original")
         item.setLabel("bottom", "time", units="s")
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setYRange(0.0, 1.0, padding=0.02)
@@ -258,6 +276,20 @@ class RatioPlot(pg.PlotWidget):
     def latest(self) -> np.ndarray:
         return self.history[-1][1] if self.history else np.zeros(0)
 
+    def state(self) -> str:
+        """What the last ``span_s`` seconds show: "empty" (no data yet), "off" (no refinement step
+        ran), "kept" (every step kept the estimate before it, i.e. the one-step estimate was
+        output), or "active" (at least one step mixed in a ratio)."""
+        if not self.history:
+            return "empty"
+        t_end = self.history[-1][0]
+        rows = [r for t, r in self.history if t >= t_end - self.span_s]
+        if all(r.size == 0 for r in rows):
+            return "off"
+        if all(not np.isfinite(r).any() for r in rows):
+            return "kept"
+        return "active"
+
 
 class SpectrogramView(pg.GraphicsLayoutWidget):
     """Scrolling input (top) and output (bottom) spectrograms in dBFS, time in seconds, kHz."""
@@ -290,6 +322,14 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
                                         interactive=False, width=12)
         self.colorbar.setImageItem(self.images, insert_in=None)
         self.addItem(self.colorbar, row=0, col=1, rowspan=2)
+        self.mean_db = [FLOOR_DB, FLOOR_DB]
+
+    def blank(self) -> None:
+        """Blank both spectrograms (no audio).  Not named ``clear``: overriding the pyqtgraph widget's
+        own ``clear`` left the whole view blank."""
+        blank = np.full((2, 2), FLOOR_DB, np.float32)
+        for img in self.images:
+            img.setImage(blank, autoLevels=False, levels=self.levels)
         self.mean_db = [FLOOR_DB, FLOOR_DB]
 
     def set_spectrograms(self, s_in: np.ndarray, s_out: np.ndarray, freqs: np.ndarray) -> None:

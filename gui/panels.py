@@ -1,16 +1,29 @@
-"""Side panels: the message bar, the live controls, the file-mode panel and the Tune slot."""
+"""Side panels: the message bar, the live controls and the Tune slot."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                             QPushButton, QSizePolicy, QSlider, QSpinBox, QToolButton, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import theme
 
-POLICIES = ("fixed", "heuristic", "proxy")
 #: decision block sizes offered, in hops of the model (samples = hops × hop)
 BLOCK_HOPS = (1, 2, 4, 5, 8, 10, 20)
 MAX_STEPS = 8
@@ -20,13 +33,16 @@ MAX_CANDIDATES = 16
 class MessageBar(QFrame):
     """A dismissable one-line banner at the top of the window: errors, warnings, notes."""
 
-    LEVELS = {"error": theme.ERROR, "warning": theme.WARN, "info": theme.ACCENT}
+    LEVELS: ClassVar[dict[str, str]] = {"error": theme.ERROR, "warning": theme.WARN, "info": theme.ACCENT}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.action = QPushButton()
+        self.action.hide()
+        self.action.clicked.connect(self._act)
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
@@ -34,16 +50,23 @@ class MessageBar(QFrame):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 4, 4, 4)
         lay.addWidget(self.label, 1)
+        lay.addWidget(self.action)
         lay.addWidget(close)
         self.level = ""
         self.history: list[tuple[str, str]] = []
+        self._callback: Callable[[], None] | None = None
         self.hide()
 
-    def show_message(self, text: str, level: str = "error") -> None:
-        """Show ``text`` (one line) with the colour of ``level`` ("error", "warning", "info")."""
+    def show_message(self, text: str, level: str = "error",
+                     action: tuple[str, Callable[[], None]] | None = None) -> None:
+        """Show ``text`` (one line) with the colour of ``level`` ("error", "warning", "info") and,
+        with ``action`` = (button text, callback), a button that runs the callback."""
         text = " ".join(str(text).split())
         self.level = level
         self.history.append((level, text))
+        self._callback = action[1] if action else None
+        self.action.setText(action[0] if action else "")
+        self.action.setVisible(action is not None)
         colour = self.LEVELS.get(level, theme.ERROR)
         self.setStyleSheet(f"MessageBar {{ background: {colour}33; border: 1px solid {colour}; border-radius: 3px; }}")
         self.label.setText(text)
@@ -55,7 +78,13 @@ class MessageBar(QFrame):
     def clear(self) -> None:
         self.label.setText("")
         self.level = ""
+        self._callback = None
+        self.action.hide()
         self.hide()
+
+    def _act(self) -> None:
+        if self._callback is not None:
+            self._callback()
 
 
 def _combo(items=()) -> QComboBox:
@@ -77,7 +106,8 @@ def _select_data(combo: QComboBox, value) -> bool:
 class ControlPanel(QWidget):
     """Every live control.  Emits what changed; the window decides how to apply it.
 
-    ``live_changed(dict)``: steps, candidates, policy, mix, atten_db, bypass (host mailbox).
+    ``live_changed(dict)``: steps, candidates, policy, mix, atten_db (host mailbox; the on/off
+    switch lives in :class:`gui.transport.TransportBar`).
     ``rebuild_changed(dict)``: model or block (a new engine).  ``devices_changed(in, out)``:
     device names ("" = default, "null" = no playback, "file:PATH" = file input).
     ``preset_chosen(str)``, ``preset_load_clicked``, ``preset_save_clicked``, ``preset_reset_clicked``.
@@ -97,8 +127,12 @@ class ControlPanel(QWidget):
         self._rate, self._hop = 16000, 160
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        for build in (self._build_preset, self._build_audio, self._build_model, self._build_output):
+            lay.addWidget(build())
+        lay.addStretch(1)
+        self._connect()
 
-        # presets
+    def _build_preset(self) -> QWidget:
         box = QGroupBox("Preset")
         form = QVBoxLayout(box)
         self.preset = _combo()
@@ -114,18 +148,18 @@ class ControlPanel(QWidget):
         for b in (self.preset_load, self.preset_save, self.preset_reset):
             row.addWidget(b)
         form.addLayout(row)
-        lay.addWidget(box)
+        return box
 
-        # audio devices
+    def _build_audio(self) -> QWidget:
         box = QGroupBox("Audio")
         form = QFormLayout(box)
         self.input_device = _combo()
         self.output_device = _combo()
         form.addRow("Input", self.input_device)
         form.addRow("Output", self.output_device)
-        lay.addWidget(box)
+        return box
 
-        # model and refinement
+    def _build_model(self) -> QWidget:
         box = QGroupBox("Model and refinement")
         form = QFormLayout(box)
         self.model = _combo()
@@ -136,7 +170,7 @@ class ControlPanel(QWidget):
         self.candidates = QSpinBox()
         self.candidates.setRange(1, MAX_CANDIDATES)
         self.candidates.setToolTip("Blend ratios tried per step (the previous estimate is always kept as a candidate)")
-        self.policy = _combo(POLICIES)
+        self.policy = _combo()          # filled from the library's policy names by set_choices
         self.policy.setToolTip("How the ratio of each step is chosen: fixed schedule, SNR heuristic, reference-free proxy")
         self.block = _combo()
         self.block.setToolTip("Decision block: samples at the model rate between ratio decisions")
@@ -145,9 +179,9 @@ class ControlPanel(QWidget):
         form.addRow("Candidates", self.candidates)
         form.addRow("Policy", self.policy)
         form.addRow("Block", self.block)
-        lay.addWidget(box)
+        return box
 
-        # output controls
+    def _build_output(self) -> QWidget:
         box = QGroupBox("Output")
         form = QFormLayout(box)
         mixrow = QHBoxLayout()
@@ -163,19 +197,16 @@ class ControlPanel(QWidget):
         self.atten.setSuffix(" dB")
         self.atten.setSpecialValueText("unlimited")
         self.atten.setToolTip("Attenuation limit: the most the processor may suppress, in dB")
-        self.bypass = QCheckBox("Bypass (delay-aligned dry signal)")
-        self.bypass.setToolTip("Ctrl+B")
         form.addRow("Wet/dry", mixrow)
         form.addRow("Max. suppression", self.atten)
-        form.addRow(self.bypass)
-        lay.addWidget(box)
+        return box
 
+    def _connect(self) -> None:
         self.steps.valueChanged.connect(lambda v: self.live_changed.emit({"steps": int(v)}))
         self.candidates.valueChanged.connect(lambda v: self.live_changed.emit({"candidates": int(v)}))
         self.policy.currentIndexChanged.connect(lambda _: self.live_changed.emit({"policy": self.policy.currentData()}))
         self.mix.valueChanged.connect(self._mix_changed)
         self.atten.valueChanged.connect(lambda v: self.live_changed.emit({"atten_db": None if v == 0 else float(v)}))
-        self.bypass.toggled.connect(lambda on: self.live_changed.emit({"bypass": bool(on)}))
         self.model.currentIndexChanged.connect(lambda _: self.rebuild_changed.emit({"model": self.model.currentData()}))
         self.block.currentIndexChanged.connect(lambda _: self.rebuild_changed.emit({"block": int(self.block.currentData())}))
         self.input_device.currentIndexChanged.connect(self._devices_changed)
@@ -195,20 +226,29 @@ class ControlPanel(QWidget):
 
     def _quiet(self):
         widgets = (self.preset, self.input_device, self.output_device, self.model, self.steps, self.candidates,
-                   self.policy, self.block, self.mix, self.atten, self.bypass)
+                   self.policy, self.block, self.mix, self.atten)
         return _Blocked(widgets)
 
     # -- filling and reading ----------------------------------------------------------------
     def set_choices(self, models: list[str], presets: list[str], inputs: list[str], outputs: list[str],
-                    input_file: str | None = None) -> None:
-        """Fill the combo boxes (no signals)."""
+                    input_file: str | None = None, policies: list[str] = ()) -> None:
+        """Fill the combo boxes (no signals); names come from the library."""
         with self._quiet():
             self.model.clear()
             for m in models:
                 self.model.addItem(m, m)
+            self.policy.clear()
+            for name in policies:
+                self.policy.addItem(name, name)
             self.preset.clear()
             for p in presets:
                 self.preset.addItem(p, p)
+        self.set_device_choices(inputs, outputs, input_file)
+
+    def set_device_choices(self, inputs: list[str], outputs: list[str], input_file: str | None = None) -> None:
+        """Fill the device lists (no signals), keeping the selected devices selected."""
+        chosen = self.devices()
+        with self._quiet():
             self.input_device.clear()
             if input_file:
                 self.input_device.addItem(f"File: {Path(input_file).name}", f"file:{input_file}")
@@ -220,6 +260,7 @@ class ControlPanel(QWidget):
             self.output_device.addItem("None (no playback)", "null")
             for d in outputs:
                 self.output_device.addItem(d, d)
+        self.set_devices(*chosen)
 
     def set_geometry(self, rate: int, hop: int) -> None:
         """Model rate (Hz) and hop (samples): relabel the block sizes in ms."""
@@ -241,10 +282,9 @@ class ControlPanel(QWidget):
     def set_values(self, cfg: dict, preset: str | None = None) -> None:
         """Show an engine configuration (dict of EngineConfig fields) without emitting signals."""
         with self._quiet():
-            if preset is not None:
-                if not _select_data(self.preset, preset):
-                    self.preset.addItem(Path(preset).name if preset.endswith(".toml") else preset, preset)
-                    self.preset.setCurrentIndex(self.preset.count() - 1)
+            if preset is not None and not _select_data(self.preset, preset):
+                self.preset.addItem(Path(preset).name if preset.endswith(".toml") else preset, preset)
+                self.preset.setCurrentIndex(self.preset.count() - 1)
             if "model" in cfg and not _select_data(self.model, cfg["model"]):
                 self.model.addItem(cfg["model"], cfg["model"])
                 self.model.setCurrentIndex(self.model.count() - 1)
@@ -264,12 +304,10 @@ class ControlPanel(QWidget):
                 if not _select_data(self.block, block):
                     self._add_block_item(block)
             if "mix" in cfg:
-                self.mix.setValue(int(round(float(cfg["mix"]) * 100)))
+                self.mix.setValue(round(float(cfg["mix"]) * 100))
                 self.mix_label.setText(f"{self.mix.value()} %")
             if "atten_db" in cfg:
-                self.atten.setValue(0 if cfg["atten_db"] is None else int(round(float(cfg["atten_db"]))))
-            if "bypass" in cfg:
-                self.bypass.setChecked(bool(cfg["bypass"]))
+                self.atten.setValue(0 if cfg["atten_db"] is None else round(float(cfg["atten_db"])))
 
     def set_devices(self, input_device: str, output_device: str) -> None:
         """Select devices by name (added to the list when not present, e.g. a vanished device)."""

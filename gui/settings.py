@@ -1,17 +1,18 @@
 """Settings remembered between runs: a small TOML file under the user's config directory.
 
 Location: ``$XDG_CONFIG_HOME/streamsep/gui.toml`` (``~/.config/streamsep/gui.toml`` when unset).
-Content: the last preset name, the input/output devices and the engine parameters as edited.
+Content: the last preset name, the input/output devices, the virtual-microphone switch
+(``virtual_mic``: "" = off, else the virtual source's name) and the engine parameters as edited.
 A missing file gives defaults; an unreadable one gives defaults plus a one-line warning.
 """
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomli_w
+import tomllib
 
 #: engine parameters the GUI edits and remembers (names of ``EngineConfig`` fields)
 ENGINE_KEYS = ("model", "steps", "candidates", "policy", "ratios", "block", "mix", "atten_db", "bypass")
@@ -30,12 +31,13 @@ class GuiSettings:
     preset: str = "balanced"
     input_device: str = ""      # "" = system default
     output_device: str = ""     # "" = system default, "null" = no playback
+    virtual_mic: str = ""       # "" = off, otherwise the virtual microphone's name (see gui.virtual_mic)
     engine: dict = field(default_factory=dict)
     last_file_dir: str = ""
     warning: str | None = None  # set by load() when the file could not be used
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "GuiSettings":
+    def load(cls, path: Path | None = None) -> GuiSettings:
         """Read the settings file; defaults (and ``warning``) when it is missing or broken."""
         path = path or settings_path()
         if not path.exists():
@@ -54,6 +56,7 @@ class GuiSettings:
             preset=str(gui.get("preset", cls.preset)),
             input_device=str(gui.get("input_device", "")),
             output_device=str(gui.get("output_device", "")),
+            virtual_mic=str(gui.get("virtual_mic", "")),
             last_file_dir=str(gui.get("last_file_dir", "")),
             engine=values,
         )
@@ -64,7 +67,8 @@ class GuiSettings:
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "gui": {"preset": self.preset, "input_device": self.input_device,
-                    "output_device": self.output_device, "last_file_dir": self.last_file_dir},
+                    "output_device": self.output_device, "virtual_mic": self.virtual_mic,
+                    "last_file_dir": self.last_file_dir},
             "engine": {k: v for k, v in self.engine.items() if k in ENGINE_KEYS and v is not None},
         }
         doc["engine"]["none"] = [k for k, v in self.engine.items() if k in ENGINE_KEYS and v is None]

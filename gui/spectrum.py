@@ -33,7 +33,7 @@ def spectrogram_db(x: np.ndarray, rate: int, columns: int, hop_s: float,
     ``freqs`` are the bin centres in Hz up to ``min(fmax, rate/2)``.
     """
     nfft = fft_size(rate)
-    hop = max(1, int(round(hop_s * rate)))
+    hop = max(1, round(hop_s * rate))
     need = nfft + hop * (columns - 1)
     x = np.asarray(x, dtype=np.float32).reshape(-1)[-need:]
     pad = need - x.size
@@ -49,3 +49,32 @@ def spectrogram_db(x: np.ndarray, rate: int, columns: int, hop_s: float,
         empty = (np.arange(columns) * hop + nfft) <= pad
         s[empty] = FLOOR_DB
     return np.maximum(s, FLOOR_DB).astype(np.float32), freqs[keep]
+
+
+def level_db(x: np.ndarray, floor: float = FLOOR_DB) -> tuple[float, float]:
+    """(peak, RMS) of ``x`` in dBFS (full-scale ±1 reads 0 dB), ``floor`` for empty or silent input."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if not x.size:
+        return floor, floor
+    peak = float(np.max(np.abs(x)))
+    rms = float(np.sqrt(np.mean(x * x)))
+    return (max(floor, 20 * np.log10(peak)) if peak > 0 else floor,
+            max(floor, 20 * np.log10(rms)) if rms > 0 else floor)
+
+
+def aligned_levels(x_in: np.ndarray, x_out: np.ndarray, window: int, lag: int,
+                   floor: float = FLOOR_DB, slack: int = 0) -> tuple[float, float, float, float]:
+    """Input and output levels of the same audio: (in peak, in RMS, out peak, out RMS) in dBFS.
+
+    ``x_in`` and ``x_out`` end at the same instant (``LiveHost.monitor``); the output lags the input
+    by ``lag`` samples (the host's latency), so the last ``window`` output samples are compared with
+    the ``window`` input samples that ended ``lag`` samples earlier.  Reading both ends at the same
+    instant instead would meter different audio (a syllable on OUT while IN has gone quiet), which
+    is how OUT could read above IN.  ``slack`` samples more input on each side cover the uncertainty
+    of the alignment (the two rings are written by different threads, about one device period apart)."""
+    window, lag, slack = max(1, int(window)), max(0, int(lag)), max(0, int(slack))
+    x_in = np.asarray(x_in).reshape(-1)
+    end = len(x_in) - lag
+    seg_in = x_in[max(0, end - window - slack):max(0, end + slack)]
+    seg_out = np.asarray(x_out).reshape(-1)[-window:]
+    return (*level_db(seg_in, floor), *level_db(seg_out, floor))

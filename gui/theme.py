@@ -45,3 +45,42 @@ def apply_dark_palette(app: QApplication) -> None:
         "QToolTip { color: #e6e6e6; background: #262a31; border: 1px solid #3a3f47; }"
     )
     pg.setConfigOptions(background=PANEL, foreground=TEXT, antialias=True)
+
+
+def dark_figure(fig) -> None:
+    """Recolour a drawn matplotlib ``Figure`` for the dark theme (the Tune tab's canvas).
+
+    Backgrounds become the panel colours, text and axes light; black lines, markers and edges (the
+    plot's Pareto fronts and rings, drawn for a white page) become the text colour."""
+    from matplotlib.colors import to_rgba
+
+    def light(colour):
+        rgba = to_rgba(colour)
+        return TEXT if rgba[3] > 0 and max(rgba[:3]) < 0.15 else colour
+
+    fig.set_facecolor(PANEL)
+    for text in fig.texts:
+        text.set_color(light(text.get_color()))
+    for ax in fig.axes:
+        ax.set_facecolor(BASE)
+        for spine in ax.spines.values():
+            spine.set_color(MUTED)
+        ax.tick_params(colors=MUTED, which="both")
+        for label in (ax.xaxis.label, ax.yaxis.label, ax.title):
+            label.set_color(TEXT)
+        for line in ax.get_lines():
+            line.set_color(light(line.get_color()))
+            line.set_markeredgecolor(light(line.get_markeredgecolor()))
+        for coll in ax.collections:
+            edges = coll.get_edgecolor()
+            if len(edges):
+                coll.set_edgecolor([light(tuple(e)) for e in edges])
+        for text in ax.texts:
+            text.set_color(light(text.get_color()))
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_frame().set_facecolor(PANEL)
+            legend.get_frame().set_edgecolor(MUTED)
+            for text in legend.get_texts():
+                text.set_color(TEXT)
+        ax.grid(color=MUTED, alpha=0.2)

@@ -11,18 +11,37 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont
-from PyQt6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                             QGroupBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QProgressBar,
-                             QPushButton, QRadioButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import theme
 
@@ -72,6 +91,26 @@ class TunePanel(QWidget):
 
     # -- layout -----------------------------------------------------------------------------
     def _build(self) -> None:
+        left = QVBoxLayout()
+        left.addWidget(self._build_source())
+        left.addWidget(self._build_sweep())
+        left.addLayout(self._build_actions())
+        left_w = QWidget()
+        left_w.setLayout(left)
+        left_w.setMaximumWidth(420)
+        lay = QHBoxLayout(self)
+        lay.addWidget(left_w)
+        lay.addWidget(self._build_results(), 1)
+        self.file_btn.clicked.connect(lambda: self._browse(self.file_edit, "Noisy recording"))
+        self.ref_btn.clicked.connect(lambda: self._browse(self.ref_edit, "Clean reference"))
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.save_btn.clicked.connect(self._ask_save_preset)
+        self.json_btn.clicked.connect(self._ask_save_json)
+        self.png_btn.clicked.connect(self._ask_save_plot)
+        self.live_radio.toggled.connect(self._refresh)
+
+    def _build_source(self) -> QWidget:
         src = QGroupBox("Audio to tune on")
         self.file_radio = QRadioButton("File")
         self.live_radio = QRadioButton(f"Live input, last {LIVE_SECONDS:.0f} s")
@@ -97,7 +136,9 @@ class TunePanel(QWidget):
         row.addWidget(self.ref_btn)
         form.addRow(row)
         form.addRow(self.live_radio)
+        return src
 
+    def _build_sweep(self) -> QWidget:
         grid = QGroupBox("Sweep")
         g = QFormLayout(grid)
         self.model_box = QComboBox()
@@ -105,7 +146,8 @@ class TunePanel(QWidget):
         self.model_box.addItems(DEFAULT_MODELS)
         self.steps_edit = QLineEdit("0,1,2,3")
         self.cands_edit = QLineEdit("1,4")
-        self.policy_edit = QLineEdit("fixed,heuristic,proxy")
+        self.policy_edit = QLineEdit()         # filled from the library's names by set_policies
+        self.policy_edit.setPlaceholderText("every engine policy")
         self.block_edit = QLineEdit("160,800")
         self.budget = QDoubleSpinBox()
         self.budget.setRange(0.01, 10.0)
@@ -113,7 +155,7 @@ class TunePanel(QWidget):
         self.budget.setValue(0.5)
         tips = {self.steps_edit: "refinement steps K, comma list (0 = the plain model)",
                 self.cands_edit: "candidate ratios per step, comma list (searching policies only)",
-                self.policy_edit: "fixed, heuristic, proxy (comma list)",
+                self.policy_edit: "engine policies, comma list (empty = every one)",
                 self.block_edit: "host block sizes in samples at the model rate, comma list",
                 self.budget: "recommend the best configuration whose real-time factor stays at or below this"}
         for w, tip in tips.items():
@@ -124,7 +166,9 @@ class TunePanel(QWidget):
         g.addRow("Policies", self.policy_edit)
         g.addRow("Host blocks", self.block_edit)
         g.addRow("RTF budget", self.budget)
+        return grid
 
+    def _build_actions(self) -> QVBoxLayout:
         self.run_btn = QPushButton("Run sweep")
         self.cancel_btn = QPushButton("Cancel")
         self.save_btn = QPushButton("Save recommended as preset…")
@@ -137,8 +181,6 @@ class TunePanel(QWidget):
         self.status.setStyleSheet(f"color: {theme.MUTED};")
 
         left = QVBoxLayout()
-        left.addWidget(src)
-        left.addWidget(grid)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_btn)
         buttons.addWidget(self.cancel_btn)
@@ -148,11 +190,10 @@ class TunePanel(QWidget):
         left.addStretch(1)
         for b in (self.save_btn, self.json_btn, self.png_btn):
             left.addWidget(b)
-        left_w = QWidget()
-        left_w.setLayout(left)
-        left_w.setMaximumWidth(420)
+        return left
 
-        self.figure = Figure(figsize=(9, 4.2), dpi=90)
+    def _build_results(self) -> QWidget:
+        self.figure = Figure(figsize=(9, 4.2), dpi=90, facecolor=theme.PANEL)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([c for c, _ in COLUMNS])
@@ -164,19 +205,7 @@ class TunePanel(QWidget):
         right.addWidget(self.canvas)
         right.addWidget(self.table)
         right.setSizes([420, 220])
-
-        lay = QHBoxLayout(self)
-        lay.addWidget(left_w)
-        lay.addWidget(right, 1)
-
-        self.file_btn.clicked.connect(lambda: self._browse(self.file_edit, "Noisy recording"))
-        self.ref_btn.clicked.connect(lambda: self._browse(self.ref_edit, "Clean reference"))
-        self.run_btn.clicked.connect(self.run)
-        self.cancel_btn.clicked.connect(self.cancel)
-        self.save_btn.clicked.connect(self._ask_save_preset)
-        self.json_btn.clicked.connect(self._ask_save_json)
-        self.png_btn.clicked.connect(self._ask_save_plot)
-        self.live_radio.toggled.connect(self._refresh)
+        return right
 
     def set_models(self, names: list[str], current: str | None = None) -> None:
         """Replace the model list (e.g. with ``registry.model_names()``) and select ``current``."""
@@ -219,10 +248,19 @@ class TunePanel(QWidget):
         return x, rate, ref, Path(path).name
 
     def options(self) -> dict:
-        """The sweep's keyword arguments as typed in the panel (validated by ``sweep``)."""
-        return {"model": self.model_box.currentText().strip(), "steps": self.steps_edit.text(),
+        """The sweep's keyword arguments as typed in the panel (validated by ``sweep``); an empty
+        policy list leaves the library's default (every engine policy)."""
+        opts = {"model": self.model_box.currentText().strip(), "steps": self.steps_edit.text(),
                 "candidates": self.cands_edit.text(), "policies": self.policy_edit.text(),
                 "blocks": self.block_edit.text(), "budget_rtf": float(self.budget.value())}
+        if not opts["policies"].strip():
+            del opts["policies"]
+        return opts
+
+    def set_policies(self, names: list[str]) -> None:
+        """Offer these policy names (the library's) when the field is still empty."""
+        if not self.policy_edit.text().strip():
+            self.policy_edit.setText(",".join(names))
 
     def run(self) -> bool:
         """Start the sweep off the GUI thread; False (with a message) when it cannot start."""
@@ -300,6 +338,8 @@ class TunePanel(QWidget):
 
         self.result = result
         plot(result, self.figure)
+        theme.dark_figure(self.figure)
+        self._fit_figure()
         self.canvas.draw_idle()
         rows, pareto, rec = result["configs"], set(result["pareto"]), result["recommended"]
         self.table.setRowCount(len(rows))
@@ -344,13 +384,14 @@ class TunePanel(QWidget):
         return path
 
     def save_json(self, path: str | Path) -> bool:
-        from streamsep.cli import write_json
+        """Write the sweep result as JSON (atomically; numpy values as plain JSON)."""
+        from streamsep.reporting import write_json
 
         if self.result is None:
             return False
         try:
-            write_json(str(path), self.result)
-        except OSError as exc:
+            write_json(path, self.result)
+        except (OSError, TypeError, ValueError) as exc:
             self._report(_one_line(exc), "error")
             return False
         return True
@@ -366,6 +407,18 @@ class TunePanel(QWidget):
             self._report(_one_line(exc), "error")
             return False
         return True
+
+    def _fit_figure(self) -> None:
+        """Keep the plot inside the canvas at any window size: long titles and axis labels wrap,
+        the layout is recomputed at every draw (so also after a resize)."""
+        fig = self.figure
+        title = fig.get_suptitle()
+        if title:
+            fig.suptitle(title, fontsize=9, wrap=True, color=theme.TEXT)
+        for ax in fig.axes:
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                label.set_wrap(True)
+        fig.set_layout_engine("tight", rect=(0.0, 0.0, 0.8, 0.95))   # right: the legend
 
     # -- helpers ----------------------------------------------------------------------------
     def _report(self, text: str, level: str) -> None:

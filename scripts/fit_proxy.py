@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from streamsep.audio_io import read_audio
-from streamsep.cli import find_pairs
+from streamsep.pairs import find_pairs
 from streamsep.policies import calibrated_basis
 from streamsep.proxy_eval import collect_features
 from streamsep.separators.registry import create

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dump, for every decision block that floor-match's speech gate lets through, the reference-free
 features a rule could use and the block oracle's verdict on each candidate (the analysis behind the
-``floor-match`` rules in docs/PROXIES.md).
+``floor-match`` rules in docs/lab/2026-11-25-proxies.md).
 
     python scripts/floor_features.py OUT.npz [--sets leventure,noizeus] [--model nsnet2] [--workers 2]
 
@@ -31,8 +31,9 @@ def run(job):
     import torch
 
     torch.set_num_threads(1)
-    from streamsep.cli import ms_block, read_pair
+    from streamsep.config import ms_block
     from streamsep.engine import Engine, EngineConfig
+    from streamsep.pairs import read_pair
     from streamsep.policies import EPS, FloorMatchPolicy, power, score_oracle_sdr
     from streamsep.separators.registry import create
 
@@ -80,7 +81,7 @@ def main():
     ap.add_argument("--model", default="nsnet2")
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
-    from streamsep.cli import find_pairs
+    from streamsep.pairs import find_pairs
 
     jobs = []
     for i, ds in enumerate(a.sets.split(",")):

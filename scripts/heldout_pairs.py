@@ -3,7 +3,7 @@
 that no proxy rule was tuned on.
 
 The default proxy's thresholds were chosen on the leventure and NOIZEUS pairs themselves
-(docs/PROXIES.md), so the bar measured there is a fit, not a validation.  This mixes the 11
+(docs/lab/2026-11-25-proxies.md, docs/lab/2026-12-01-proxies.md), so the bar measured there is a fit, not a validation.  This mixes the 11
 leventure clean utterances (16 kHz) with the three real 16 kHz-or-better noise clips of
 ``../shared/data/noise`` (freesound #573577, freesound #2530, the noisereduce café clip; resampled
 to 16 kHz, channels averaged, looped from a seeded random offset) at −5, 0, 5 and 10 dB SNR:
@@ -30,7 +30,7 @@ RATE = 16000
 
 def main() -> int:
     from streamsep.audio_io import read_audio, write_audio
-    from streamsep.demo import mix_at_snr
+    from streamsep.synth import mix_at_snr
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/streamsep-heldout")
     clean_dir = SHARED / "data" / "pairs" / "leventure" / "clean"

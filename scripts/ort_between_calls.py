@@ -5,7 +5,7 @@ Streams the benchmark clip through ``NSNet2Ort.enhance`` in 6-frame calls (1024-
 and times only the calls, with nothing, 10 or 40 small numpy FFT round trips (the size of the
 engine's own per-block glue) between them, and with a 16 MB array scaled between them (memory
 traffic from another job).  Prints microseconds per frame, three rounds.  Used in
-docs/PERFORMANCE.md (fifth session) to show that block-wise calls pay for what runs between them.
+docs/lab/2026-12-01-performance.md to show that block-wise calls pay for what runs between them.
 Usage: python scripts/ort_between_calls.py [frames_per_call]
 """
 import sys
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from streamsep.bench import bench_input
-from streamsep.cli import set_threads
+from streamsep.runtime import set_threads
 
 
 def main() -> None:

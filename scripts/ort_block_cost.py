@@ -3,7 +3,7 @@
 
 Prints microseconds per frame, best and median of 10 rounds, for one call over 1000 frames and for
 the same frames in 6-frame calls with the GRU states carried (what the engine does at 1024-sample
-host blocks).  Used in docs/PERFORMANCE.md to separate onnxruntime's own block-wise cost from the
+host blocks).  Used in docs/lab/2026-12-01-performance.md to separate onnxruntime's own block-wise cost from the
 engine's Python glue.  Usage: python scripts/ort_block_cost.py [frames_per_block]
 """
 import statistics

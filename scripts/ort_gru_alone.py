@@ -10,7 +10,7 @@ Three measurements, microseconds per frame, best of three rounds:
 3. the whole NSNet2 graph (10.7 MB of weights) on the benchmark clip in 6-frame calls, back to back,
    against one whole-file call.
 
-Used in docs/PERFORMANCE.md (sixth session).  Usage: ``python scripts/ort_gru_alone.py``.
+Used in docs/lab/2026-12-01-performance.md.  Usage: ``python scripts/ort_gru_alone.py``.
 """
 import time
 
@@ -20,7 +20,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from streamsep.bench import bench_input
-from streamsep.cli import set_threads
+from streamsep.runtime import set_threads
 
 HIDDEN = 400
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The benchmark runs behind docs/PERFORMANCE.md (one thread; JSON in docs/perf/).
+# The per-model benchmark runs behind the performance notes in docs/lab/ (one thread).
+# JSON goes to docs/lab/data/perf/<today>/ unless PERF_DIR says otherwise; render with
+# python3 scripts/perf_table.py DIR/*.json.  Per-preset figures for docs/PERFORMANCE.md: scripts/perf_presets.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 STREAMSEP_MODEL_DIR=${STREAMSEP_MODEL_DIR:-../shared/models}
 S=${SECONDS_PER_CONFIG:-10}
-D=${PERF_DIR:-docs/perf}
+D=${PERF_DIR:-docs/lab/data/perf/$(date -u +%F)}
 mkdir -p "$D"
 streamsep bench --model nsnet2 --steps 0,1,4 --candidates 1 --block 160,1024 --threads 1 --seconds $S --json $D/nsnet2_fixed.json
 streamsep bench --model nsnet2 --steps 4 --candidates 4 --policy proxy --block 160,800 --threads 1 --seconds $S --json $D/nsnet2_proxy.json

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render the docs/PERFORMANCE.md table from `streamsep bench --json` files (default docs/perf/*.json)."""
+"""Render the docs/PERFORMANCE.md table from `streamsep bench --json` files (default docs/lab/data/perf/*.json)."""
 import json
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ ORDER = ["nsnet2_fixed", "nsnet2_proxy", "nsnet2_proxy_all_candidates", "rnnoise
 
 
 def main() -> None:
-    files = [Path(p) for p in sys.argv[1:]] or sorted(Path("docs/perf").glob("*.json"),
+    files = [Path(p) for p in sys.argv[1:]] or sorted(Path("docs/lab/data/perf").glob("*.json"),
                                                      key=lambda p: ORDER.index(p.stem) if p.stem in ORDER else 99)
     rows = [c for f in files for c in json.loads(f.read_text())["configs"]]
     alone = any("blockwise_rtf" in c for c in rows)  # sixth session on: the separator alone, block-wise

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Does PESQ reward removing residual noise in pauses?  A model-free check (docs/PROXIES.md).
+"""Does PESQ reward removing residual noise in pauses?  A model-free check (docs/lab/2026-11-25-proxies.md).
 
 NSNet2's one-step output of each pair is attenuated by a constant gain over its first 1.2 s (the
 leading pause: no speech in the noisy file there), with a 50 ms ramp back to unity, and PESQ is
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streamsep.cli import find_pairs, read_pair
 from streamsep.engine import Engine, EngineConfig
 from streamsep.metrics import pesq_wb
+from streamsep.pairs import find_pairs, read_pair
 from streamsep.separators.registry import create
 
 torch.set_num_threads(1)

@@ -59,9 +59,10 @@ def one_file(job: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from streamsep.cli import ms_block, read_pair
+    from streamsep.config import ms_block
     from streamsep.engine import Engine, EngineConfig
     from streamsep.metrics import dnsmos, pesq_wb, si_sdr
+    from streamsep.pairs import read_pair
 
     noisy, clean, model, K, C, block_ms, variant = job
     from streamsep.separators.registry import create
@@ -110,7 +111,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="at most this many pairs per set, evenly spread (0 = all)")
     ap.add_argument("--json")
     a = ap.parse_args()
-    from streamsep.cli import find_pairs
+    from streamsep.pairs import find_pairs
 
     out = {"model": a.model, "steps": a.steps, "candidates": a.candidates, "block_ms": a.block_ms, "results": []}
     with ProcessPoolExecutor(a.workers) as pool:

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Proxy-policy sweep: per-step change of SI-SDR, PESQ and DNSMOS OVRL against one-step, on a subset of
-a clean/noisy pair directory (the exploration behind docs/PROXIES.md, "Searching for a safe default").
+a clean/noisy pair directory (the exploration behind docs/lab/2026-11-25-proxies.md, "Searching for a safe default").
 
     python scripts/proxy_sweep.py DATASET MODEL FILES K C BLOCK_MS VARIANT[,VARIANT...]
     e.g. python scripts/proxy_sweep.py leventure nsnet2 16 3 4 200 default,noise-gated,g35,fmv
 
 DATASET is a folder under $SHARED/data/pairs (default ../shared).  Variants: ``default`` (the product's
 default proxy policy), any product proxy name, or one of the exploratory variants in VARIANTS below
-(the ablations reported in docs/PROXIES.md).  One line per variant: k1..kK deltas (dB, PESQ, OVRL),
+(the ablations reported in docs/lab/2026-11-25-proxies.md).  One line per variant: k1..kK deltas (dB, PESQ, OVRL),
 the fraction of decisions that kept the previous estimate, the one-step means, seconds.
 DNSMOS scores one 9.01 s window per clip here (STREAMSEP_DNSMOS_WINDOWS=1) to keep sweeps fast.
 """
@@ -24,11 +24,21 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("STREAMSEP_DNSMOS_WINDOWS", "1")
 
-from streamsep.cli import find_pairs, ms_block, read_pair  # noqa: E402
+from streamsep.config import ms_block  # noqa: E402
 from streamsep.engine import Engine, EngineConfig  # noqa: E402
 from streamsep.metrics import dnsmos, pesq_wb, si_sdr  # noqa: E402
-from streamsep.policies import (EPS, KEEP, PROXIES, Choice, FloorMatchPolicy, ProxyPolicy, make_policy,  # noqa: E402
-                                power, proxy_policy)
+from streamsep.pairs import find_pairs, read_pair  # noqa: E402
+from streamsep.policies import (  # noqa: E402
+    EPS,
+    KEEP,
+    PROXIES,
+    Choice,
+    FloorMatchPolicy,
+    ProxyPolicy,
+    make_policy,
+    power,
+    proxy_policy,
+)
 from streamsep.separators.registry import create  # noqa: E402
 
 SHARED = Path(os.environ.get("SHARED", Path(__file__).resolve().parents[1].parent / "shared"))

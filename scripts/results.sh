@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the eval runs behind docs/RESULTS.md (needs ../shared; takes hours on 2 cores).
-# Usage: scripts/results.sh [model ...]   — JSON goes to docs/results/, tables via scripts/results_table.py
+# Usage: scripts/results.sh [model ...]   — JSON goes to docs/lab/data/results/ (RESULTS_DIR overrides),
+# tables via scripts/make_results.sh (a dated note in docs/lab/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
@@ -8,7 +9,7 @@ export STREAMSEP_MODEL_DIR=${STREAMSEP_MODEL_DIR:-$SHARED/models}
 K=${K:-5}
 run() {  # model dataset policy limit [extra...]
   local model=$1 ds=$2 pol=$3 lim=$4; shift 4
-  local out=docs/results/${model}_${ds}_${pol}.json
+  local out=${RESULTS_DIR:-docs/lab/data/results}/${model}_${ds}_${pol}.json
   [ -f "$out" ] && return 0
   echo "== $model $ds $pol (limit $lim)"
   streamsep eval "$SHARED/data/pairs/$ds" --model "$model" --steps "$K" --policy "$pol" \

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Render docs/results/*.json (from `streamsep eval --json`) as Markdown tables for docs/RESULTS.md."""
+"""Render docs/lab/data/results/*.json (from `streamsep eval --json`) as Markdown tables for the results notes
+in docs/lab/ (see scripts/make_results.sh)."""
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def table(path: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    files = [Path(a) for a in argv] or sorted(p for p in Path("docs/results").glob("*.json") if not p.name.startswith("proxies_"))
+    files = [Path(a) for a in argv] or sorted(Path("docs/lab/data/results").glob("*.json"))
     for f in files:
+        if "noisy" not in json.loads(f.read_text()):  # proxies_*.json, bar_*.json: not eval reports
+            continue
         print(table(f))
     return 0
 

@@ -9,7 +9,9 @@ with the same signal in both channels reads back as that signal.
 
 Writing is atomic: data go to a temporary file in the destination's directory, which is renamed
 over the destination (:func:`os.replace`) only when everything succeeded; on any failure neither an
-output file nor the temporary file is left behind, and an existing destination is untouched.
+output file nor the temporary file is left behind, and an existing destination is untouched.  On
+Linux the temporary file is anonymous (``O_TMPFILE``) until that rename, so even SIGKILL leaves
+nothing behind.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import functools
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -26,7 +28,7 @@ import soxr
 
 __all__ = [
     "AudioFileError", "read_audio", "write_audio", "resample", "align", "StreamingResampler",
-    "FileStreamReader", "AtomicStreamWriter",
+    "FileStreamReader", "AtomicStreamWriter", "audio_info", "output_format", "anonymous_scratch",
 ]
 
 #: extension -> (libsndfile major format, default subtype)
@@ -34,6 +36,14 @@ FORMATS: dict[str, tuple[str, str]] = {
     ".wav": ("WAV", "PCM_16"),
     ".flac": ("FLAC", "PCM_16"),
     ".ogg": ("OGG", "VORBIS"),
+    ".oga": ("OGG", "VORBIS"),
+    ".aif": ("AIFF", "PCM_16"),
+    ".aiff": ("AIFF", "PCM_16"),
+    ".au": ("AU", "PCM_16"),
+    ".caf": ("CAF", "PCM_16"),
+    ".w64": ("W64", "PCM_16"),
+    ".rf64": ("RF64", "PCM_16"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),  # only where this libsndfile writes MP3 (checked per use)
 }
 
 RESAMPLE_QUALITY = "HQ"
@@ -87,6 +97,14 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
     if info.frames == 0:
         raise AudioFileError(f"{path}: empty audio (0 samples)")
     return info
+
+
+def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
+    """Header of an audio file (rate, frames, channels, subtype) without reading its samples.
+
+    Raises :class:`AudioFileError` for missing, empty, corrupt or unsupported files.
+    """
+    return _open_info(Path(path))
 
 
 def read_audio(path: str | os.PathLike, rate: int | None = None,
@@ -147,11 +165,23 @@ def align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # writing
 
 
+def writable_extensions() -> list[str]:
+    """Output extensions this libsndfile can write (with their default subtype)."""
+    return [ext for ext, (fmt, sub) in FORMATS.items() if sf.check_format(fmt, sub)]
+
+
+def output_format(path: str | os.PathLike, subtype: str | None = None) -> tuple[str, str]:
+    """(libsndfile major format, subtype) for writing ``path``; raises :class:`AudioFileError` when the
+    extension or the subtype cannot be written here.  Nothing is opened or created."""
+    return _format_for(Path(path), subtype)
+
+
 def _format_for(path: Path, subtype: str | None) -> tuple[str, str]:
     ext = path.suffix.lower()
-    if ext not in FORMATS:
+    if ext not in FORMATS or not sf.check_format(*FORMATS[ext]):
         raise AudioFileError(
-            f"{path}: unsupported extension {path.suffix!r} (use one of {', '.join(FORMATS)})")
+            f"{path}: unsupported extension {path.suffix!r} for writing "
+            f"(use one of {', '.join(writable_extensions())})")
     fmt, default = FORMATS[ext]
     subtype = (subtype or default).upper()
     if not sf.check_format(fmt, subtype):
@@ -197,27 +227,88 @@ def _umask() -> int:
     return old
 
 
-def _temp_path(path: Path) -> tuple[int, Path]:
-    """Create a temporary file next to ``path`` (same directory, so os.replace is atomic)."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise AudioFileError(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
-    return fd, Path(tmp)
+class _TempFile:
+    """Where an output is written before it is renamed into place.
+
+    On Linux the data go to an *anonymous* file in the destination's folder (``O_TMPFILE``): it has
+    no name until :meth:`publish` links it under a hidden ``.NAME.*.part`` name and renames that over
+    the destination, so a process killed even by SIGKILL leaves nothing behind.  Where the folder's
+    filesystem cannot do that, a named hidden ``.NAME.*.part`` file is used (removed on any error;
+    SIGKILL can leave it).  ``name`` is the path libsndfile opens.
+    """
+
+    def __init__(self, path: Path) -> None:
+        directory = path.parent if str(path.parent) else Path(".")
+        if not directory.is_dir():
+            raise AudioFileError(f"{path}: directory {directory} does not exist")
+        self.path, self.directory = path, directory
+        self.fd: int | None = None
+        self.named: Path | None = None
+        flag = getattr(os, "O_TMPFILE", None)
+        if flag is not None and os.path.isdir("/proc/self/fd"):
+            try:
+                self.fd = os.open(directory, flag | os.O_RDWR, 0o600)
+            except OSError:  # a filesystem without O_TMPFILE
+                self.fd = None
+        if self.fd is not None:
+            self.name = f"/proc/self/fd/{self.fd}"
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+            os.close(fd)
+            self.named = Path(tmp)
+            self.name = str(tmp)
+
+    def sync(self) -> None:
+        """Flush the written data to disk."""
+        if self.fd is not None:
+            os.fsync(self.fd)
+        else:
+            with open(self.name, "rb+") as fh:
+                os.fsync(fh.fileno())
+
+    def publish(self) -> None:
+        """Give the file the permissions a new file would get and rename it over the destination."""
+        path = self.path
+        mode = (path.stat().st_mode & 0o777) if path.exists() else (0o666 & ~_umask())
+        if self.fd is not None:
+            # linkat(AT_SYMLINK_FOLLOW) gives the anonymous file a name (plain link() would link the
+            # /proc symlink itself); a directory descriptor makes os.link use linkat
+            dfd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for _ in range(100):
+                    cand = f".{path.name}.{os.urandom(4).hex()}.part"
+                    try:
+                        os.link(self.name, cand, dst_dir_fd=dfd, follow_symlinks=True)
+                    except FileExistsError:
+                        continue
+                    self.named = self.directory / cand
+                    break
+                else:
+                    raise OSError(f"{path}: no free temporary name")
+            finally:
+                os.close(dfd)
+        os.chmod(self.named, mode)
+        os.replace(self.named, path)
+        self.named = None
+        self.close()
+
+    def close(self) -> None:
+        """Discard whatever was not published (an anonymous file vanishes with its descriptor)."""
+        if self.named is not None:
+            try:
+                self.named.unlink()
+            except FileNotFoundError:
+                pass
+            self.named = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
-def _finish(tmp: Path, path: Path) -> None:
-    """Give the temp file the permissions a new file would get, then rename it over ``path``."""
-    mode = (path.stat().st_mode & 0o777) if path.exists() else (0o666 & ~_umask())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def _discard(tmp: Path) -> None:
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
+def anonymous_scratch(directory: str | os.PathLike) -> _TempFile:
+    """A scratch file in ``directory`` that is never published: write and read it through ``.name``,
+    then ``.close()`` it.  Anonymous where the filesystem allows (nothing left even after SIGKILL)."""
+    return _TempFile(Path(directory) / "scratch")
 
 
 def write_audio(path: str | os.PathLike, x: np.ndarray, rate: int, subtype: str | None = None) -> None:
@@ -233,17 +324,15 @@ def write_audio(path: str | os.PathLike, x: np.ndarray, rate: int, subtype: str 
     data = _prepare_block(path, x, subtype)
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: empty audio (0 samples), nothing to write")
-    fd, tmp = _temp_path(path)
-    os.close(fd)
+    tmp = _TempFile(path)
     try:
         # write by name (libsndfile's own I/O): a short write is an error code, not an exception
         # raised inside a cffi callback
-        sf.write(str(tmp), data, rate, subtype=subtype, format=fmt)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        _finish(tmp, path)
+        sf.write(tmp.name, data, rate, subtype=subtype, format=fmt)
+        tmp.sync()
+        tmp.publish()
     except BaseException as err:
-        _discard(tmp)
+        tmp.close()
         if isinstance(err, (sf.SoundFileError, OSError, RuntimeError, AssertionError)):
             raise AudioFileError(f"{path}: write failed ({_sndfile_message(err)})") from err
         raise
@@ -266,17 +355,16 @@ class AtomicStreamWriter:
             raise ValueError(f"channels must be >= 1, got {channels}")
         self.channels = int(channels)
         self.frames = 0  #: frames written so far
-        self._tmp: Path | None = None
+        self._tmp: _TempFile | None = None
         self._sf: sf.SoundFile | None = None
 
-    def __enter__(self) -> "AtomicStreamWriter":
-        fd, self._tmp = _temp_path(self.path)
-        os.close(fd)
+    def __enter__(self) -> AtomicStreamWriter:
+        self._tmp = _TempFile(self.path)
         try:
-            self._sf = sf.SoundFile(str(self._tmp), "w", samplerate=self.rate, channels=self.channels,
+            self._sf = sf.SoundFile(self._tmp.name, "w", samplerate=self.rate, channels=self.channels,
                                     subtype=self.subtype, format=self.format)
         except BaseException:
-            _discard(self._tmp)
+            self._tmp.close()
             raise
         return self
 
@@ -302,12 +390,11 @@ class AtomicStreamWriter:
                     if exc_type is None:
                         raise AudioFileError(f"{self.path}: write failed ({_sndfile_message(err)})") from err
             if exc_type is None:
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                _finish(tmp, self.path)
+                tmp.sync()
+                tmp.publish()
         finally:
-            if tmp is not None and tmp.exists():
-                _discard(tmp)
+            if tmp is not None:
+                tmp.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,18 +406,19 @@ MAX_FRAMES_PER_BYTE = 10_000
 
 
 class FileStreamReader:
-    """Iterate over a (long) audio file in mono float32 blocks of ``block`` samples, in constant memory.
+    """Iterate over a (long) audio file in float32 blocks of ``block`` samples, in constant memory.
 
-    Channels are averaged.  The last block may be shorter (it is not padded).  ``rate`` (Hz),
+    Channels are averaged when ``mono`` (1-D blocks), else blocks are ``(n, channels)``.  The last block may be shorter (it is not padded).  ``rate`` (Hz),
     ``frames`` (samples) and ``channels`` describe the file.  Missing/empty/corrupt files raise
     :class:`AudioFileError` at construction; a block with NaN/inf raises it during iteration.
     """
 
-    def __init__(self, path: str | os.PathLike, block: int) -> None:
+    def __init__(self, path: str | os.PathLike, block: int, mono: bool = True) -> None:
         if not isinstance(block, (int, np.integer)) or block <= 0:
             raise ValueError(f"block must be a positive number of samples, got {block!r}")
         self.path = Path(path)
         self.block = int(block)
+        self.mono = bool(mono)
         info = _open_info(self.path)
         self.rate = int(info.samplerate)
         self.frames = int(info.frames)
@@ -356,7 +444,7 @@ class FileStreamReader:
                         f"{self.path}: non-finite sample (NaN or inf) at frame {offset + bad}")
                 offset += data.shape[0]
                 self.frames_read = offset
-                yield _to_mono(data)
+                yield _to_mono(data) if self.mono else data
                 if data.shape[0] < self.block:  # a short read is the end, whatever the header says
                     return
         except (sf.SoundFileError, RuntimeError, OSError) as err:

@@ -21,55 +21,49 @@ costs by itself, and ``cpu_rtf − blockwise_rtf`` at ``steps`` 0 is what the en
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from streamsep.cli import CLIError, block_for, write_json
+from streamsep.catalogue import ENGINE_POLICIES
+from streamsep.config import block_for
 from streamsep.engine import Engine, EngineConfig
+from streamsep.machine import machine_info, python_loop_ns  # noqa: F401 (re-exported)
+from streamsep.reporting import write_json
 
 
-def python_loop_ns(n: int = 200_000) -> float:
-    """Nanoseconds per iteration of a trivial Python loop (best of 3): a machine-speed probe stored
-    with every benchmark, because per-block glue is interpreted Python and the same 2-core VM has
-    run at very different speeds on different days (NSNet2 ``reference_rtf`` 0.0059 in the second
-    and third sessions, 0.0095-0.0107 in the fourth; docs/PERFORMANCE.md)."""
-    best = float("inf")
-    for _ in range(3):
-        acc = 0
-        t0 = time.perf_counter()
-        for i in range(n):
-            acc += i
-        best = min(best, time.perf_counter() - t0)
-    return 1e9 * best / n
+@dataclass
+class BenchOptions:
+    """What ``streamsep bench`` measures.  Lists are sequences or comma-separated strings.
 
+    ``block``: host block sizes in samples at the model rate; ``seconds``: audio per configuration;
+    ``repeat``: timings per configuration (the best is reported); ``input``: audio file to stream
+    (None = a generated noisy speech-like clip); ``json``: where to write {machine, configs} (None = nowhere).
+    """
 
-def machine_info(threads: int, device: str) -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "device": device,
-            "python_loop_ns": round(python_loop_ns(), 1)}
-    if device == "cuda" and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+    model: str = "nsnet2"
+    model_path: str | None = None
+    steps: Sequence[int] | str = (0, 1, 2, 4)
+    candidates: Sequence[int] | str = (1,)
+    policy: str = ENGINE_POLICIES[0]
+    block: Sequence[int] | str = (160, 1024)
+    device: str = "cpu"
+    threads: int | None = 1
+    seconds: float = 10.0
+    repeat: int = 3
+    input: str | None = None
+    all_candidates: bool = False
+    json: str | None = None
 
 
 def bench_input(seconds: float, rate: int, path: str | None) -> np.ndarray:
     """The file (resampled, looped to length) or a generated noisy speech-like clip."""
     from streamsep.audio_io import read_audio
-    from streamsep.demo import coloured_noise, mix_at_snr, synthetic_speech
+    from streamsep.synth import coloured_noise, mix_at_snr, synthetic_speech
 
     if path:
         x, _ = read_audio(path, rate=rate)
@@ -199,29 +193,26 @@ def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
     return Timing(best_wall, best_cpu, best_ref if reference is not None else None, best)
 
 
-def parse_list(s: str, kind=int) -> list:
+def parse_list(s: str | Sequence, kind=int) -> list:
+    """``"0,1,2"`` (or a sequence) → a list of ``kind``; ``ValueError`` otherwise."""
+    if not isinstance(s, str):
+        return [kind(v) for v in s]
     try:
         return [kind(v) for v in str(s).split(",") if v.strip()]
     except ValueError:
-        raise CLIError(f"not a comma-separated list: {s!r}") from None
+        raise ValueError(f"not a comma-separated list: {s!r}") from None
 
 
-def run_bench(args) -> int:
-    if args.soak is not None:
-        if not args.soak > 0:
-            raise CLIError(f"--soak: minutes must be positive, got {args.soak}")
-        from streamsep.soak import run_soak
-
-        return run_soak(args)
+def run_bench(args: BenchOptions) -> int:
+    """Stream the input through every configuration, print a table, write JSON; the exit status."""
+    from streamsep.runtime import set_threads
     from streamsep.separators.registry import create
 
     if args.repeat < 1:
-        raise CLIError(f"--repeat: must be a positive integer, got {args.repeat}")
+        raise ValueError(f"--repeat: must be a positive integer, got {args.repeat}")
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise CLIError("--device cuda: no CUDA device is available to torch here")
-    from streamsep.cli import set_threads
-
+        raise ValueError("--device cuda: no CUDA device is available to torch here")
     set_threads(args.threads)
     kwargs = {"model_path": args.model_path} if args.model_path else {}
     sep = create(args.model, device=args.device, **kwargs)

@@ -7,73 +7,20 @@ No downloads, no files needed.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
-import numpy as np
+from streamsep.synth import RATE, coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
 
-RATE = 16000
-TEXT = ("Streamsep cleans a live microphone. It runs a pretrained noise suppressor several times, "
-        "blending the noisy input back in, and keeps what sounds best.")
+__all__ = ["coloured_noise", "espeak_speech", "mix_at_snr", "run_demo", "synthetic_speech"]
 
-
-def synthetic_speech(seconds: float = 4.0, rate: int = RATE, seed: int = 0) -> np.ndarray:
-    """A voiced, syllable-modulated signal with moving pitch and formants (speech-like, not speech)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t) + 10 * rng.standard_normal() 
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    src = sum(np.sin(h * phase) / h for h in range(1, 30))
-    spec = np.fft.rfft(src)
-    freqs = np.fft.rfftfreq(len(src), 1 / rate)
-    env = sum(np.exp(-0.5 * ((freqs - fc) / bw) ** 2) for fc, bw in ((500, 120), (1500, 200), (2500, 300)))
-    y = np.fft.irfft(spec * (0.2 + env), n=len(src))
-    syll = 0.5 * (1 + np.sin(2 * np.pi * 4.0 * t)) * (np.sin(2 * np.pi * 0.5 * t) > -0.6)
-    y = y * syll
-    return (0.3 * y / (np.max(np.abs(y)) + 1e-9)).astype(np.float32)
-
-
-def espeak_speech(text: str = TEXT, rate: int = RATE) -> np.ndarray | None:
-    """Speech from espeak-ng (None when it is not installed)."""
-    exe = shutil.which("espeak-ng") or shutil.which("espeak")
-    if not exe:
-        return None
-    from streamsep.audio_io import read_audio
-
-    with tempfile.TemporaryDirectory() as d:
-        wav = Path(d) / "speech.wav"
-        subprocess.run([exe, "-w", str(wav), "-s", "150", text], check=True, capture_output=True)
-        x, _ = read_audio(wav, rate=rate)
-    return (0.3 * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
-
-
-def coloured_noise(n: int, rate: int = RATE, seed: int = 1) -> np.ndarray:
-    """Pink-ish noise plus a 100 Hz hum with harmonics (a fan / mains mix)."""
-    rng = np.random.default_rng(seed)
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1 / rate)
-    spec /= np.sqrt(np.maximum(f, 50.0))
-    noise = np.fft.irfft(spec, n=n)
-    t = np.arange(n) / rate
-    noise = noise / np.std(noise) + 0.3 * sum(np.sin(2 * np.pi * 100 * h * t) / h for h in (1, 2, 3))
-    return (noise / np.std(noise)).astype(np.float32)
-
-
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    ps = np.mean(speech ** 2)
-    pn = np.mean(noise ** 2)
-    return (speech + noise * np.sqrt(ps / (pn * 10 ** (snr_db / 10)))).astype(np.float32)
-
-
-def run_demo(args) -> int:
+def run_demo(out: str | Path = "streamsep-demo", steps: int = 2) -> int:
+    """Write clean.wav, noisy.wav and enhanced_step0..``steps``.wav into ``out``; print per-step metrics."""
     from streamsep.audio_io import write_audio
     from streamsep.metrics import evaluate
     from streamsep.offline import refine_signal
     from streamsep.separators.registry import create
 
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clean = espeak_speech()
     source = "espeak-ng speech"
@@ -81,7 +28,7 @@ def run_demo(args) -> int:
         clean, source = synthetic_speech(), "synthetic voiced signal (espeak-ng not installed)"
     noisy = mix_at_snr(clean, coloured_noise(len(clean)), 5.0)
     sep = create("nsnet2")
-    res = refine_signal(sep, noisy, args.steps, "oracle-sisdr", 9, clean)
+    res = refine_signal(sep, noisy, steps, "oracle-sisdr", 9, clean)
     write_audio(out / "clean.wav", clean, RATE)
     write_audio(out / "noisy.wav", noisy, RATE)
     print(f"demo: {len(clean) / RATE:.1f} s of {source} + fan/hum noise at 5 dB SNR, model {sep.name}")
@@ -93,6 +40,6 @@ def run_demo(args) -> int:
         what = "one-step" if k == 0 else (f"ratio {r:.1f}" if r == r else "kept previous")
         write_audio(out / f"enhanced_step{k}.wav", y, RATE)
         print(f"  step {k}     SI-SDR {m['si_sdr']:6.2f} dB  PESQ {m['pesq']:.2f}  STOI {m['stoi']:.3f}  ({what})")
-    print(f"wrote {out}/clean.wav, noisy.wav, enhanced_step0..{args.steps}.wav "
+    print(f"wrote {out}/clean.wav, noisy.wav, enhanced_step0..{steps}.wav "
           "(oracle SI-SDR selection against the clean clip; live use has no reference)")
     return 0

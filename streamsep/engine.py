@@ -22,78 +22,17 @@ from __future__ import annotations
 import math
 import queue
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from streamsep.policies import ENGINE_POLICIES, OracleBlock, PolicyError, make_policy
+from streamsep.config import LIVE_KEYS, ConfigError, EngineConfig, config_fields  # noqa: F401 (re-exported)
+from streamsep.policies import OracleBlock, PolicyError, make_policy
 from streamsep.refine import DelayLine, StepChains, StepRecord
 from streamsep.separators.base import FrameSeparator, Separator
 
 MAX_HOST_BLOCK = 8192
-
-
-class ConfigError(ValueError):
-    """An engine configuration value out of range; the message names the key."""
-
-
-@dataclass
-class EngineConfig:
-    """Everything that defines how the engine runs.  Units: samples at the model rate, dB."""
-
-    model: str = "dfn3"  # DeepFilterNet3: one-step RTF at 10 ms blocks well under 0.25 on one thread
-    steps: int = 0                 # K refinement steps after the one-step pass (0 = plain model)
-    candidates: int = 1            # ratios tried per step (searching policies)
-    policy: str = "fixed"          # fixed | heuristic | proxy
-    ratios: list[float] | None = None  # fixed schedule, one ratio per step
-    block: int = 0                 # decision block in samples at the model rate (0 = one hop)
-    mix: float = 1.0               # wet/dry, 1.0 = fully processed
-    atten_db: float | None = None  # attenuation limit in dB (None = unlimited)
-    bypass: bool = False
-    device: str = "cpu"
-    proxy: str | None = None       # proxy score for policy "proxy" (None = the default)
-    chain: str = "exact"           # delayed-frame separators (dfn3): "exact" (+step_delay hops per step)
-                                   # or "fast" (no added latency, approximate: newest gains of step k−1)
-    resample_quality: str = "auto" # soxr quality for device-rate conversion: auto, QQ, LQ, MQ, HQ, VHQ
-                                   # (auto: HQ when the device rate is below the model's — LQ measurably
-                                   # degraded 8 kHz input — else LQ, whose buffering costs less latency)
-
-    def validate(self) -> "EngineConfig":
-        """Check ranges; raise :class:`ConfigError` naming the bad key."""
-        if not isinstance(self.steps, int) or not 0 <= self.steps <= 16:
-            raise ConfigError(f"steps: must be an integer in 0..16, got {self.steps!r}")
-        if not isinstance(self.candidates, int) or not 1 <= self.candidates <= 64:
-            raise ConfigError(f"candidates: must be an integer in 1..64, got {self.candidates!r}")
-        if self.policy not in ENGINE_POLICIES and self.policy != "oracle-block" and not str(self.policy).startswith("proxy:"):
-            raise ConfigError(f"policy: unknown '{self.policy}' (known: {', '.join(ENGINE_POLICIES)})")
-        if not 0.0 <= float(self.mix) <= 1.0:
-            raise ConfigError(f"mix: must be in [0, 1], got {self.mix!r}")
-        if self.atten_db is not None and not 0.0 <= float(self.atten_db) <= 120.0:
-            raise ConfigError(f"atten_db: must be in [0, 120] dB, got {self.atten_db!r}")
-        if not isinstance(self.block, int) or self.block < 0:
-            raise ConfigError(f"block: must be a non-negative integer (samples), got {self.block!r}")
-        if self.ratios is not None and any(not 0.0 <= float(r) <= 1.0 for r in self.ratios):
-            raise ConfigError(f"ratios: every ratio must be in [0, 1], got {self.ratios!r}")
-        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device == "cuda"
-                                                    or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
-            raise ConfigError(f"device: must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        if self.proxy is not None:
-            from streamsep.policies import PROXIES
-
-            if self.proxy not in PROXIES:
-                raise ConfigError(f"proxy: unknown '{self.proxy}' (known: {', '.join(PROXIES)})")
-        if self.chain not in ("exact", "fast"):
-            raise ConfigError(f"chain: 'exact' or 'fast', got {self.chain!r}")
-        if self.resample_quality not in ("auto", "QQ", "LQ", "MQ", "HQ", "VHQ"):
-            raise ConfigError(f"resample_quality: one of auto, QQ, LQ, MQ, HQ, VHQ, got {self.resample_quality!r}")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-LIVE_KEYS = ("steps", "candidates", "policy", "ratios", "mix", "atten_db", "bypass", "proxy")
 
 
 @dataclass
@@ -505,7 +444,3 @@ def enhance_array(x: np.ndarray, rate: int, config: EngineConfig, separator: Sep
         y = resample(y, eng.sr, rate)
         y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
     return y.astype(np.float32)
-
-
-def config_fields() -> list[str]:
-    return [f.name for f in fields(EngineConfig)]

@@ -16,8 +16,8 @@ import importlib.metadata
 import os
 import threading
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

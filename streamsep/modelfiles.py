@@ -10,7 +10,7 @@ Resolution order for each ``[[files]]`` entry of a card (first hit wins):
    (``~/.cache/streamsep/models/...`` when ``XDG_CACHE_HOME`` is unset).
 
 Every resolved file is checked against the card's sha256; the result is remembered per
-(path, size, mtime) so repeated loads cost a ``stat`` only.  :func:`pull` downloads a card's files
+(path, size, mtime) so repeated loads cost a ``stat`` only.  :func:`pull_files` downloads a card's files
 with :mod:`urllib` (``https://`` or ``file://``) to a temporary file, checks the digest and renames
 it into place atomically, so a failed or corrupted download leaves nothing behind.
 """
@@ -20,11 +20,24 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from streamsep.separators.cards import Card
+
+class FileSpec(Protocol):
+    """One ``[[files]]`` entry of a model card."""
+
+    name: str
+    url: str
+    sha256: str
+
+
+class Card(Protocol):
+    """What this module needs of a model card (:class:`streamsep.separators.cards.Card` is one)."""
+
+    name: str
+    files: tuple[FileSpec, ...]
 
 ENV_MODEL_DIR = "STREAMSEP_MODEL_DIR"
 _CHUNK = 1 << 16
@@ -71,7 +84,7 @@ def verify(path: str | os.PathLike, sha256: str, card_name: str = "") -> Path:
     return p
 
 
-def candidate_paths(card: "Card", file_name: str, model_path: str | os.PathLike | None = None) -> list[Path]:
+def candidate_paths(card: Card, file_name: str, model_path: str | os.PathLike | None = None) -> list[Path]:
     """Where ``file_name`` of ``card`` is looked for, in resolution order."""
     out: list[Path] = []
     if model_path is not None:
@@ -90,7 +103,7 @@ def candidate_paths(card: "Card", file_name: str, model_path: str | os.PathLike 
     return out
 
 
-def resolve(card: "Card", model_path: str | os.PathLike | None = None, check: bool = True) -> dict[str, Path]:
+def resolve(card: Card, model_path: str | os.PathLike | None = None, check: bool = True) -> dict[str, Path]:
     """Paths of all of ``card``'s files (name → path), sha256-checked when ``check``."""
     if model_path is not None and not Path(model_path).expanduser().exists():
         raise ModelFileError(f"model path {model_path} does not exist (given for '{card.name}')")
@@ -145,15 +158,12 @@ def _download(url: str, dest: Path, sha256: str, progress: bool) -> None:
         raise
 
 
-def pull(name: str, dest_dir: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
-    """Download the files of the card ``name`` (a built-in card name or a ``.toml`` path).
+def pull_files(card: Card, dest_dir: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
+    """Download the files of ``card`` (by name: :func:`streamsep.separators.cards.pull`).
 
     Files go to ``dest_dir`` (default: the user cache, ``<cache>/<card name>/``); files already
     there with the right sha256 are kept.  Returns the paths of all of the card's files.
     """
-    from streamsep.separators.cards import find_card
-
-    card = find_card(name)
     target = Path(dest_dir).expanduser() if dest_dir is not None else cache_dir() / card.name
     paths: list[Path] = []
     for entry in card.files:
@@ -164,7 +174,7 @@ def pull(name: str, dest_dir: str | os.PathLike | None = None, progress: bool = 
     return paths
 
 
-def describe(card: "Card", model_path: str | os.PathLike | None = None) -> Iterable[tuple[str, str]]:
+def describe(card: Card, model_path: str | os.PathLike | None = None) -> Iterable[tuple[str, str]]:
     """(file name, status) for each of the card's files: the resolved path, or 'missing'."""
     for entry in card.files:
         hit = next((p for p in candidate_paths(card, entry.name, model_path) if p.is_file()), None)

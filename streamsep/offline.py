@@ -22,13 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from streamsep.catalogue import ALL_POLICIES, ENGINE_POLICIES, NEEDS_REFERENCE, ORACLE_POLICIES  # noqa: F401
 from streamsep.engine import Engine, EngineConfig
-from streamsep.policies import DEFAULT_GRID, DEFAULT_SCHEDULE, ENGINE_POLICIES, PolicyError, spread
+from streamsep.policies import DEFAULT_GRID, DEFAULT_SCHEDULE, PolicyError, spread
 from streamsep.separators.base import FrameSeparator, Separator
-
-ORACLE_POLICIES = ("oracle-sisdr", "oracle-pesq", "dnsmos")
-ALL_POLICIES = ORACLE_POLICIES + ENGINE_POLICIES + ("oracle-block",)
-NEEDS_REFERENCE = ("oracle-sisdr", "oracle-pesq", "oracle-block")
 
 
 @dataclass

@@ -14,12 +14,13 @@ serves both.
 from __future__ import annotations
 
 import functools
-
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from streamsep.catalogue import DEFAULT_PROXY, ENGINE_POLICIES, PROXY_NAMES
 
 KEEP = -1  # "keep the previous estimate"
 EPS = 1e-10
@@ -293,7 +294,7 @@ PROXIES = {
     "speech-preserving": score_speech_preserving,
     "residual-flatness": score_residual_flatness,
 }
-DEFAULT_PROXY = "floor-match"
+assert tuple(PROXIES) == PROXY_NAMES, "policies.PROXIES and catalogue.PROXY_NAMES disagree"
 
 
 class ProxyPolicy(Policy):
@@ -476,8 +477,6 @@ class OracleBlock(ProxyPolicy):
         self.proxy, self.margin, self.grid = "oracle", 0.0, tuple(grid)
         self.score = score_oracle_sdr
 
-
-ENGINE_POLICIES = ("fixed", "heuristic", "proxy")
 
 
 def proxy_policy(proxy: str, margin: float | None = None) -> ProxyPolicy:

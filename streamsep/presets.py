@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
-from streamsep.engine import ConfigError, EngineConfig
+import tomllib
+
+from streamsep.catalogue import CONFIG_TYPES
+from streamsep.config import ConfigError, EngineConfig
 
 PRESET_DIRS = [Path(__file__).resolve().parent / "presets", Path(__file__).resolve().parents[1] / "presets"]
 
@@ -23,11 +25,7 @@ def user_preset_dir() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "streamsep" / "presets"
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "model": (str,), "steps": (int,), "candidates": (int,), "policy": (str,), "ratios": (list,),
-    "block": (int,), "mix": (int, float), "atten_db": (int, float), "bypass": (bool,), "device": (str,),
-    "proxy": (str,), "resample_quality": (str,), "chain": (str,),
-}
+_TYPES = CONFIG_TYPES
 
 
 class PresetError(ValueError):
@@ -93,6 +91,23 @@ def load_preset(name_or_path: str | os.PathLike) -> EngineConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PresetError(f"{path}: not valid TOML ({exc})") from None
     return config_from_dict(data, str(path))
+
+
+def build_config(preset: str | os.PathLike | None = None, **changes) -> EngineConfig:
+    """A preset (or the defaults) with ``changes`` applied, validated once.
+
+    ``changes`` are :class:`EngineConfig` keys; ``None`` values are ignored.  Changing the model
+    without giving ``block`` resets the block to 0 (one hop of the new model): a preset's block
+    belongs to its own model's hop.
+    """
+    cfg = load_preset(preset) if preset else EngineConfig()
+    changes = {k: v for k, v in changes.items() if v is not None}
+    bad = [k for k in changes if k not in CONFIG_TYPES]
+    if bad:
+        raise ConfigError(f"{bad[0]}: not an engine configuration key (known: {', '.join(CONFIG_TYPES)})")
+    if changes.get("model", cfg.model) != cfg.model and "block" not in changes:
+        changes["block"] = 0
+    return replace(cfg, **changes).validate()
 
 
 def save_preset(config: EngineConfig, path: str | os.PathLike, description: str = "") -> Path:

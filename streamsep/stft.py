@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamsep.separators.base import TensorState
+from streamsep.state import TensorState
 
 
 def sqrt_hann(win_length: int) -> np.ndarray:

@@ -27,28 +27,54 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from streamsep.cli import CLIError, block_for, clean_float, write_json
+from streamsep.catalogue import ENGINE_POLICIES
+from streamsep.config import block_for
 from streamsep.engine import MAX_HOST_BLOCK, Engine, EngineConfig
+from streamsep.reporting import clean_float, write_json
 
 #: quality differences below this (PESQ or DNSMOS MOS units) count as ties for the recommendation
 TIE_TOLERANCE = 0.01
 #: warm-up host blocks streamed through a throw-away engine before each timed run
 WARMUP_BLOCKS = 20
 #: policies the streaming engine can run live (``proxy:NAME`` picks a proxy score)
-LIVE_POLICIES = ("fixed", "heuristic", "proxy")
+LIVE_POLICIES = ENGINE_POLICIES
 
 Progress = Callable[[int, int], None]
 
 
-class TuneError(CLIError, ValueError):
-    """A bad tune option or input; one line naming the culprit.  Also a ValueError, so the command
-    line reports it (exit 2) even when ``cli`` runs as ``__main__`` and its CLIError is another class."""
+class TuneError(ValueError):
+    """A bad tune option or input; one line naming the culprit (the command line reports it, exit 2)."""
+
+
+@dataclass
+class TuneOptions:
+    """What ``streamsep tune`` sweeps.  Lists are sequences or comma-separated strings.
+
+    ``input``/``reference``: audio paths (no reference: DNSMOS ranks quality); ``block``: host block
+    sizes in samples at the model rate; ``budget_rtf``: real-time budget of the recommendation
+    (compute seconds per audio second); ``json``/``plot``/``save_preset``: outputs (None = none).
+    """
+
+    input: str
+    reference: str | None = None
+    model: str = "nsnet2"
+    model_path: str | None = None
+    steps: Sequence[int] | str = (0, 1, 2, 3)
+    candidates: Sequence[int] | str = (1, 4)
+    policy: Sequence[str] | str = field(default_factory=lambda: ENGINE_POLICIES)
+    block: Sequence[int] | str = (160, 800)
+    device: str = "cpu"
+    threads: int | None = 1
+    budget_rtf: float = 0.5
+    json: str | None = None
+    plot: str | None = None
+    save_preset: str | None = None
 
 
 class TuneCancelled(Exception):
@@ -69,7 +95,7 @@ class GridPoint:
 # the grid
 # ------------------------------------------------------------------------------------------------
 def parse_int_list(text: str | Sequence[int], what: str, lo: int, hi: int) -> list[int]:
-    """``"0,1,2"`` (or a sequence) → ints in ``[lo, hi]``; CLIError naming ``what`` otherwise."""
+    """``"0,1,2"`` (or a sequence) → ints in ``[lo, hi]``; TuneError naming ``what`` otherwise."""
     items = text.split(",") if isinstance(text, str) else list(text)
     out: list[int] = []
     for item in items:
@@ -243,7 +269,7 @@ def recommend(rows: Sequence[dict], budget_rtf: float, tolerance: float = TIE_TO
 # ------------------------------------------------------------------------------------------------
 def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: str = "nsnet2",
           steps: Sequence[int] = (0, 1, 2, 3), candidates: Sequence[int] = (1, 4),
-          policies: Sequence[str] = ("fixed", "heuristic", "proxy"), blocks: Sequence[int] = (160, 800),
+          policies: Sequence[str] = ENGINE_POLICIES, blocks: Sequence[int] = (160, 800),
           device: str = "cpu", progress: Progress | None = None, budget_rtf: float = 0.5,
           model_path: str | None = None, separator=None, threads: int | None = None,
           cancelled: Callable[[], bool] | None = None) -> dict:
@@ -446,7 +472,7 @@ def plot(result: dict, target) -> object:
     dodge = 0.012 * (span or 10.0)
     for ax, xkey, xname in ((axes[0], "rtf", "real-time factor (compute s / audio s; lower = lighter)"),
                             (axes[1], "latency_ms", "latency (ms)")):
-        def xpos(i: int) -> float:
+        def xpos(i: int, xkey: str = xkey) -> float:
             r = rows[i]
             if xkey == "rtf":
                 return r["rtf"]
@@ -541,7 +567,7 @@ def config_of(row: dict) -> EngineConfig:
 
 
 def save_recommended(result: dict, name: str) -> Path:
-    """Save the recommended configuration as a preset; CLIError when there is none."""
+    """Save the recommended configuration as a preset; TuneError when there is none."""
     from streamsep.presets import save_preset
 
     rec = result.get("recommended")
@@ -574,10 +600,10 @@ def _tqdm_progress(desc: str) -> tuple[Progress, Callable[[], None]]:
     return progress, (lambda: bar[0].close() if bar else None)
 
 
-def run_tune(args) -> int:
+def run_tune(args: TuneOptions) -> int:
     """``streamsep tune``: see the module docstring.  Returns the exit status."""
     from streamsep.audio_io import read_audio, resample
-    from streamsep.cli import set_threads
+    from streamsep.runtime import set_threads
 
     # check every option before the (slow) model load and the sweep
     steps = parse_int_list(args.steps, "--steps", 0, 16)
@@ -612,7 +638,7 @@ def run_tune(args) -> int:
     result["source"] = Path(args.input).name
     result["reference"] = Path(args.reference).name if args.reference else None
     result["wall_seconds"] = time.perf_counter() - t0
-    from streamsep.bench import machine_info
+    from streamsep.machine import machine_info
 
     result["machine"] = machine_info(result["threads"], args.device)
     print(f"{args.model} on {result['source']} ({result['seconds']:.1f} s, model rate {result['model_rate']} Hz, "

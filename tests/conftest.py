@@ -8,14 +8,20 @@ formants; coloured noise from numpy.  Every clip is float32 mono; rates in Hz, l
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from streamsep import synth
+
+#: harnesses that live outside the package (scripts/soak.py) are importable by the tests
+_SCRIPTS = str(Path(__file__).resolve().parents[1] / "scripts")
+if _SCRIPTS not in sys.path:
+    sys.path.append(_SCRIPTS)
 
 # A suite started in the background (`cmd &`, nohup, some CI runners) inherits SIGINT *ignored*, and
 # every `streamsep` child would too (an ignored signal survives exec, and Python then installs no
@@ -105,53 +111,24 @@ def generated_speech(seconds: float = 3.0, rate: int = RATE) -> np.ndarray:
 
 def _espeak(rate: int) -> np.ndarray | None:
     """espeak-ng speech, or None (not installed, or STREAMSEP_TEST_NO_ESPEAK=1 to test the fallback)."""
-    exe = shutil.which("espeak-ng") or shutil.which("espeak")
-    if not exe or os.environ.get("STREAMSEP_TEST_NO_ESPEAK") == "1":
+    if os.environ.get("STREAMSEP_TEST_NO_ESPEAK") == "1":
         return None
-    import tempfile
-
     text = ("Please call Stella and ask her to bring these things with her from the store. "
             "Six spoons of fresh snow peas, five thick slabs of blue cheese.")
-    with tempfile.TemporaryDirectory() as d:
-        wav = Path(d) / "s.wav"
-        try:
-            subprocess.run([exe, "-w", str(wav), "-s", "160", text], check=True, capture_output=True, timeout=60)
-        except (subprocess.SubprocessError, OSError):
-            return None
-        x = read(wav, rate)
-    return (0.3 * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
+    return synth.espeak_speech(text, rate, words_per_minute=160)
 
 
 def _voiced(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
     """Harmonic source with moving pitch, three formants, syllable and phrase envelopes."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t) + 5 * rng.standard_normal()
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    src = sum(np.sin(h * phase) / h for h in range(1, 30))
-    spec = np.fft.rfft(src)
-    f = np.fft.rfftfreq(len(src), 1 / rate)
-    env = sum(np.exp(-0.5 * ((f - fc) / bw) ** 2) for fc, bw in ((500, 120), (1500, 200), (2500, 300)))
-    y = np.fft.irfft(spec * (0.2 + env), n=len(src))
-    y *= 0.5 * (1 + np.sin(2 * np.pi * 4.0 * t)) * (np.sin(2 * np.pi * 0.5 * t) > -0.6)
-    return (0.3 * y / (np.max(np.abs(y)) + 1e-9)).astype(np.float32)
+    return synth.synthetic_speech(seconds, rate, seed, f0_jitter_hz=5.0)
 
 
 def coloured_noise(n: int, rate: int = RATE, seed: int = 1, rms: float = 0.1) -> np.ndarray:
     """Pink-ish noise (1/sqrt(f) above 50 Hz) plus a weak 100 Hz hum, at ``rms``."""
-    rng = np.random.default_rng(seed)
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1 / rate)
-    spec /= np.sqrt(np.maximum(f, 50.0))
-    x = np.fft.irfft(spec, n=n)
-    x = x / np.std(x) + 0.2 * np.sin(2 * np.pi * 100 * np.arange(n) / rate)
-    return (rms * x / np.sqrt(np.mean(x ** 2))).astype(np.float32)
+    return synth.coloured_noise(n, rate, seed, rms=rms, hum=0.2, harmonics=1)
 
 
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """speech + noise scaled to ``snr_db`` (dB, power ratio over the whole clip)."""
-    ps, pn = np.mean(speech.astype(np.float64) ** 2), np.mean(noise.astype(np.float64) ** 2)
-    return (speech + noise * np.sqrt(ps / (pn * 10 ** (snr_db / 10)))).astype(np.float32)
+mix_at_snr = synth.mix_at_snr
 
 
 def generated_pair(seconds: float = 3.0, snr_db: float = 5.0, seed: int = 1,

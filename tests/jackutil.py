@@ -63,6 +63,11 @@ class JackServer:
         self._tag = uuid.uuid4().hex[:6]
 
     @property
+    def realtime(self) -> bool:
+        """True when jackd runs with SCHED_FIFO (``-R``), False with ``--no-realtime``."""
+        return self.rt_flags[0] == "-R"
+
+    @property
     def log(self) -> Path:
         """This instance's jackd output (unique per instance: a failed start must not truncate the
         log of a running server of the same name)."""
@@ -316,12 +321,12 @@ class Recorder:
 
 
 class LiveProcess:
-    """``python -m streamsep.live`` in a subprocess on a JACK server (ports ``streamsep:in_0``/``out_0``)."""
+    """``python -m streamsep.cli live`` in a subprocess on a JACK server (ports ``streamsep:in_0``/``out_0``)."""
 
     def __init__(self, server: JackServer, *args: str, stats: Path, env: dict | None = None) -> None:
         self.server = server
         self.stats_path = Path(stats)
-        cmd = [sys.executable, "-m", "streamsep.live", "--input", "system", "--output", "system",
+        cmd = [sys.executable, "-m", "streamsep.cli", "live", "--input", "system", "--output", "system",
                "--stats", str(self.stats_path), "--quiet", *args]
         self.proc = subprocess.Popen(cmd, cwd=str(REPO), env={**server.env(), **(env or {})},
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -491,35 +496,19 @@ def wait_until(cond, timeout: float, step: float = 0.05) -> bool:
 
 # -- test signals ---------------------------------------------------------------------------------
 def espeak_speech(rate: int = 16000, text: str | None = None) -> np.ndarray | None:
-    """Speech synthesised by espeak-ng, resampled to ``rate`` (None if espeak-ng is missing)."""
-    if shutil.which("espeak-ng") is None:
-        return None
-    import io
-
-    import soundfile as sf
-    import soxr
+    """Speech synthesised by espeak-ng at ``rate``, 0.5 peak (None if espeak-ng is missing)."""
+    from streamsep.synth import espeak_speech as _espeak
 
     text = text or ("The quick brown fox jumps over the lazy dog. Real time speech enhancement "
                     "should never glitch, and the latency must stay constant over the session.")
-    wav = subprocess.run(["espeak-ng", "-s", "150", "--stdout", text], check=True, capture_output=True).stdout
-    x, sr = sf.read(io.BytesIO(wav), dtype="float32")
-    if x.ndim > 1:
-        x = x.mean(axis=1)
-    if sr != rate:
-        x = soxr.resample(x, sr, rate)
-    return (0.5 * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
+    return _espeak(text, rate, words_per_minute=150, peak=0.5)
 
 
 def speech_like(rate: int = 16000, seconds: float = 6.0, seed: int = 0) -> np.ndarray:
-    """Numpy-generated voiced 'syllables' (harmonic bursts with a syllabic envelope) plus noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-    env = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 2
-    x = 0.2 * voiced * env + 0.02 * rng.standard_normal(len(t))
-    return x.astype(np.float32)
+    """The package's synthetic voiced signal (the fallback when espeak-ng is missing)."""
+    from streamsep.synth import synthetic_speech
+
+    return synthetic_speech(seconds, rate, seed)
 
 
 def add_noise(x: np.ndarray, snr_db: float, seed: int = 1) -> np.ndarray:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tomli_w
-
+import tomllib
 from cardutil import sha, tiny_card, tiny_onnx
+
 from streamsep import modelfiles
 from streamsep.modelfiles import ModelFileError
 from streamsep.separators import registry
-from streamsep.separators.cards import CardError, builtin_card_paths, builtin_cards, load_card, load_card_file
+from streamsep.separators.card_factory import load_card_file
+from streamsep.separators.cards import CardError, builtin_card_paths, builtin_cards, load_card, pull
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
@@ -254,7 +255,7 @@ def test_pull_file_urls_from_shared_models(isolated):
     for f in data["files"]:
         f["url"] = (MODELS / "dtln" / f["name"]).as_uri()
     card_path = write_card(isolated, data, "dtln-local.toml")
-    paths = modelfiles.pull(str(card_path), progress=False)
+    paths = pull(str(card_path), progress=False)
     cache = modelfiles.cache_dir() / "dtln"
     assert paths == [cache / "model_1.onnx", cache / "model_2.onnx"]
     for p in paths:
@@ -266,7 +267,7 @@ def test_pull_file_urls_from_shared_models(isolated):
     assert y.shape == (1, 512) and np.isfinite(y).all()
     # into an explicit directory, then usable as --model-path
     dest = isolated / "dest"
-    assert modelfiles.pull(str(card_path), dest_dir=dest, progress=False) == [dest / "model_1.onnx", dest / "model_2.onnx"]
+    assert pull(str(card_path), dest_dir=dest, progress=False) == [dest / "model_1.onnx", dest / "model_2.onnx"]
     assert modelfiles.resolve(load_card(card_path), dest)["model_2.onnx"] == dest / "model_2.onnx"
 
 
@@ -277,23 +278,23 @@ def test_pull_checksum_mismatch_leaves_nothing(isolated):
     card_path = write_card(isolated, data)
     dest = isolated / "dest"
     with pytest.raises(ModelFileError, match="sha256"):
-        modelfiles.pull(str(card_path), dest_dir=dest, progress=False)
+        pull(str(card_path), dest_dir=dest, progress=False)
     assert not dest.exists() or not any(dest.iterdir())
 
 
 def test_pull_good_tiny_and_bad_url(isolated):
     model = tiny_onnx(isolated / "tiny.onnx")
     card_path = write_card(isolated, tiny_card(model))
-    (path,) = modelfiles.pull(str(card_path), progress=False)
+    (path,) = pull(str(card_path), progress=False)
     assert path == modelfiles.cache_dir() / "tiny" / "tiny.onnx" and sha(path) == sha(model)
     data = tiny_card(model)
     data["files"][0]["url"] = (isolated / "gone.onnx").as_uri()
     dest = isolated / "d2"
     with pytest.raises(ModelFileError, match="cannot download"):
-        modelfiles.pull(str(write_card(isolated, data, "gone.toml")), dest_dir=dest, progress=False)
+        pull(str(write_card(isolated, data, "gone.toml")), dest_dir=dest, progress=False)
     assert not any(dest.iterdir())
 
 
 def test_pull_unknown_name(isolated):
     with pytest.raises(ModelFileError, match="no model card named 'nosuch'"):
-        modelfiles.pull("nosuch", progress=False)
+        pull("nosuch", progress=False)

@@ -3,8 +3,9 @@ that lie, missing model files, unknown audio and compute devices.
 
 The contract (every command, every entry point): exit status 2 and exactly one line on stderr that
 names the culprit (the key, the file, the device); nothing written, nothing half-done.  Entry points
-exercised: ``streamsep process`` (and ``--stream``), ``streamsep live``, ``streamsep bench --soak``
-(which must fail before it starts a JACK server), and the library (``load_preset``, ``Engine``).
+exercised: ``streamsep process`` (and ``--stream``), ``streamsep live``, the soak harness
+``scripts/soak.py`` (which must fail before it starts a JACK server), and the library
+(``load_preset``, ``Engine``).
 """
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ import importlib.metadata
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import tomli_w
+import tomllib
 import torch
-
 from cardutil import tiny_card, tiny_onnx
 from conftest import generated_pair
+
 from streamsep.cli import main
 from streamsep.engine import ConfigError, Engine, EngineConfig
 from streamsep.presets import PresetError, load_preset
@@ -35,6 +36,16 @@ SHARED = REPO.parent / "shared"
 
 def run_cli(argv: list, capsys) -> tuple[int, str]:
     rc = main([str(a) for a in argv])
+    return rc, capsys.readouterr().err
+
+
+def run_soak(argv: list, capsys) -> tuple[int, str]:
+    """``scripts/soak.py ARGV`` in this process (the soak harness lives outside the package)."""
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
+    import soak
+
+    rc = soak.main([str(a) for a in argv])
     return rc, capsys.readouterr().err
 
 
@@ -100,7 +111,7 @@ def write_preset(d: Path, text: str, name: str = "bad.toml") -> Path:
 def test_bad_preset_process_one_line_naming_the_key(tmp_path, capsys, noisy, text, culprit):
     preset = write_preset(tmp_path, text)
     out = tmp_path / "o.wav"
-    rc, err = run_cli(["process", noisy, out, "--preset", preset, "--metrics", "si_sdr"], capsys)
+    rc, err = run_cli(["process", noisy, out, "--preset", preset], capsys)
     one_line_error(rc, err, *(culprit if isinstance(culprit, tuple) else (culprit,)))
     assert not out.exists() and sorted(q.name for q in tmp_path.iterdir()) == ["bad.toml"]
 
@@ -111,8 +122,8 @@ def test_bad_preset_live_and_soak_fail_before_starting_anything(tmp_path, capsys
     rc, err = run_cli(["live", "--input-file", noisy, "--output", "null", "--preset", preset, "--duration", "1"],
                       capsys)
     one_line_error(rc, err, culprit, str(preset), prefix="streamsep live: error: ")
-    rc, err = run_cli(["bench", "--soak", "1", "--preset", preset], capsys)
-    one_line_error(rc, err, culprit, str(preset))
+    rc, err = run_soak(["1", "--preset", preset], capsys)
+    one_line_error(rc, err, culprit, str(preset), prefix="soak: error: ")
 
 
 def test_preset_binary_garbage_and_unknown_name(tmp_path, capsys, noisy):
@@ -187,8 +198,7 @@ def test_lying_card_one_line_naming_card_and_culprit(tmp_path, capsys, noisy, mo
     card.write_text(tomli_w.dumps(_lie(tiny_card(models / "tiny.onnx"), what)))
     out = tmp_path / "o.wav"
     for extra in ([], ["--stream"]):
-        rc, err = run_cli(["process", noisy, out, "--model", card, "--model-path", models, "--metrics", "si_sdr"]
-                          + extra, capsys)
+        rc, err = run_cli(["process", noisy, out, "--model", card, "--model-path", models] + extra, capsys)
         line = one_line_error(rc, err, needle)
         assert "tiny" in line, line
         assert not out.exists()
@@ -198,8 +208,7 @@ def test_honest_tiny_card_runs(tmp_path, capsys, noisy, models):
     """The control for the lies above: the same card, told truthfully, processes the file."""
     card = tmp_path / "tiny.toml"
     card.write_text(tomli_w.dumps(tiny_card(models / "tiny.onnx")))
-    rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", models,
-                       "--metrics", "si_sdr"], capsys)
+    rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", models], capsys)
     assert rc == 0, err
     assert sf.info(str(tmp_path / "o.wav")).frames == sf.info(str(noisy)).frames
 
@@ -227,8 +236,7 @@ def test_gtcrn_card_lies_against_the_real_model(tmp_path, capsys, noisy, models)
         lie(c)
         card = tmp_path / f"gtcrn-{name}.toml"
         card.write_text(tomli_w.dumps(c))
-        rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", gdir,
-                           "--metrics", "si_sdr"], capsys)
+        rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", card, "--model-path", gdir], capsys)
         one_line_error(rc, err, needle, "gtcrn")
 
 
@@ -275,7 +283,7 @@ def test_unknown_audio_device(noisy, argv, needle):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 @pytest.mark.parametrize("argv", [
-    pytest.param(["process", "{noisy}", "{out}", "--device", "cuda", "--metrics", "si_sdr"], id="process"),
+    pytest.param(["process", "{noisy}", "{out}", "--device", "cuda"], id="process"),
     pytest.param(["bench", "--device", "cuda", "--seconds", "1"], id="bench"),
 ])
 def test_cuda_requested_without_cuda(tmp_path, noisy, argv):
@@ -285,11 +293,15 @@ def test_cuda_requested_without_cuda(tmp_path, noisy, argv):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    pytest.param(["bench", "--soak", "0", "--seconds", "0.2", "--steps", "0", "--block", "160"], "soak", id="soak 0"),
-    pytest.param(["bench", "--soak", "-1"], "soak", id="soak -1"),
     pytest.param(["process", "{noisy}", "{out}", "--threads", "-3"], "--threads",
                  id="threads -3"),
 ])
 def test_bad_numbers_on_the_command_line(tmp_path, capsys, noisy, argv, needle):
     rc, err = run_cli([a.format(noisy=noisy, out=tmp_path / "o.wav") for a in argv], capsys)
     one_line_error(rc, err, needle)
+
+
+@pytest.mark.parametrize("minutes", ["0", "-1"])
+def test_soak_bad_minutes(capsys, minutes):
+    rc, err = run_soak([minutes], capsys)
+    one_line_error(rc, err, "soak", prefix="soak: error: ")

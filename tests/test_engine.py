@@ -3,15 +3,24 @@ resampling), streamed == offline for deterministic policies (hypothesis), the fi
 the independent offline refiner, output controls, live parameter changes, load limits, NaN/Inf."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
+from conftest import (
+    SHARED,
+    coloured_noise,
+    generated_pair,
+    generated_speech,
+    lag_of,
+    leventure_pair,
+    real_noise,
+    si_sdr,
+    stream,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import (SHARED, coloured_noise, generated_pair, generated_speech, lag_of, leventure_pair,
-                      real_noise, si_sdr, stream)
 from streamsep.engine import MAX_HOST_BLOCK, ConfigError, Engine, EngineConfig
 from streamsep.offline import refine_search
 
@@ -109,7 +118,7 @@ def test_bad_block_and_config_raise(nsnet2):
 SOURCES = ["generated"] + (["real0", "real1"] if (SHARED / "data" / "pairs" / "leventure").is_dir() else [])
 
 
-@lru_cache(maxsize=None)
+@cache
 def source_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, clean) 1.2 s at 16 kHz."""
     if name == "generated":

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import soxr
 import torch
-
 from conftest import generated_pair, si_sdr, stream
+
 from streamsep.engine import Engine, EngineConfig
 from streamsep.separators.base import TensorState
 from streamsep.separators.registry import create

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from conftest import generated_pair
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import generated_pair
 from streamsep.audio_io import AudioFileError, FileStreamReader, read_audio
 from streamsep.engine import ConfigError, Engine, EngineConfig
 from streamsep.separators.registry import create
@@ -266,7 +266,7 @@ def test_reader_fuzz_mutated_files(tmp_path, seeds, which, ops):
 def test_soak_latency_measurement_finds_the_exact_lag(lag, start, offset, gain):
     """``streamsep.soak.measured_lag`` recovers the delay of a looped, denoised-looking copy of the
     input to the sample (what the soak reports as latency at the start and the end)."""
-    from streamsep.soak import measured_lag
+    from soak import measured_lag
 
     x = base_signal(16000)[: 11 * 1600]                      # the looped input (1.1 s)
     y_from = start + offset + 8000 + 1024                     # JACK frame of the window's first sample
@@ -280,7 +280,7 @@ def test_soak_latency_measurement_finds_the_exact_lag(lag, start, offset, gain):
 
 
 def test_soak_jack_log_attribution():
-    from streamsep.soak import parse_jack_log
+    from soak import parse_jack_log
 
     log = """jackdmp 1.9.21
 JackEngine::XRun: client = streamsep was not finished, state = Triggered
@@ -300,8 +300,9 @@ JackAudioDriver::ProcessGraphAsyncMaster: Process error
 def test_soak_summary_counts_only_the_measurement():
     """xruns, misses and fallback samples from before the feeder started do not count; latency is
     'unchanged' only when the recording's lag and the reported latency both stayed put."""
+    from soak import summarize
+
     from streamsep.engine import EngineConfig
-    from streamsep.soak import summarize
 
     class Srv:
         name, realtime, period = "s", True, 160

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import generated_pair, leventure_pair, read, shared, si_sdr
+
 from streamsep.separators.nsnet2 import MIN_GAIN, NSNet2, log_power
 
 TOL = 1e-4  # max abs gain difference PyTorch vs onnxruntime

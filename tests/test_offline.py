@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import generated_pair, leventure_pair, si_sdr
+
 from streamsep.engine import Engine, EngineConfig
 from streamsep.offline import ALL_POLICIES, NEEDS_REFERENCE, refine_search, refine_signal
 from streamsep.policies import DEFAULT_GRID, PolicyError

@@ -8,11 +8,19 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import generated_pair, leventure_pair, read, shared, si_sdr
+
 from streamsep.engine import Engine, EngineConfig
-from streamsep.policies import (DEFAULT_PROXY, KEEP, PROXIES, FloorMatchPolicy, PolicyError, ProxyPolicy,
-                                make_policy, score_noise_gated)
+from streamsep.policies import (
+    DEFAULT_PROXY,
+    KEEP,
+    PROXIES,
+    FloorMatchPolicy,
+    PolicyError,
+    ProxyPolicy,
+    make_policy,
+    score_noise_gated,
+)
 
 
 def noise_frames(rng, frames: int = 20, bins: int = 161) -> torch.Tensor:

@@ -66,7 +66,8 @@ def test_matches_pyrnnoise_loop(sep: RNNoise, pair48k) -> None:
     and y/32768 are exact in float32, so our output ×32768 is the library's float output, which
     pyrnnoise truncates to int16: the difference must lie in (−1, 1) LSB, and VAD must match exactly.
     """
-    from pyrnnoise.rnnoise import create as rn_create, destroy, process_mono_frame
+    from pyrnnoise.rnnoise import create as rn_create
+    from pyrnnoise.rnnoise import destroy, process_mono_frame
 
     noisy, _ = pair48k
     x = noisy[: 400 * FRAME]  # 4 s

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from streamsep import tune
 from streamsep.cli import main
-from streamsep.demo import coloured_noise, mix_at_snr, synthetic_speech
 from streamsep.presets import load_preset
+from streamsep.synth import coloured_noise, mix_at_snr, synthetic_speech
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 RATE = 16000

@@ -15,7 +15,8 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from streamsep.separators import registry
-from streamsep.separators.cards import CardError, load_card_file
+from streamsep.separators.card_factory import load_card_file
+from streamsep.separators.cards import CardError
 from streamsep.separators.torchscript import TorchScriptStreamSeparator
 from streamsep.separators.windowed import WindowedSeparator
 

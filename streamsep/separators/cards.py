@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from streamsep.separators.base import Separator
+import tomllib
+
+from streamsep.modelfiles import ModelFileError, pull_files
 
 FORMATS = ("onnx-stream", "onnx-window", "torchscript-stream", "torchscript-window")
 IOS = ("stft", "waveform")
@@ -370,48 +372,6 @@ def load_card(path: str | Path) -> Card:
     return parse_card(data, p)
 
 
-# -- building separators ---------------------------------------------------------------------------
-def build(card: Card, device: str = "cpu", model_path: str | Path | None = None, **kwargs: Any) -> Separator:
-    """Resolve and check the card's files, open the model, return the separator."""
-    from streamsep import modelfiles
-
-    files = modelfiles.resolve(card, model_path)
-    if card.format == "onnx-stream":
-        from streamsep.separators import onnx_stream
-
-        cls = onnx_stream.OnnxStreamFrameSeparator if card.io == "stft" else onnx_stream.OnnxStreamWaveSeparator
-        return cls(card, files, device=device, **kwargs)
-    if card.format == "onnx-window":
-        from streamsep.separators import windowed
-
-        return windowed.WindowedSeparator(card, windowed.OnnxWindowRunner(card, files, device=device, **kwargs),
-                                         device=device)
-    from streamsep.separators import torchscript, windowed
-
-    if card.format == "torchscript-window":
-        return windowed.WindowedSeparator(card, torchscript.TorchScriptWindowRunner(card, files, device), device=device)
-    return torchscript.TorchScriptStreamSeparator(card, files, device=device, **kwargs)
-
-
-class CardFactory:
-    """``factory(device="cpu", model_path=None, **kwargs) -> Separator`` for one card."""
-
-    def __init__(self, card: Card) -> None:
-        self.card = card
-        self.__doc__ = card.description
-
-    def __call__(self, device: str = "cpu", model_path: str | Path | None = None, **kwargs: Any) -> Separator:
-        return build(self.card, device=device, model_path=model_path, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"CardFactory({self.card.name!r}, {str(self.card.path)!r})"
-
-
-def load_card_file(path: str | Path) -> CardFactory:
-    """A factory for the user's own card at ``path`` (validated now, model opened on call)."""
-    return CardFactory(load_card(path))
-
-
 def builtin_card_paths() -> list[Path]:
     """The cards shipped in ``streamsep/cards/``."""
     root = resources.files("streamsep") / "cards"
@@ -436,11 +396,6 @@ def builtin_cards() -> dict[str, Card]:
     return dict(_builtin_cards())
 
 
-def builtin_card_factories() -> dict[str, CardFactory]:
-    """name → factory for every shipped card (used lazily by the registry)."""
-    return {name: CardFactory(card) for name, card in _builtin_cards().items()}
-
-
 def find_card(name: str | Path) -> Card:
     """A shipped card by name, or a card file by path (``….toml``).
 
@@ -452,8 +407,15 @@ def find_card(name: str | Path) -> Card:
         return load_card(s)
     cards = _builtin_cards()
     if s not in cards:
-        from streamsep.modelfiles import ModelFileError
-
         raise ModelFileError(f"no model card named '{s}' (cards: {', '.join(sorted(cards)) or 'none'}; "
                              f"or give the path of a .toml card)")
     return cards[s]
+
+
+def pull(name: str | Path, dest_dir: str | Path | None = None, progress: bool = True) -> list[Path]:
+    """Download the files of the card ``name`` (a built-in card name or a ``.toml`` path).
+
+    Files go to ``dest_dir`` (default: the user cache, ``<cache>/<card name>/``); files already
+    there with the right sha256 are kept.  Returns the paths of all of the card's files.
+    """
+    return pull_files(find_card(name), dest_dir, progress)

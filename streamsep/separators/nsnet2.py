@@ -81,7 +81,7 @@ class NSNet2Net(nn.Module):
         return self.fc_out(z), h
 
     @classmethod
-    def from_onnx(cls, path: Path) -> "NSNet2Net":
+    def from_onnx(cls, path: Path) -> NSNet2Net:
         """Build the network and load every weight from the NSNet2 ONNX graph."""
         inits, nodes = _onnx_weights(path)
         matmuls = [n for n in nodes if n.op_type == "MatMul"]

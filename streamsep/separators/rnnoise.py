@@ -30,8 +30,8 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -120,15 +120,15 @@ class RNNoiseState(TensorState):
         """(B,) float32: voice-activity probability of each stream's last frame (NaN: poisoned)."""
         return self.tensors[1]
 
-    def fork(self, copies: int) -> "RNNoiseState":
+    def fork(self, copies: int) -> RNNoiseState:
         t = super().fork(copies)
         return RNNoiseState(t.tensors, t.batch_axis, t.extra)
 
-    def select(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "RNNoiseState":
+    def select(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> RNNoiseState:
         t = super().select(index)
         return RNNoiseState(t.tensors, t.batch_axis, t.extra)
 
-    def copy(self) -> "RNNoiseState":
+    def copy(self) -> RNNoiseState:
         """A deep copy (fresh C structs)."""
         return RNNoiseState([self.raw.copy(), self.vad.copy()], [0, 0], dict(self.extra))
 

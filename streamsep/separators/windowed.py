@@ -13,8 +13,7 @@ separator reports the card's ``latency``, which the card loader has checked equa
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -55,41 +54,6 @@ def overlap_add(frames: np.ndarray, tail: np.ndarray, hop: int) -> tuple[np.ndar
     for i in range(n):
         acc[:, i * hop: i * hop + frame] += frames[:, i]
     return acc[:, : n * hop], np.ascontiguousarray(acc[:, n * hop:])
-
-
-class OnnxWindowRunner:
-    """Runs an ``onnx-window`` card's graph on windows (M, frame) → (M, frame)."""
-
-    def __init__(self, card: Card, files: dict[str, Path], threads: int | None = None, device: str | torch.device = "cpu") -> None:
-        from streamsep.separators.onnx_stream import Layout, check_tensor, open_session
-
-        m = card.model
-        self.session = open_session(files[m.file], threads, device)
-        self.layout = Layout(m.layout, "frame", {"B": 1, "T": 1, "N": card.frame})
-        check_tensor(card, self.session, m.file, m.input, self.layout.shape, "input")
-        check_tensor(card, self.session, m.file, m.output, self.layout.shape, "output")
-        for node in self.session.get_inputs():
-            if node.name != m.input:
-                raise card.error(f"input tensor '{node.name}' of {m.file} is not described by the card")
-        self.input, self.output = m.input, m.output
-        # a symbolic batch dimension lets all windows run in one call
-        b_axis = m.layout.find("B")
-        shape = {n.name: n.shape for n in self.session.get_inputs()}[m.input]
-        self.batched = b_axis >= 0 and not isinstance(shape[b_axis], int)
-        self.b_axis = b_axis
-
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        if self.batched:
-            shape = list(self.layout.shape)
-            shape[self.b_axis] = windows.shape[0]
-            x = np.ascontiguousarray(windows.reshape(shape), dtype=np.float32)
-            y = self.session.run([self.output], {self.input: x})[0]
-            return np.asarray(y, dtype=np.float32).reshape(windows.shape)
-        out = np.empty_like(windows, dtype=np.float32)
-        for i, w in enumerate(windows):
-            y = self.session.run([self.output], {self.input: self.layout.to_model(w)})[0]
-            out[i] = self.layout.from_model(y)
-        return out
 
 
 class WindowedSeparator(Separator):

@@ -1,15 +1,16 @@
-"""``streamsep bench --soak MINUTES``: a long live session through the JACK dummy server.
+"""``python scripts/soak.py MINUTES``: a long live session through the JACK dummy server.
 
 What runs
 ---------
-* ``jackd -n streamsep-soak-PID -d dummy -r 16000 -p 160`` (SCHED_FIFO priority 70 where the system
-  allows it, else ``--no-realtime``): JACK's graph on the wall clock, no sound hardware.
+* ``jackd -d dummy -r 16000 -p 160`` started by the tests' JACK harness (``tests/jackutil.py``,
+  :class:`JackServer`; SCHED_FIFO priority 70 where the system allows it, else ``--no-realtime``):
+  JACK's graph on the wall clock, no sound hardware.
 * :class:`~streamsep.live.LiveHost` in *this* process, with the preset (``--preset``, default
   ``balanced``), on PortAudio's JACK host API (device ``system``), so its memory is this
   process's memory.
-* A feeder in a *separate* process (``python -m streamsep.soak feed …``): one JACK client plays a
+* A feeder in a *separate* process (``python scripts/soak.py feed …``): one JACK client plays a
   looped noisy speech clip (espeak-ng speech, else the synthetic voiced signal of
-  :mod:`streamsep.demo`, plus fan/hum noise at 5 dB SNR) into ``streamsep:in_0``, another records
+  :mod:`streamsep.synth`, plus fan/hum noise at 5 dB SNR) into ``streamsep:in_0``, another records
   ``streamsep:out_0``.  Its Python callbacks need only their own process's GIL.  It keeps the first
   and the last :data:`WINDOW_S` seconds of the recording with their JACK frame times and counts the
   xruns JACK reports to it (server-wide) and the cycles JACK skipped.
@@ -41,6 +42,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from jackutil import JackServer  # noqa: E402  (the one JACK harness: tests/jackutil.py)
 
 RATE = 16000          #: JACK server rate, Hz
 PERIOD = 160          #: JACK period, samples (10 ms)
@@ -76,76 +80,11 @@ def baseline_s(minutes: float) -> float:
 
 
 # -- the JACK server -------------------------------------------------------------------------------
-class DummyJack:
-    """``jackd -n NAME -d dummy -r RATE -p PERIOD`` as a child process (its own server name)."""
-
-    def __init__(self, rate: int = RATE, period: int = PERIOD) -> None:
-        self.rate, self.period = rate, period
-        self.name = f"streamsep-soak-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-        self.proc: subprocess.Popen | None = None
-        self.realtime = False
-        self.log = Path(tempfile.gettempdir()) / f"jackd-{self.name}.log"
-
-    def env(self) -> dict[str, str]:
-        """Variables that point libjack (and PortAudio's JACK host API) at this server."""
-        return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1", "JACK_NO_START_SERVER": "1"}
-
-    def start(self, timeout: float = 20.0) -> "DummyJack":
-        if shutil.which("jackd") is None:
-            raise SoakError("jackd not found (install jackd2)")
-        try:
-            import jack
-        except Exception as exc:
-            raise SoakError(f"the soak needs the JACK-Client package and libjack ({exc})") from None
-        jack.set_error_function(lambda msg: None)  # probes before the server is up are expected to fail
-        errors = []
-        for rt in (["-R", "-P", "70"], ["--no-realtime"]):
-            try:
-                self._start(rt, timeout)
-                self.realtime = rt[0] == "-R"
-                return self
-            except SoakError as exc:
-                errors.append(str(exc))
-        raise SoakError("; ".join(errors))
-
-    def _start(self, rt: list[str], timeout: float) -> None:
-        import jack
-
-        cmd = ["jackd", *rt, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
-               "-C", "2", "-P", "2"]
-        env = {**os.environ, **self.env()}
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                tail = self.log.read_text()[-300:].replace("\n", " ")
-                self.proc = None
-                raise SoakError(f"jackd {' '.join(rt)} exited: {tail}")
-            try:
-                jack.Client("soakprobe", servername=self.name, no_start_server=True).close()
-                return
-            except jack.JackError:
-                time.sleep(0.1)
-        self.stop()
-        raise SoakError(f"jackd {' '.join(rt)} did not come up in {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-
 # -- the signal ------------------------------------------------------------------------------------
 def soak_signal(rate: int = RATE) -> tuple[np.ndarray, str]:
     """Noisy speech to loop: espeak-ng speech (else the synthetic voiced signal) + fan/hum noise at
     5 dB SNR, with a second of low noise between repetitions.  Returns (signal, description)."""
-    from streamsep.demo import coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
+    from streamsep.synth import coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
 
     try:
         s, what = espeak_speech(rate=rate), "espeak-ng speech"
@@ -333,12 +272,12 @@ def _sample(host, t: float) -> dict:
 
 
 def run_soak(args) -> int:
-    """Body of ``streamsep bench --soak MINUTES [--preset P] [--json OUT] [--threads N]``."""
+    """Body of ``python scripts/soak.py MINUTES [--preset P] [--json OUT] [--threads N] [--period N]``."""
     from dataclasses import replace
 
-    from streamsep.bench import machine_info
-    from streamsep.cli import write_json
+    from streamsep.machine import machine_info
     from streamsep.presets import load_preset
+    from streamsep.reporting import write_json
 
     minutes = float(args.soak)
     if not math.isfinite(minutes) or minutes <= 0:
@@ -352,12 +291,14 @@ def run_soak(args) -> int:
     if not isinstance(period, int) or not 16 <= period <= 4096:
         raise SoakError(f"--period: JACK period must be an integer in 16..4096 frames, got {period!r}")
     x, what = soak_signal(RATE)
+    if shutil.which("jackd") is None:
+        raise SoakError("--soak: jackd not found (install jackd2)")
     try:
-        srv = DummyJack(period=period).start()
-    except SoakError as exc:
-        raise SoakError(f"--soak: {exc}") from None
-    for k, v in srv.env().items():
-        os.environ[k] = v  # PortAudio's JACK host API (in this process) and the feeder
+        srv = JackServer(rate=RATE, period=period).start()
+    except (RuntimeError, ImportError) as exc:
+        raise SoakError(f"--soak: {str(exc).splitlines()[0]}") from None
+    for k in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION", "JACK_NO_START_SERVER"):
+        os.environ[k] = srv.env()[k]  # PortAudio's JACK host API (in this process) and the feeder
     tmp = Path(tempfile.mkdtemp(prefix="streamsep-soak-"))
     feeder = None
     host = None
@@ -382,7 +323,7 @@ def run_soak(args) -> int:
         # the feeder's output goes to a file: a pipe nobody reads for 30 minutes could fill up and
         # block a JACK thread that prints (libjack does, on trouble)
         feeder_log = open(tmp / "feeder.log", "w")
-        feeder = subprocess.Popen([sys.executable, "-m", "streamsep.soak", "feed", srv.name, str(tmp / "signal.npy"),
+        feeder = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "feed", srv.name, str(tmp / "signal.npy"),
                                    str(tmp / "rec.npz"), str(ready)],
                                   env=os.environ.copy(), stdout=feeder_log, stderr=subprocess.STDOUT)
         t_wait = time.monotonic()
@@ -459,7 +400,7 @@ def run_soak(args) -> int:
 
 
 def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray, minutes: float, preset: str,
-              config, srv: DummyJack, what: str, threads: int, load_start, error: str | None,
+              config, srv: JackServer, what: str, threads: int, load_start, error: str | None,
               jlog: dict | None = None) -> dict:
     """The JSON report (see the module docstring)."""
     max_lag = int(MAX_LAG_S * RATE)
@@ -534,12 +475,27 @@ def print_summary(r: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``soak.py MINUTES [--preset P] [--period N] [--json OUT] [--threads N] [--device D]`` (and the
+    internal ``soak.py feed SERVER SIGNAL.npy OUT.npz READY_FILE``).  Exit 2 with one line on bad input."""
+    import argparse
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 5 and argv[0] == "feed":
         return feed_main(*argv[1:])
-    print("usage: python -m streamsep.soak feed SERVER SIGNAL.npy OUT.npz READY_FILE "
-          "(internal; run the soak with `streamsep bench --soak MINUTES`)", file=sys.stderr)
-    return 2
+    p = argparse.ArgumentParser(prog="scripts/soak.py", description="soak test of the live host through the JACK "
+                                "dummy server")
+    p.add_argument("soak", type=float, metavar="MINUTES", help="length of the measurement in minutes")
+    p.add_argument("--preset", default="balanced", help="preset name or .toml path (default balanced)")
+    p.add_argument("--period", type=int, default=PERIOD, help="JACK period in frames at 16 kHz (default 160 = 10 ms)")
+    p.add_argument("--json", help="write the report here")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    args = p.parse_args(argv)
+    try:
+        return run_soak(args)
+    except ValueError as exc:  # SoakError, PresetError, ConfigError: one line
+        print(f"soak: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
