@@ -8,7 +8,8 @@ separator passes per block (1 + steps × candidates for a searching policy, else
 estimate without needing to see the candidates: :meth:`Policy.precheck`).  In the same run the raw
 reference runtime of the model is measured as ``reference_rtf``: onnxruntime on the NSNet2 ONNX over
 the whole file (features, network, synthesis) for nsnet2; pyrnnoise's own frame loop for rnnoise;
-one whole-file ``process`` call of the separator itself for other models.  The reference runs once
+libDF's C runtime (``libdeepfilter.so`` through ctypes, hop by hop; ``reference``: ``"libdf"``) for
+dfn3; one whole-file ``process`` call of the separator itself for other models.  The reference runs once
 before every timed repeat of every configuration (interleaved with the engine, best of N on each
 side), so that ``cpu_rtf / reference_rtf`` compares two timings made within seconds of each other;
 ``reference_rtf_at_start`` is the best of N measured once before the first configuration.
@@ -97,6 +98,21 @@ def reference_timer(sep, x: np.ndarray) -> tuple[Callable[[], float], str]:
             return time.process_time() - t0
 
         return once, "onnxruntime on the NSNet2 ONNX, whole file (process CPU time, best of N)"
+    if sep.name == "dfn3":  # libDF's own C runtime (ctypes), hop by hop over the whole file
+        from streamsep.separators.libdf_reference import LibDF
+
+        n = len(x) // sep.hop * sep.hop
+
+        def once_libdf() -> float:
+            df = LibDF(sep.tarball)
+            try:
+                t0 = time.process_time()
+                df.process(x[:n])
+                return time.process_time() - t0
+            finally:
+                df.close()
+
+        return once_libdf, "libdf"
     if sep.name == "rnnoise":
         from streamsep.separators import rnnoise
 

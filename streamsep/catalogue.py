@@ -28,6 +28,12 @@ PROXY_NAMES: tuple[str, ...] = ("floor-match", "noise-gated", "calibrated", "ene
                                 "residual-flatness")
 DEFAULT_PROXY = "floor-match"
 
+#: the model a configuration runs when it names none: DeepFilterNet3, full band, one step
+DEFAULT_MODEL = "dfn3"
+#: how steps chain on separators whose output lags by whole frames (DeepFilterNet3): ``exact`` waits
+#: for the previous step's final frames (+ that lag per step), ``fast`` blends the newest frames
+#: available (no added latency, approximate)
+CHAINS: tuple[str, ...] = ("exact", "fast")
 #: device-rate conversion: ``fir`` the low-delay polyphase FIR (integer rate ratios only), or a soxr
 #: quality; ``auto`` = the FIR for integer ratios, else soxr LQ (HQ when the device rate is lower)
 RESAMPLE_QUALITIES: tuple[str, ...] = ("auto", "fir", "QQ", "LQ", "MQ", "HQ", "VHQ")
@@ -38,7 +44,7 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,), "steps": (int,), "candidates": (int,), "policy": (str,), "ratios": (list,),
     "block": (int,), "mix": (int, float), "atten_db": (int, float), "bypass": (bool,), "device": (str,),
-    "proxy": (str,), "resample_quality": (str,),
+    "proxy": (str,), "chain": (str,), "resample_quality": (str,),
 }
 CONFIG_KEYS: tuple[str, ...] = tuple(CONFIG_TYPES)
 #: keys a running engine/host accepts without a rebuild (``set_params``)

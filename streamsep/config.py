@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from streamsep.catalogue import BLOCK_ORACLE, CONFIG_KEYS, ENGINE_POLICIES, LIVE_KEYS, PROXY_NAMES, RESAMPLE_QUALITIES
+from streamsep.catalogue import (
+    BLOCK_ORACLE,
+    CHAINS,
+    CONFIG_KEYS,
+    DEFAULT_MODEL,
+    ENGINE_POLICIES,
+    LIVE_KEYS,
+    PROXY_NAMES,
+    RESAMPLE_QUALITIES,
+)
 
 __all__ = ["CONFIG_KEYS", "LIVE_KEYS", "ConfigError", "EngineConfig"]
 
@@ -19,7 +28,7 @@ class ConfigError(ValueError):
 class EngineConfig:
     """Everything that defines how the engine runs.  Units: samples at the model rate, dB."""
 
-    model: str = "nsnet2"
+    model: str = DEFAULT_MODEL     # DeepFilterNet3 (see the catalogue)
     steps: int = 0                 # K refinement steps after the one-step pass (0 = plain model)
     candidates: int = 1            # ratios tried per step (searching policies)
     policy: str = "fixed"          # fixed | heuristic | proxy
@@ -30,6 +39,8 @@ class EngineConfig:
     bypass: bool = False
     device: str = "cpu"
     proxy: str | None = None       # proxy score for policy "proxy" (None = the default)
+    chain: str = "exact"           # delayed-frame separators (dfn3): "exact" (+step_delay hops per step)
+                                   # or "fast" (no added latency, approximate: newest gains of step k−1)
     resample_quality: str = "auto" # device-rate conversion: auto, fir (integer ratios), soxr QQ, LQ, MQ, HQ, VHQ
                                    # (auto: HQ when the device rate is below the model's — LQ measurably
                                    # degraded 8 kHz input — else LQ, whose buffering costs less latency)
@@ -55,6 +66,8 @@ class EngineConfig:
             raise ConfigError(f"device: must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.proxy is not None and self.proxy not in PROXY_NAMES:
             raise ConfigError(f"proxy: unknown '{self.proxy}' (known: {', '.join(PROXY_NAMES)})")
+        if self.chain not in CHAINS:
+            raise ConfigError(f"chain: one of {', '.join(CHAINS)}, got {self.chain!r}")
         if self.resample_quality not in RESAMPLE_QUALITIES:
             raise ConfigError(f"resample_quality: one of {', '.join(RESAMPLE_QUALITIES)}, got {self.resample_quality!r}")
         return self

@@ -8,12 +8,14 @@ Data path for one :meth:`Engine.process` call (worker thread, never the audio ca
       bypass; all delay-aligned) ─▶ [resample model→host] ─▶ output FIFO ─▶ host block
 
 Latency (host samples) = output-FIFO prefill + resampler delay + separator latency (+ ``(K_max)·latency``
-for waveform separators, whose steps each add their latency; fewer steps in use are padded to keep it
-constant).  The prefill is the least that keeps calls of the construction ``host_block`` fed: 0 when
-the host block is a whole number of engine blocks and no resampling or the integer-ratio FIR
-(:mod:`streamsep.resample`) runs, up to one engine block otherwise, more for soxr's bursty output
-(simulated once at construction).  A call of another size that finds too little output is completed
-with the input delayed by the latency (counted in ``stats.fallback_samples``); the latency never moves.
+for waveform separators, whose steps each add their latency, and ``K_max·step_delay·hop`` for
+frame-domain separators whose steps lag by ``step_delay`` frames, DeepFilterNet3; fewer steps in use
+are padded to keep it constant).  The prefill is the least that keeps calls of the construction
+``host_block`` fed: 0 when the host block is a whole number of engine blocks and no resampling or the
+integer-ratio FIR (:mod:`streamsep.resample`) runs, up to one engine block otherwise, more for soxr's
+bursty output (simulated once at construction).  A call of another size that finds too little output
+is completed with the input delayed by the latency (counted in ``stats.fallback_samples``); the
+latency never moves.
 
 Decision blocks (``config.block`` samples at the model rate) are independent of the host block size,
 so a deterministic policy gives the same output for any host block size (the parity property).
@@ -119,14 +121,20 @@ class Engine:
         self.block = block
         self.max_steps = int(max(config.steps, max_steps or 0))
         self.frame = isinstance(separator, FrameSeparator) and separator.frame_domain
-        self.chains = StepChains(separator, self.max_steps, block // hop)
+        self.chains = StepChains(separator, self.max_steps, block // hop, chain=self.config.chain)
         self._apply_policy()
         self.stats = EngineStats(ratios=np.full(self.max_steps, np.nan))
         self._mailbox: queue.SimpleQueue = queue.SimpleQueue()
         self._limit_steps: int | None = None
         self._limit_cands: int | None = None
-        # model-domain latency (samples at model rate) of the processed path
-        sep_lat = separator.latency * (1 if self.frame else self.max_steps + 1)
+        # model-domain latency (samples at model rate) of the processed path.  Frame-domain steps
+        # add none, except for separators whose step() lags by ``step_delay`` frames (DFN3): exact
+        # chaining then adds step_delay hops per step (see StepChains)
+        self.step_delay = 0 if self.chains.fast else self.chains.delay
+        if self.frame:
+            sep_lat = separator.latency + self.max_steps * self.step_delay * hop
+        else:
+            sep_lat = separator.latency * (self.max_steps + 1)
         self.model_latency = sep_lat
         self.dry_delay = DelayLine(sep_lat)
         # waveform separators: step k's output is (k+1)·L late; out_delays[k] pads it to the
@@ -202,11 +210,11 @@ class Engine:
         if not changed:
             return
         if "steps" in changed and changed["steps"] > self.max_steps:
-            if self.frame:  # frame-domain steps add no latency: grow the chains
+            if self.frame and not self.step_delay:  # frame-domain steps add no latency: grow the chains
                 self.chains.grow(int(changed["steps"]))
                 self.max_steps = self.chains.max_steps
                 self.stats.ratios = np.full(self.max_steps, np.nan)
-            else:  # waveform steps add latency, fixed at construction (use max_steps=)
+            else:  # waveform (and delayed-frame) steps add latency, fixed at construction (max_steps=)
                 changed["steps"] = self.max_steps
         self.config = replace(self.config, **changed).validate()
         if {"policy", "ratios", "proxy"} & changed.keys():
@@ -410,7 +418,7 @@ class Engine:
                 if self.frame:
                     yk, _ = self.sep.synthesize(Yk, self.sep.stft.new_synthesis_state(1))
                     yk = yk[0].cpu().numpy()
-                    lk = self.sep.latency
+                    lk = self.sep.latency + k * self.step_delay * self.sep.hop
                 else:
                     yk = Yk[0].cpu().numpy()
                     lk = self.sep.latency * (k + 1)

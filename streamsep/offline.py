@@ -64,11 +64,15 @@ class _FrameRunner:
     @torch.inference_mode()
     def step(self, Z: torch.Tensor) -> torch.Tensor:
         Y, _ = self.sep.step(Z, self.sep.new_model_state(Z.shape[0]))
+        d = int(getattr(self.sep, "step_delay", 0) or 0)
+        if d:  # whole signals: undo the step's lag so every pass stays aligned with the mixture frames
+            Y = torch.cat([Y[:, d:], torch.zeros_like(Y[:, :d])], dim=1)
         return Y
 
     def synth(self, Y: torch.Tensor) -> np.ndarray:
         y, _ = self.sep.synthesize(Y, self.sep.stft.new_synthesis_state(Y.shape[0]))
-        L = self.sep.latency
+        # steps were realigned in step(): the separator's latency less its step lag
+        L = self.sep.latency - int(getattr(self.sep, "step_delay", 0) or 0) * self.sep.hop
         return y[:, L:L + self.n].cpu().numpy()
 
 

@@ -27,6 +27,24 @@ from streamsep.separators.base import FrameSeparator, Separator
 CROSSFADE = 64  # samples, for candidate switches of waveform separators
 
 
+class FrameDelay:
+    """A delay of ``delay`` frames for complex frames (1, T, F) (frame-domain separators whose
+    :meth:`step` output lags its input, see ``step_delay``)."""
+
+    def __init__(self, delay: int) -> None:
+        self.delay = int(delay)
+        self.buf: torch.Tensor | None = None
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        if self.delay == 0:
+            return X
+        if self.buf is None:
+            self.buf = torch.zeros(X.shape[0], self.delay, *X.shape[2:], dtype=X.dtype, device=X.device)
+        joined = torch.cat([self.buf, X], dim=1)
+        self.buf = joined[:, joined.shape[1] - self.delay:]
+        return joined[:, : X.shape[1]]
+
+
 class DelayLine:
     """A delay of ``delay`` samples for a 1-D float32 stream (``delay`` may be changed; it resets)."""
 
@@ -73,7 +91,7 @@ class StepRecord:
 class StepChains:
     """Per-step separator state chains and the block-wise multi-step loop."""
 
-    def __init__(self, sep: Separator, max_steps: int, block_frames: int) -> None:
+    def __init__(self, sep: Separator, max_steps: int, block_frames: int, chain: str = "exact") -> None:
         self.sep = sep
         self.max_steps = int(max_steps)
         self.block_frames = int(block_frames)  # frames (hops) per decision block
@@ -95,15 +113,37 @@ class StepChains:
         self.mix_delays = [DelayLine(k * L) for k in range(self.max_steps + 1)] if not self.frame else []
         self.keep_delays = [DelayLine(L) for _ in range(self.max_steps + 1)] if not self.frame else []
         self.score_delays = [DelayLine((k + 1) * L) for k in range(self.max_steps + 1)] if not self.frame else []
+        # Frame-domain separators whose step() output lags its input by ``step_delay`` frames
+        # (DeepFilterNet3's lookahead): exact chaining, the same scheme as waveform separators in
+        # frames — step k blends with X delayed k·d frames, scores against X delayed (k+1)·d and
+        # keeps y(k−1) delayed d; every step's output is padded to the latency of max_steps.
+        self.delay = int(getattr(sep, "step_delay", 0) or 0) if self.frame else 0
+        # chain "fast" (delayed-frame separators only): no added latency — step k blends the current
+        # mixture frames with the newest gains of step k−1 (its complex gain on the frame d older),
+        # so every step lags d frames like the first; approximate, see docs/lab
+        self.fast = bool(self.delay) and chain == "fast"
+        if self.fast:
+            self.mix_delays = []
+            self.keep_delays = []
+            self.score_delays = [FrameDelay(self.delay) for _ in range(self.max_steps + 1)]
+            self.out_delays = []
+        elif self.delay:
+            d = self.delay
+            self.mix_delays = [FrameDelay(k * d) for k in range(self.max_steps + 1)]
+            self.keep_delays = [FrameDelay(d) for _ in range(self.max_steps + 1)]
+            self.score_delays = [FrameDelay((k + 1) * d) for k in range(self.max_steps + 1)]
+            self.out_delays = [FrameDelay((self.max_steps - k) * d) for k in range(self.max_steps + 1)]
 
     def grow(self, max_steps: int) -> None:
         """Add chains up to ``max_steps`` (frame-domain only: no latency change)."""
-        if not self.frame and max_steps > self.max_steps:
-            raise ValueError("waveform separators cannot grow steps (each step adds latency)")
+        if (not self.frame or (self.delay and not self.fast)) and max_steps > self.max_steps:
+            raise ValueError("waveform and delayed-frame separators cannot grow steps (each step adds latency)")
         while self.max_steps < max_steps:
             self.max_steps += 1
             self.states.append(self._fresh())
             self.prev_choice.append(0)
+            if self.fast:
+                self.score_delays.append(FrameDelay(self.delay))
 
     def _fresh(self):
         return self.sep.new_model_state(1) if self.frame else self.sep.new_state(1)
@@ -145,7 +185,7 @@ class StepChains:
             for k in range(self.active + 1, steps + 1):
                 self.reset_chain(k)
         self.active = steps
-        if self.frame:
+        if self.frame and not self.delay:  # a delayed step's output spans blocks: no per-block hold
             zero = self._zero_units(X)
             if zero is not None:
                 return self._run_with_silence(X, zero, steps, candidates, policy, ctx, record, keep_steps)
@@ -213,12 +253,20 @@ class StepChains:
         Y, self.states[0] = self._run(X, self.states[0])
         if keep_steps is not None:
             keep_steps.append(Y)
+        outs = [Y]
         unit = self.unit
         n_units = X.shape[1] // unit
         xnp = None if self.frame else X[0].cpu().numpy()
         for k in range(1, steps + 1):
             self._check(k)
-            if self.frame:
+            if self.fast:  # blend X(t) with step k−1's gains G = Y(t)/X(t−d) applied to X(t)
+                Xs = self.score_delays[k](X)
+                G = Y * Xs.conj() / (Xs.real ** 2 + Xs.imag ** 2 + 1e-20)
+                G = G / G.abs().clamp_min(1.0)  # |G| ≤ 1: never amplify where X(t−d) was near zero
+                Xk, Pk, Y = X, Y, G * X
+            elif self.frame and self.delay:
+                Xk, Xs, Pk = self.mix_delays[k](X), self.score_delays[k](X), self.keep_delays[k](Y)
+            elif self.frame:
                 Xk, Xs, Pk = X, X, Y
             else:  # blend with x delayed k·L; score and keep aligned with the candidates ((k+1)·L)
                 Xk = torch.as_tensor(self.mix_delays[k](xnp))[None]
@@ -230,6 +278,19 @@ class StepChains:
                 Y = self._search_step(k, Xk, Y, Xs, Pk, candidates, policy, unit, n_units, ctx, record)
             if keep_steps is not None:
                 keep_steps.append(Y)
+            outs.append(Y)
+        if self.fast:
+            for k in range(steps + 1, self.max_steps + 1):
+                self.score_delays[k](X)
+            return outs[steps]
+        if self.delay:
+            for k in range(steps + 1, self.max_steps + 1):  # unused lines keep time (silence)
+                self.mix_delays[k](X)
+                self.score_delays[k](X)
+                self.keep_delays[k](torch.zeros_like(X))
+            padded = [self.out_delays[k](outs[k] if k <= steps else torch.zeros_like(X))
+                      for k in range(self.max_steps + 1)]
+            return padded[steps]
         # keep the unused delay lines flowing so a re-enabled step is aligned
         if not self.frame:
             for k in range(steps + 1, self.max_steps + 1):
@@ -281,7 +342,12 @@ class StepChains:
                 Yc, st = self._run(_blend(rat, Xb, Pb), st)
                 sub_ctx = None
                 if ctx is not None and "S" in ctx:
-                    if self.frame:
+                    if self.frame and self.delay:  # the clean frames lined up with this step's output
+                        lag = self.delay if self.fast else (k + 1) * self.delay
+                        S0 = ctx["S"]
+                        S = torch.cat([S0.new_zeros(S0.shape[0], lag, *S0.shape[2:]), S0], dim=1)[:, : S0.shape[1]]
+                        sub_ctx = {"S": S[:, sl]}
+                    elif self.frame:
                         sub_ctx = {"S": ctx["S"][:, sl]}
                     else:  # the clean reference lined up with this step's output ((k+1)·latency late)
                         lag = (k + 1) * self.sep.latency

@@ -59,7 +59,8 @@ def files(request, gen_files, tmp_path_factory) -> tuple[Path, Path]:
 def test_process_writes_output_and_report(files, tmp_path, capsys):
     noisy, clean = files
     out, rep = tmp_path / "out.wav", tmp_path / "report.json"
-    rc, stdout, err = run(["process", noisy, out, "--reference", clean, "--steps", 2, "--json", rep, *FAST], capsys)
+    rc, stdout, err = run(["process", noisy, out, "--reference", clean, "--model", "nsnet2", "--steps", 2, "--json", rep,
+                              *FAST], capsys)
     assert rc == 0, err
     y, rate = sf.read(out, dtype="float32")
     x, _ = sf.read(noisy, dtype="float32")
@@ -105,7 +106,7 @@ def test_process_without_reference_reports_blind_metrics_only(gen_files, tmp_pat
                       "--metrics", "dnsmos", "--threads", 1], capsys)
     assert rc == 0, err
     r = json.loads(rep.read_text())
-    assert r["steps"] == 2 and len(r["per_step"]) == 3
+    assert r["steps"] == 0 and len(r["per_step"]) == 1  # balanced: DeepFilterNet3, one step
     assert all(e.get("si_sdr") is None and 1.0 <= e["dnsmos_ovrl"] <= 5.0 for e in r["per_step"])
     assert sf.info(tmp_path / "o.flac").format == "FLAC"
     # an intrusive metric without a reference is refused up front (it used to print an empty line)
@@ -131,7 +132,7 @@ def test_process_oracle_policies(files, tmp_path, capsys, policy, steps):
 def test_process_stream(gen_files, tmp_path, capsys, block):
     noisy, clean = gen_files
     out, rep = tmp_path / "o.wav", tmp_path / "r.json"
-    rc, _, err = run(["process", noisy, out, "--reference", clean, "--stream", "--block", block, "--steps", 1,
+    rc, _, err = run(["process", noisy, out, "--reference", clean, "--stream", "--block", block, "--model", "nsnet2", "--steps", 1,
                       "--policy", "heuristic", "--json", rep, "--metrics", "si_sdr"], capsys)
     assert rc == 0, err
     r = json.loads(rep.read_text())
@@ -156,7 +157,7 @@ def test_process_other_rate_keeps_rate_and_length(tmp_path, capsys):
     n48, c48 = (soxr.resample(v, RATE, 48000).astype(np.float32) for v in (noisy, clean))
     nf, cf = write_pair(tmp_path, n48, c48, 48000)
     out, rep = tmp_path / "o.wav", tmp_path / "r.json"
-    rc, _, err = run(["process", nf, out, "--reference", cf, "--steps", 1, "--metrics", "si_sdr", "--json", rep],
+    rc, _, err = run(["process", nf, out, "--reference", cf, "--model", "nsnet2", "--steps", 1, "--metrics", "si_sdr", "--json", rep],
                      capsys)
     assert rc == 0, err
     y, rate = sf.read(out, dtype="float32")
@@ -443,7 +444,7 @@ def test_subprocess_process_and_error(gen_files, tmp_path):
     noisy, clean = gen_files
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out, rep = tmp_path / "o.wav", tmp_path / "r.json"
-    p = subprocess.run([*streamsep_cmd(), "process", str(noisy), str(out), "--reference", str(clean), "--steps", "1",
+    p = subprocess.run([*streamsep_cmd(), "process", str(noisy), str(out), "--reference", str(clean), "--model", "nsnet2", "--steps", "1",
                         "--json", str(rep), *FAST],
                        capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr

@@ -265,7 +265,7 @@ def test_live_host_reports_chain_resets(seps, tmp_path):
 
     path = tmp_path / "in.wav"
     sf.write(str(path), noisy_speech(3.0, 16000), 16000, subtype="FLOAT")
-    host = LiveHost(EngineConfig(steps=1), input_file=str(path), output_device="null", adapt=False, margin_ms=100,
+    host = LiveHost(EngineConfig(model="nsnet2", steps=1), input_file=str(path), output_device="null", adapt=False, margin_ms=100,
                     realtime=False)  # no real-time priority needed here: leave the CPU to real-time tests
     host.start()
     try:

@@ -542,7 +542,9 @@ def test_bad_preset_and_settings_at_start_show_messages(qapp, audio_dir, tmp_pat
         wait_for(lambda: running(win), 30, "the host to start on defaults")
         texts = " | ".join(t for _, t in win.message_bar.history)
         assert "gui.toml" in texts and "bad.toml" in texts and "candidates" in texts, texts
-        assert "Traceback" not in texts and win.config.model == "nsnet2"
+        from streamsep.engine import EngineConfig
+
+        assert "Traceback" not in texts and win.config.model == EngineConfig().model  # the defaults
     finally:
         win.close()
 

@@ -71,7 +71,7 @@ print(json.dumps({{"rc": rc, "out": buf.getvalue(), "heavy": [m for m in {HEAVY!
     assert names == model_names()
 
 
-@pytest.mark.parametrize("name", ["nsnet2", "nsnet2-48k", "rnnoise", "spectral"])
+@pytest.mark.parametrize("name", ["dfn3", "nsnet2", "nsnet2-48k", "rnnoise", "spectral"])
 def test_models_table_matches_the_separators(name):
     """The light listing says what the opened separator says."""
     from streamsep.separators.registry import BUILTIN_INFO, create, describe
@@ -112,7 +112,7 @@ def test_enhance_file_equals_the_engine_on_the_same_signal(tmp_path):
 
     x = mix_at_snr(synthetic_speech(2.0), coloured_noise(32000), 5.0)
     write_audio(tmp_path / "in.wav", x, 16000, subtype="FLOAT")
-    cfg = streamsep.EngineConfig(steps=1, policy="heuristic", block=800)
+    cfg = streamsep.EngineConfig(model="nsnet2", steps=1, policy="heuristic", block=800)
     res = streamsep.enhance_file(tmp_path / "in.wav", tmp_path / "out.wav", cfg, streamsep.FileOptions(subtype="FLOAT"))
     y, rate = read_audio(res.output)
     ref = enhance_array(read_audio(tmp_path / "in.wav")[0], 16000, cfg)

