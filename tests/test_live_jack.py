@@ -267,7 +267,8 @@ def test_impulse_latency_48k_fir(server, tmp_path):
     """48 kHz JACK at 480-frame periods (PipeWire's usual rate): low-latency reports 35 ms = 1680
     samples (NSNet2's 10 ms + the FIR resampler's 2 × 2.5 ms + 20 ms host margin, no buffering), and
     impulses on the 16 kHz grid come out exactly that late, bypassed (through the resamplers only)
-    and with the model running; the engine never fills a sample from its fallback."""
+    and with the model running; the engine never fills a sample from its fallback.  balanced
+    (DeepFilterNet3, 48 kHz): 2400 samples = 50 ms, bit-exact there."""
     from jackutil import JackServer
 
     srv = JackServer(48000, 480).start()
@@ -295,6 +296,16 @@ def test_impulse_latency_48k_fir(server, tmp_path):
                 assert int(np.argmax(seg)) - 300 == 0, f"{extra}: impulse at {p}: off by {int(np.argmax(seg)) - 300}"
                 checked += 1
             assert checked >= len(pos) // 2, checked
+        # DeepFilterNet3 (balanced) runs at 48 kHz itself: 30 ms model + 20 ms host = 50 ms, bit-exact (bypass)
+        mark = len(srv.log_lines())
+        sess = run_session(srv, x, "--preset", "balanced", "--bypass", tmp=tmp_path)
+        assert sess.code == 0, sess.err[-2000:]
+        st = sess.stats
+        assert (st["period"], st["latency_samples"], st["engine_filled_samples"]) == (480, 2400, 0), st
+        assert_no_missed_cycle(srv, mark, sess)
+        keep = sess.rec.trusted(sess.rec.start_frame + st["latency_samples"], len(x))
+        assert keep.mean() > 0.9
+        np.testing.assert_allclose(sess.output()[keep], x[keep], atol=1e-6)  # y[t] = x[t − 2400]
     finally:
         srv.stop()
 
