@@ -49,7 +49,7 @@ from gui import theme
 LIVE_SECONDS = 20.0
 #: shortest live excerpt worth a sweep (DNSMOS needs about a second of audio to say anything)
 MIN_LIVE_SECONDS = 2.0
-DEFAULT_MODELS = ["nsnet2", "rnnoise", "spectral", "gtcrn", "dtln"]
+DEFAULT_MODELS = ["dfn3", "nsnet2", "rnnoise", "spectral", "gtcrn", "dtln"]
 COLUMNS = [("#", None), ("steps", "steps"), ("cands", "candidates"), ("policy", "policy"), ("block", "block"),
            ("rtf", "rtf"), ("cpu rtf", "cpu_rtf"), ("latency ms", "latency_ms"), ("SI-SDR dB", "si_sdr"),
            ("PESQ", "pesq"), ("DNSMOS OVRL", "dnsmos_ovrl")]

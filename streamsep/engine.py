@@ -194,6 +194,13 @@ class Engine:
         replace(self.config, **kw).validate()  # fail fast in the caller's thread
         self._mailbox.put(dict(kw))
 
+    @property
+    def grows_steps_live(self) -> bool:
+        """True when more steps can start without a new engine: frame-domain steps that add no latency.
+        Waveform separators and delayed-frame ones (dfn3, exact chaining) fix their latency, and so
+        their most steps, when the engine is built."""
+        return bool(self.frame and not self.step_delay)
+
     def set_load_limit(self, steps: int | None, candidates: int | None) -> None:
         """Caps from the deadline controller (None = no cap).  Never changes the latency."""
         self._limit_steps, self._limit_cands = steps, candidates
@@ -210,7 +217,7 @@ class Engine:
         if not changed:
             return
         if "steps" in changed and changed["steps"] > self.max_steps:
-            if self.frame and not self.step_delay:  # frame-domain steps add no latency: grow the chains
+            if self.grows_steps_live:  # frame-domain steps add no latency: grow the chains
                 self.chains.grow(int(changed["steps"]))
                 self.max_steps = self.chains.max_steps
                 self.stats.ratios = np.full(self.max_steps, np.nan)

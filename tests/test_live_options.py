@@ -118,3 +118,31 @@ def test_every_preset_description_states_its_live_latency():
         rate = 16000 if cfg.model == "nsnet2" else 48000
         b = latency_budget(cfg, rate)
         assert f"{b.total_ms:g} ms" in desc, (name, b.total_ms, desc)
+
+
+def test_more_steps_on_dfn3_rebuild_the_engine_with_their_latency(tmp_path):
+    """dfn3 steps add latency (exact chaining), so a live steps increase cannot grow the running
+    engine: the host builds a new one, splices it in, and reports the larger latency (+20 ms a step)."""
+    import time
+
+    import soundfile as sf
+
+    from streamsep.live import LiveHost
+    from streamsep.presets import load_preset
+
+    path = tmp_path / "x.wav"
+    sf.write(str(path), (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32), 48000)
+    cfg = load_preset("balanced")
+    assert cfg.model == "dfn3" and cfg.steps == 0
+    host = LiveHost(cfg, input_file=str(path), output_device="null", samplerate=48000)
+    host.start()
+    try:
+        before = host.stats()["latency_samples"]
+        host.set_params(steps=1)
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline and host.engine.max_steps < 1:
+            time.sleep(0.1)
+        assert host.engine.max_steps == 1 and host.config.steps == 1
+        assert host.stats()["latency_samples"] == before + 2 * 480  # two 10 ms frames of lag per step
+    finally:
+        host.stop()

@@ -7,6 +7,7 @@ import argparse
 from streamsep.catalogue import (
     ALL_POLICIES,
     BUILTIN_PRESETS,
+    CHAINS,
     DEFAULT_PROXY,
     DEVICES,
     ENGINE_POLICIES,
@@ -40,6 +41,8 @@ def add_engine_options(p: argparse.ArgumentParser, policy_help: str = "") -> Non
     g.add_argument("--ratios", help="fixed ratio schedule, comma-separated (policy fixed)")
     others = ", ".join(n for n in PROXY_NAMES if n != DEFAULT_PROXY)
     g.add_argument("--proxy", help=f"proxy for policy proxy (default {DEFAULT_PROXY}; {others})")
+    g.add_argument("--chain", choices=CHAINS, help="steps on a model whose output lags (dfn3): exact (default; each "
+                   "step adds the lag, 20 ms) or fast (no added latency, approximate)")
     g.add_argument("--engine-block", type=int, help="decision block in samples at the model rate (multiple of hop)")
     g.add_argument("--mix", type=float, help="wet/dry mix, 1 = fully processed")
     g.add_argument("--atten-db", type=float, help="attenuation limit in dB")
@@ -118,7 +121,7 @@ def engine_config(args: argparse.Namespace, **overrides):
     from streamsep.presets import build_config
 
     changes = {}
-    for key in ("model", "steps", "candidates", "policy", "mix", "atten_db", "device", "proxy"):  # same-named options
+    for key in ("model", "steps", "candidates", "policy", "mix", "atten_db", "device", "proxy", "chain"):  # same-named options
         val = getattr(args, key, None)
         if key == "policy" and val is not None and not is_engine_policy(val):
             if val not in ALL_POLICIES:

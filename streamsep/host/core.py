@@ -240,6 +240,9 @@ class LiveHost(StatsMixin, StreamMixin, WorkerMixin, SwapMixin):
             raise ValueError(f"{bad[0]}: not a live parameter (live: {', '.join(LIVE_KEYS)}); use set_config")
         new = replace(self.config, **kw).validate()
         eng = self.engine
+        if eng is not None and new.steps > eng.max_steps and not eng.grows_steps_live:
+            self.set_config(new)  # steps that add latency (waveform models, dfn3): a new engine, crossfaded in
+            return
         if eng is not None:
             eng.set_params(**kw)
             tr = self._pending_swap

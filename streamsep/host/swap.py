@@ -76,7 +76,8 @@ class SwapMixin:
             if not self._running or self.engine is None:
                 self.config = config
                 return
-            if all(getattr(old, k) == getattr(config, k) for k in REBUILD_KEYS):
+            grows = config.steps <= self.engine.max_steps or self.engine.grows_steps_live
+            if grows and all(getattr(old, k) == getattr(config, k) for k in REBUILD_KEYS):
                 self.config = config
                 self.set_params(**{k: getattr(config, k) for k in LIVE_KEYS})
                 return
