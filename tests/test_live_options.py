@@ -144,5 +144,6 @@ def test_more_steps_on_dfn3_rebuild_the_engine_with_their_latency(tmp_path):
             time.sleep(0.1)
         assert host.engine.max_steps == 1 and host.config.steps == 1
         assert host.stats()["latency_samples"] == before + 2 * 480  # two 10 ms frames of lag per step
+        assert host.stats()["engine_filled_samples"] == 0  # the new engine was fed whole periods only
     finally:
         host.stop()
