@@ -1,11 +1,13 @@
 """The ``streamsep`` command line (the app layer; the library never imports it).
 
-Commands: ``demo``, ``process``, ``eval``, ``models`` (list / ``pull``), ``bench``, ``tune``,
+Commands: ``demo``, ``process``, ``batch``, ``eval``, ``models`` (list / ``pull``), ``bench``, ``tune``,
 ``live``, ``devices``, ``gui``, ``presets``, ``proxies``.  Every failure the user can cause ends with
 one line ``streamsep: error: …`` on stderr and exit status 2; no output file is left half-written.
 
-Layout: :mod:`.options` (shared option groups, Namespace → EngineConfig), :mod:`.commands` (one
-``cmd_X(args)`` per command: parse → typed config → library call) and :func:`build_parser`.
+Layout: :mod:`.options` (shared option groups, Namespace → EngineConfig); one module per group of
+commands — :mod:`.files` (process, batch), :mod:`.live` (live, gui), :mod:`.measure` (eval, bench,
+tune, proxies), :mod:`.info` (demo, models, presets, devices) — each with its ``cmd_X(args)`` (parse →
+typed config → library call) and ``add_X_parser``; :mod:`.parser` puts them together.
 Importing this package loads neither torch nor onnxruntime.
 """
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import os
 import sys
 
-from streamsep.cli.commands import build_parser
 from streamsep.cli.options import USER_ERRORS, CLIError, engine_config
+from streamsep.cli.parser import build_parser
 
 __all__ = ["CLIError", "build_parser", "engine_config", "main"]
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "gui":
         try:
-            from streamsep.cli.commands import cmd_gui
+            from streamsep.cli.live import cmd_gui
 
             return cmd_gui(None, argv[1:])
         except ImportError as exc:
