@@ -52,6 +52,7 @@ from streamsep.catalogue import (
     ORACLE_POLICIES,
     SCOPES,
 )
+from streamsep.reporting import clean_float, summarize_ratio
 
 __all__ = [
     "BLENDS",
@@ -531,32 +532,14 @@ def _write_whole(plan: _Plan, y: np.ndarray) -> tuple[float, int]:
     return gain, clipped
 
 
-def _summarize_ratio(r) -> tuple[float | None, float | None]:
-    if r is None:
-        return None, None
-    arr = np.atleast_1d(np.asarray(r, dtype=float))
-    if arr.size == 0:
-        return None, None
-    kept = float(np.mean(np.isnan(arr)))
-    chosen = arr[~np.isnan(arr)]
-    return (float(np.mean(chosen)) if chosen.size else None), kept
-
-
-def _clean(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if np.isfinite(v) else None
-
-
 def _metric_rows(estimates: list[np.ndarray], rate: int, ref: np.ndarray | None, which: tuple[str, ...],
                  ratios: list) -> list[dict]:
     from streamsep.metrics import evaluate
 
     rows = []
     for k, y in enumerate(estimates):
-        m = {key: _clean(v) for key, v in evaluate(y, rate, ref, which=which).items()}
-        mean_r, kept = _summarize_ratio(ratios[k]) if k and k < len(ratios) else (None, None)
+        m = {key: clean_float(v) for key, v in evaluate(y, rate, ref, which=which).items()}
+        mean_r, kept = summarize_ratio(ratios[k]) if k and k < len(ratios) else (None, None)
         row = {"step": k, "ratio": mean_r, **m}
         if k:
             row["kept_fraction"] = kept
@@ -648,8 +631,8 @@ def enhance_file(input: str | os.PathLike, output: str | os.PathLike, config,
 
         x, _ = read_audio(plan.input)
         y, yr = read_audio(plan.output)
-        result.dnsmos_before = _clean(dnsmos(x, plan.in_rate)["ovrl"])
-        result.dnsmos_after = _clean(dnsmos(y, yr)["ovrl"])
+        result.dnsmos_before = clean_float(dnsmos(x, plan.in_rate)["ovrl"])
+        result.dnsmos_after = clean_float(dnsmos(y, yr)["ovrl"])
     result.wall_seconds = time.perf_counter() - t_start
     result.rtf = result.compute_seconds / max(result.seconds, 1e-9)
     return result
