@@ -61,14 +61,15 @@ def test_process_and_stream_give_the_same_samples(noizeus_file, tmp_path, capsys
     assert np.max(np.abs(outs["offline"] - x)) > 0.01  # it did denoise
 
 
-def test_blend_frame_agrees_and_blend_time_stays_available(noizeus_file, tmp_path, capsys):
+@pytest.mark.parametrize("model", ["nsnet2", "dfn3"])
+def test_blend_frame_agrees_and_blend_time_stays_available(model, noizeus_file, tmp_path, capsys):
     """``--blend frame`` (the search refiner mixing STFT frames) agrees with the default engine path;
     ``--blend time`` (waveforms, the published procedure) is still there on request, and differs.
-    (NSNet2, a model whose steps add no latency; on dfn3 the engine's exact chain starts each later
-    step on two frames of silence and differs from the whole-file frame blend for the first seconds.)"""
+    NSNet2's steps add no latency; dfn3's exact chain delays each step by its 2-frame lookahead and
+    must still give the whole-file frame blend's samples."""
     outs = {}
     for name, extra in [("default", []), ("frame", ["--blend", "frame"]), ("time", ["--blend", "time"])]:
-        rc, _, err = run(["process", noizeus_file, tmp_path / f"{name}.wav", "--model", "nsnet2", "--steps", 2,
+        rc, _, err = run(["process", noizeus_file, tmp_path / f"{name}.wav", "--model", model, "--steps", 2,
                           "--subtype", "FLOAT", "--threads", 1, *extra], capsys)
         assert rc == 0, err
         outs[name], _ = sf.read(tmp_path / f"{name}.wav", dtype="float32")
