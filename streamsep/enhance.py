@@ -52,6 +52,7 @@ from streamsep.catalogue import (
     ORACLE_POLICIES,
     SCOPES,
 )
+from streamsep.reporting import clean_float, summarize_ratio
 
 __all__ = [
     "BLENDS",
@@ -196,28 +197,23 @@ def is_integer_subtype(subtype: str) -> bool:
                                                      "DPCM_8", "DPCM_16")
 
 
-def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
-                   options: FileOptions, *, folder_must_exist: bool = True) -> _Plan:
-    """Check every argument of a file job without loading a model or writing anything.
-
-    ``folder_must_exist=False`` skips the output folder's checks (a batch creates its folders after
-    checking every file).
-
-    Raises :class:`FileJobError` (or :class:`~streamsep.audio_io.AudioFileError`,
-    :class:`~streamsep.engine.ConfigError`) with a one-line message.
-    """
-    from streamsep.metrics import METRICS
+def _job_policy(config, o: FileOptions) -> str:
+    """The job's policy (``o.policy`` or the config's); raises :class:`FileJobError` for an unknown model
+    or policy."""
     from streamsep.separators.registry import model_names
 
-    inp, out = Path(input), Path(output)
-    o = options
-    config = config.validate()
     if not (config.model in model_names() or str(config.model).endswith(".toml")):
         raise FileJobError(f"unknown model '{config.model}' (known: {', '.join(model_names())})")
     policy = o.policy or config.policy
     known = ENGINE_POLICIES + OFFLINE_POLICIES
     if policy not in known and not policy.startswith("proxy:"):
         raise FileJobError(f"unknown policy '{policy}' (known: {', '.join(known)})")
+    return policy
+
+
+def _check_option_values(o: FileOptions) -> None:
+    """Each option on its own: blend, scope, clip, ``block_ms`` (ms) > 0, host block (samples) ≥ 1,
+    candidates in 1..64, output rate in 1..768000 Hz."""
     if o.blend is not None and o.blend not in BLENDS:
         raise FileJobError(f"blend must be one of {', '.join(BLENDS)}, not {o.blend!r}")
     if o.scope not in SCOPES:
@@ -232,6 +228,10 @@ def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
         raise FileJobError(f"candidates must be in 1..64, got {o.candidates}")
     if o.rate is not None and (int(o.rate) < 1 or int(o.rate) > 768000):
         raise FileJobError(f"output rate must be a positive number of Hz, got {o.rate}")
+
+
+def _check_policy_options(o: FileOptions, policy: str) -> bool:
+    """Check that blend, streaming and scope fit ``policy``; returns whether the job searches offline."""
     if o.blend is not None and policy not in ("fixed", "oracle-sisdr", "oracle-pesq", "dnsmos"):
         raise FileJobError(f"blend applies to policy fixed and the search policies (oracle-sisdr, oracle-pesq, "
                            f"dnsmos); {policy} always runs the engine")
@@ -241,6 +241,13 @@ def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
                            f"given, not policy {policy}" + (f" with blend {o.blend}" if o.blend else ""))
     if o.scope == "block" and not (policy in ("oracle-sisdr", "fixed") and search):
         raise FileJobError("scope 'block' needs policy oracle-sisdr (or fixed with a blend)")
+    return search
+
+
+def _check_metrics(o: FileOptions, policy: str) -> None:
+    """Known metrics, and a clean reference where the policy or an intrusive metric needs one."""
+    from streamsep.metrics import METRICS
+
     for m in o.metrics:
         if m not in METRICS:
             raise FileJobError(f"unknown metric {m!r} (known: {', '.join(METRICS)})")
@@ -249,9 +256,11 @@ def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
         raise FileJobError(f"policy {policy} needs a clean reference (--reference CLEAN.wav)")
     if need_ref and not o.reference:
         raise FileJobError(f"metric {need_ref[0]} needs a clean reference (--reference CLEAN.wav)")
-    # input
-    info = audio_info(inp)
-    # output
+
+
+def _check_output_path(inp: Path, out: Path, o: FileOptions, folder_must_exist: bool) -> None:
+    """The output is not a folder, its folder exists and is writable (when asked), and it is not the
+    input unless in-place writing is allowed."""
     if out.is_dir():
         raise FileJobError(f"{out}: is a directory, not an output file")
     folder = out.parent if str(out.parent) else Path(".")
@@ -262,20 +271,49 @@ def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
     if _same_file(inp, out) and not o.in_place:
         raise FileJobError(f"{out}: output is the input file; choose another output or allow in-place writing "
                            "(--in-place)")
+
+
+def _reference_frames(o: FileOptions, info) -> int | None:
+    """Length (samples) of the reference, None without one; ``info``: the input's soundfile info.  The
+    reference's rate must equal the input's and its length be within max(1 sample, 10 ms) of the input's."""
+    if not o.reference:
+        return None
+    rinfo = audio_info(o.reference)
+    if rinfo.samplerate != info.samplerate:
+        raise FileJobError(f"{o.reference}: reference rate {rinfo.samplerate} Hz differs from input rate "
+                           f"{info.samplerate} Hz")
+    if abs(rinfo.frames - info.frames) > max(1, int(0.01 * info.samplerate)):
+        raise FileJobError(f"{o.reference}: reference length {rinfo.frames} samples differs from input "
+                           f"length {info.frames}")
+    return int(rinfo.frames)
+
+
+def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
+                   options: FileOptions, *, folder_must_exist: bool = True) -> _Plan:
+    """Check every argument of a file job without loading a model or writing anything.
+
+    ``folder_must_exist=False`` skips the output folder's checks (a batch creates its folders after
+    checking every file).
+
+    Raises :class:`FileJobError` (or :class:`~streamsep.audio_io.AudioFileError`,
+    :class:`~streamsep.engine.ConfigError`) with a one-line message.
+    """
+    inp, out = Path(input), Path(output)
+    o = options
+    config = config.validate()
+    policy = _job_policy(config, o)
+    _check_option_values(o)
+    search = _check_policy_options(o, policy)
+    _check_metrics(o, policy)
+    # input
+    info = audio_info(inp)
+    # output
+    _check_output_path(inp, out, o, folder_must_exist)
     fmt, default_sub = output_format(out)
     subtype = o.subtype.upper() if o.subtype else _default_subtype(fmt, info.subtype, default_sub)
     fmt, subtype = output_format(out, subtype)
     out_channels = 1 if o.mono else int(info.channels)
-    ref_frames = None
-    if o.reference:
-        rinfo = audio_info(o.reference)
-        if rinfo.samplerate != info.samplerate:
-            raise FileJobError(f"{o.reference}: reference rate {rinfo.samplerate} Hz differs from input rate "
-                               f"{info.samplerate} Hz")
-        if abs(rinfo.frames - info.frames) > max(1, int(0.01 * info.samplerate)):
-            raise FileJobError(f"{o.reference}: reference length {rinfo.frames} samples differs from input "
-                               f"length {info.frames}")
-        ref_frames = int(rinfo.frames)
+    ref_frames = _reference_frames(o, info)
     return _Plan(inp, out, config, o, policy, bool(search), int(info.samplerate), int(info.frames),
                  int(info.channels), int(o.rate or info.samplerate), out_channels, fmt, subtype, ref_frames)
 
@@ -531,32 +569,14 @@ def _write_whole(plan: _Plan, y: np.ndarray) -> tuple[float, int]:
     return gain, clipped
 
 
-def _summarize_ratio(r) -> tuple[float | None, float | None]:
-    if r is None:
-        return None, None
-    arr = np.atleast_1d(np.asarray(r, dtype=float))
-    if arr.size == 0:
-        return None, None
-    kept = float(np.mean(np.isnan(arr)))
-    chosen = arr[~np.isnan(arr)]
-    return (float(np.mean(chosen)) if chosen.size else None), kept
-
-
-def _clean(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if np.isfinite(v) else None
-
-
 def _metric_rows(estimates: list[np.ndarray], rate: int, ref: np.ndarray | None, which: tuple[str, ...],
                  ratios: list) -> list[dict]:
     from streamsep.metrics import evaluate
 
     rows = []
     for k, y in enumerate(estimates):
-        m = {key: _clean(v) for key, v in evaluate(y, rate, ref, which=which).items()}
-        mean_r, kept = _summarize_ratio(ratios[k]) if k and k < len(ratios) else (None, None)
+        m = {key: clean_float(v) for key, v in evaluate(y, rate, ref, which=which).items()}
+        mean_r, kept = summarize_ratio(ratios[k]) if k and k < len(ratios) else (None, None)
         row = {"step": k, "ratio": mean_r, **m}
         if k:
             row["kept_fraction"] = kept
@@ -648,8 +668,8 @@ def enhance_file(input: str | os.PathLike, output: str | os.PathLike, config,
 
         x, _ = read_audio(plan.input)
         y, yr = read_audio(plan.output)
-        result.dnsmos_before = _clean(dnsmos(x, plan.in_rate)["ovrl"])
-        result.dnsmos_after = _clean(dnsmos(y, yr)["ovrl"])
+        result.dnsmos_before = clean_float(dnsmos(x, plan.in_rate)["ovrl"])
+        result.dnsmos_after = clean_float(dnsmos(y, yr)["ovrl"])
     result.wall_seconds = time.perf_counter() - t_start
     result.rtf = result.compute_seconds / max(result.seconds, 1e-9)
     return result

@@ -133,6 +133,11 @@ class StepChains:
             self.keep_delays = [FrameDelay(d) for _ in range(self.max_steps + 1)]
             self.score_delays = [FrameDelay((k + 1) * d) for k in range(self.max_steps + 1)]
             self.out_delays = [FrameDelay((self.max_steps - k) * d) for k in range(self.max_steps + 1)]
+        #: frames each chain still skips at the start of the stream: step k's first k·d input frames
+        #: are the delay lines' silence, not audio, and feeding them to the model would move its
+        #: normalisation and recurrent state away from where the whole-file frame blend starts (its
+        #: output there is zeros, as it would be for silence); 0 for every other separator
+        self.lead = [k * self.delay if self.delay and not self.fast else 0 for k in range(self.max_steps + 1)]
 
     def grow(self, max_steps: int) -> None:
         """Add chains up to ``max_steps`` (frame-domain only: no latency change)."""
@@ -142,6 +147,7 @@ class StepChains:
             self.max_steps += 1
             self.states.append(self._fresh())
             self.prev_choice.append(0)
+            self.lead.append(0)
             if self.fast:
                 self.score_delays.append(FrameDelay(self.delay))
 
@@ -159,8 +165,16 @@ class StepChains:
             self.resets += 1
 
     # -- the separator call, in its own domain --------------------------------------------------
-    def _run(self, inp, state):
+    def _run(self, inp, state, k: int = 0):
         self.passes += int(inp.shape[0]) * int(inp.shape[1]) / self.unit  # batch × decision blocks covered
+        if self.frame and self.lead[k]:  # chain k's stream has not reached audio yet (see self.lead)
+            m = min(self.lead[k], int(inp.shape[1]))
+            self.lead[k] -= m
+            head = torch.zeros_like(inp[:, :m])
+            if m == inp.shape[1]:
+                return head, state
+            Y, state = self.sep.step(inp[:, m:], state)
+            return torch.cat([head, Y], dim=1), state
         if self.frame:
             return self.sep.step(inp, state)
         y, st = self.sep.process(inp.cpu().numpy() if isinstance(inp, torch.Tensor) else inp, state)
@@ -311,7 +325,7 @@ class StepChains:
             rv = torch.tensor(np.repeat(np.asarray(ratios, dtype=np.float32), unit), device=Xk.device)
             rv = rv.view(1, -1, 1) if self.frame else rv.view(1, -1)
             Z = rv * Xk + (1.0 - rv) * Yprev
-        Y, self.states[k] = self._run(Z, self.states[k])
+        Y, self.states[k] = self._run(Z, self.states[k], k)
         if record is not None and len(record.ratios) >= k:
             record.ratios[k - 1].extend(ratios)
         return Y
@@ -335,11 +349,11 @@ class StepChains:
                 # KEEP (row i of the full batch, the same arithmetic), so the chain advances on the
                 # same input as if all C had run
                 i = _keep_survivor(choice, C)
-                _, self.states[k] = self._run(_blend(rat[i: i + 1], Xb, Pb), self.states[k])
+                _, self.states[k] = self._run(_blend(rat[i: i + 1], Xb, Pb), self.states[k], k)
                 Yb = Kb
             else:
                 st = self.sep.fork(self.states[k], C)
-                Yc, st = self._run(_blend(rat, Xb, Pb), st)
+                Yc, st = self._run(_blend(rat, Xb, Pb), st, k)
                 sub_ctx = None
                 if ctx is not None and "S" in ctx:
                     if self.frame and self.delay:  # the clean frames lined up with this step's output

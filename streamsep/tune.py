@@ -267,6 +267,73 @@ def recommend(rows: Sequence[dict], budget_rtf: float, tolerance: float = TIE_TO
 # ------------------------------------------------------------------------------------------------
 # the sweep
 # ------------------------------------------------------------------------------------------------
+def _check_signal(x: np.ndarray) -> np.ndarray:
+    """``x`` as float32; raises ValueError unless it is a non-empty, finite 1-D signal."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"sweep: expected a non-empty 1-D signal, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("sweep: input contains NaN or inf")
+    return x
+
+
+def _open_separator(model: str, device: str, model_path: str | None):
+    """Create separator ``model`` on ``device`` (with ``model_path`` if given); raises :class:`TuneError`
+    when ``model_path`` is given for a model that loads no files."""
+    from streamsep.separators.registry import create
+
+    kwargs = {"model_path": model_path} if model_path else {}
+    try:
+        return create(model, device=device, **kwargs)
+    except TypeError:
+        if not model_path:
+            raise
+        raise TuneError(f"--model-path: model '{model}' does not load files") from None
+
+
+def _to_model_rate(x: np.ndarray, reference: np.ndarray | None, rate: int,
+                   sr: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` and ``reference`` resampled from ``rate`` to ``sr`` Hz; the reference is zero-padded or cut
+    to the length of ``x`` (None stays None)."""
+    from streamsep.audio_io import resample
+
+    xm = resample(x, rate, sr) if rate != sr else x
+    ref = None
+    if reference is not None:
+        reference = np.asarray(reference, dtype=np.float32)
+        ref = resample(reference, rate, sr) if rate != sr else reference
+        ref = np.pad(ref, (0, max(0, len(xm) - len(ref))))[: len(xm)]
+    return xm, ref
+
+
+def _run_points(separator, points: Sequence[GridPoint], xm: np.ndarray, ref: np.ndarray | None, device: str,
+                model: str, threads: int | None, progress: Progress | None,
+                cancelled: Callable[[], bool] | None) -> tuple[list[dict], int]:
+    """Run every grid point in order with ``threads`` torch CPU threads (restored afterwards); returns the
+    rows and the thread count in use.  Calls ``progress`` and honours ``cancelled`` as :func:`sweep` says."""
+    import torch
+
+    total = len(points)
+    if progress:
+        progress(0, total)
+    rows: list[dict] = []
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        for i, p in enumerate(points):
+            if cancelled and cancelled():
+                raise TuneCancelled(f"tune cancelled after {i} of {total} configurations")
+            rows.append(run_point(separator, p, xm, ref, device, model))
+            if progress:
+                progress(i + 1, total)
+        used_threads = torch.get_num_threads()
+    finally:
+        if threads:
+            torch.set_num_threads(old_threads)
+    return rows, used_threads
+
+
 def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: str = "nsnet2",
           steps: Sequence[int] = (0, 1, 2, 3), candidates: Sequence[int] = (1, 4),
           policies: Sequence[str] = ENGINE_POLICIES, blocks: Sequence[int] = (160, 800),
@@ -291,13 +358,7 @@ def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: 
     """
     import torch
 
-    from streamsep.audio_io import resample
-
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"sweep: expected a non-empty 1-D signal, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("sweep: input contains NaN or inf")
+    x = _check_signal(x)
     steps = parse_int_list(steps, "--steps", 0, 16)
     candidates = parse_int_list(candidates, "--candidates", 1, 64)
     policies = parse_policies(policies)
@@ -307,41 +368,11 @@ def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: 
     if device == "cuda" and not torch.cuda.is_available():
         raise TuneError("--device cuda: no CUDA device is available to torch here")
     if separator is None:
-        from streamsep.separators.registry import create
-
-        kwargs = {"model_path": model_path} if model_path else {}
-        try:
-            separator = create(model, device=device, **kwargs)
-        except TypeError:
-            if not model_path:
-                raise
-            raise TuneError(f"--model-path: model '{model}' does not load files") from None
+        separator = _open_separator(model, device, model_path)
     sr = separator.sample_rate
-    xm = resample(x, rate, sr) if rate != sr else x
-    ref = None
-    if reference is not None:
-        reference = np.asarray(reference, dtype=np.float32)
-        ref = resample(reference, rate, sr) if rate != sr else reference
-        ref = np.pad(ref, (0, max(0, len(xm) - len(ref))))[: len(xm)]
+    xm, ref = _to_model_rate(x, reference, rate, sr)
     points = grid(steps, candidates, policies, blocks)
-    total = len(points)
-    if progress:
-        progress(0, total)
-    rows: list[dict] = []
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        for i, p in enumerate(points):
-            if cancelled and cancelled():
-                raise TuneCancelled(f"tune cancelled after {i} of {total} configurations")
-            rows.append(run_point(separator, p, xm, ref, device, model))
-            if progress:
-                progress(i + 1, total)
-        used_threads = torch.get_num_threads()
-    finally:
-        if threads:
-            torch.set_num_threads(old_threads)
+    rows, used_threads = _run_points(separator, points, xm, ref, device, model, threads, progress, cancelled)
     metric = "pesq" if ref is not None else "dnsmos_ovrl"
     for r in rows:
         r["quality"] = r.get(metric)
@@ -437,6 +468,141 @@ def _place_labels(ax, items: list[tuple[tuple[float, float], str, str]], points:
                 break
 
 
+@dataclass(frozen=True)
+class _PlotKeys:
+    """What colours, markers and sideways offsets the plot uses for the rows of one sweep."""
+
+    families: list[str]  #: policy families in first-seen order
+    colours: dict[str, str]  #: family -> colour
+    steps_seen: list[int]  #: step counts > 0 present, sorted
+    valid: list[int]  #: indices of rows with a usable quality
+    dodge: float  #: sideways spread per family in the latency panel (ms)
+
+
+def _plot_keys(rows: Sequence[dict]) -> _PlotKeys:
+    """Families, colours, step markers, plottable rows and the latency dodge (1.2 % of the latency span
+    in ms, or 0.12 ms when all latencies are equal)."""
+    families: list[str] = []
+    for r in rows:
+        if _family(r) not in families:
+            families.append(_family(r))
+    colours = {f: _POLICY_COLOURS.get(f) or _EXTRA_COLOURS[i % len(_EXTRA_COLOURS)] for i, f in enumerate(families)}
+    steps_seen = sorted({r["steps"] for r in rows if r["steps"] > 0})
+    valid = [i for i, r in enumerate(rows) if _ok(r.get("quality"))]
+    lats = [rows[i]["latency_ms"] for i in valid]
+    span = (max(lats) - min(lats)) if lats else 0.0
+    return _PlotKeys(families, colours, steps_seen, valid, 0.012 * (span or 10.0))
+
+
+def _plot_x(rows: Sequence[dict], i: int, xkey: str, keys: _PlotKeys) -> float:
+    """Horizontal position of row ``i``: its rtf, or its latency (ms) shifted sideways by family."""
+    r = rows[i]
+    if xkey == "rtf":
+        return r["rtf"]
+    return r["latency_ms"] + keys.dodge * (keys.families.index(_family(r)) - (len(keys.families) - 1) / 2)
+
+
+def _draw_front(ax, rows: Sequence[dict], xkey: str, valid: list[int]) -> None:
+    """The panel's 2-D front as a staircase, carried on to the largest x so a one-point front still shows."""
+    front = _front_2d([(rows[i][xkey], rows[i]["quality"]) for i in valid])
+    if front:
+        fx, fy = [p[0] for p in front], [p[1] for p in front]
+        fx.append(max(rows[i][xkey] for i in valid))
+        fy.append(fy[-1])
+        ax.step(fx, fy, where="post", color="black", lw=1.0, alpha=0.6, zorder=2)
+
+
+def _draw_points(ax, rows: Sequence[dict], xkey: str, keys: _PlotKeys, pareto: set[int], rec: int | None) -> None:
+    """One marker per valid row (ringed when Pareto-optimal) and a star on the recommendation."""
+    for i in keys.valid:
+        r = rows[i]
+        on = i in pareto
+        ax.scatter(_plot_x(rows, i, xkey, keys), r["quality"], s=70 if on else 40,
+                   marker=_STEP_MARKERS[r["steps"] % len(_STEP_MARKERS)],
+                   c=keys.colours[_family(r)], edgecolors="black" if on else "none", linewidths=1.3 if on else 0,
+                   alpha=1.0 if on else 0.6, zorder=3)
+    if rec is not None:
+        ax.scatter(_plot_x(rows, rec, xkey, keys), rows[rec]["quality"], s=320, marker="*", facecolors="none",
+                   edgecolors="crimson", linewidths=1.6, zorder=4)
+
+
+def _draw_rtf_axis(ax, rows: Sequence[dict], valid: list[int], budget: float | None) -> None:
+    """The RTF panel's budget line, and a log x axis with plain tick labels when the rtfs span over 20×."""
+    if budget:
+        ax.axvline(budget, color="crimson", ls="--", lw=1.0, zorder=1)
+        ax.text(budget, 0.02, f" budget {budget:g}", transform=ax.get_xaxis_transform(),
+                color="crimson", fontsize=8, va="bottom")
+    xs = [rows[i]["rtf"] for i in valid]
+    if xs and max(xs) / max(min(xs), 1e-9) > 20:
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+        ax.set_xscale("log")
+        nice = [m * 10.0 ** e for e in range(-4, 3) for m in (1, 2, 5)]
+        ax.xaxis.set_major_locator(FixedLocator([v for v in nice if min(xs) / 2 <= v <= max(xs) * 2]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _draw_panel(ax, rows: Sequence[dict], xkey: str, xname: str, keys: _PlotKeys, pareto: set[int],
+                rec: int | None, budget: float | None) -> None:
+    """One panel: quality against ``xkey`` (``rtf`` or ``latency_ms``)."""
+    _draw_front(ax, rows, xkey, keys.valid)
+    _draw_points(ax, rows, xkey, keys, pareto, rec)
+    if xkey == "rtf":
+        _draw_rtf_axis(ax, rows, keys.valid, budget)
+    ax.set_xlabel(xname)
+    ax.grid(True, alpha=0.3)
+
+
+def _annotate_quality(ax, rows: Sequence[dict], valid: list[int], pareto: set[int], rec: int | None,
+                      qname: str) -> None:
+    """Quality limits and label of the (shared) y axis, and labels on the Pareto rows of the RTF panel
+    (the recommendation first, then by falling quality)."""
+    qs = [rows[i]["quality"] for i in valid]
+    if qs:
+        lo, hi = min(qs), max(qs)
+        pad = max(0.05 * (hi - lo), 0.02)
+        ax.set_ylim(lo - pad, hi + 2.5 * pad)
+    order = sorted((i for i in valid if i in pareto), key=lambda i: (i != rec, -rows[i]["quality"]))
+    _place_labels(ax, [((rows[i]["rtf"], rows[i]["quality"]), label(rows[i]), "crimson" if i == rec else "black")
+                       for i in order], [(rows[i]["rtf"], rows[i]["quality"]) for i in valid])
+    ax.set_ylabel(f"quality: {qname}")
+
+
+def _add_legend(fig, keys: _PlotKeys, rec: int | None) -> None:
+    """Legend outside the panels (covers no point): families, step markers, Pareto ring, front, star."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", ms=7, color=keys.colours[f], label=f) for f in keys.families]
+    handles += [Line2D([], [], ls="", marker=_STEP_MARKERS[k % len(_STEP_MARKERS)], ms=7, color="dimgray",
+                       label=f"K={k} step{'s' if k != 1 else ''}") for k in keys.steps_seen]
+    handles += [Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec="black", mew=1.3, label="Pareto-optimal"),
+                Line2D([], [], ls="-", color="black", lw=1.0, alpha=0.6, label="2-D front of the panel")]
+    if rec is not None:
+        handles.append(Line2D([], [], ls="", marker="*", ms=13, mfc="none", mec="crimson", label="recommended"))
+    fig.legend(handles=handles, fontsize=8, loc="center right", framealpha=0.9)
+
+
+def _add_title(fig, result: dict, metric: str) -> None:
+    """Title: model, seconds of audio, source file and the noisy input's quality when known."""
+    inp = result.get("input", {}).get(metric)
+    title = f"streamsep tune: {result.get('model')}, {result.get('seconds', 0):.1f} s"
+    if result.get("source"):
+        title += f" of {result['source']}"
+    if inp is not None:
+        title += f"  (noisy input: {metric} {inp:.2f})"
+    fig.suptitle(title, fontsize=10.5)
+
+
+def _save_png(fig, target) -> None:
+    """Write ``fig`` as a PNG to the path ``target`` (Agg backend), creating its folder."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig).print_png(str(path))
+
+
 def plot(result: dict, target) -> object:
     """Quality against RTF and against latency, Pareto front drawn.
 
@@ -448,98 +614,25 @@ def plot(result: dict, target) -> object:
     policy (a fraction of a millisecond) so they do not hide each other.
     """
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     own = not isinstance(target, Figure)
     fig = Figure(figsize=(12.5, 5.0), dpi=100) if own else target
     fig.clear()
     rows = result["configs"]
     metric = result.get("quality_metric", "pesq")
-    qname = _QUALITY_NAMES.get(metric, metric)
     pareto = set(result.get("pareto", []))
     rec = result.get("recommended")
-    budget = result.get("budget_rtf")
     axes = fig.subplots(1, 2, sharey=True)
-    families: list[str] = []
-    for r in rows:
-        if _family(r) not in families:
-            families.append(_family(r))
-    colours = {f: _POLICY_COLOURS.get(f) or _EXTRA_COLOURS[i % len(_EXTRA_COLOURS)] for i, f in enumerate(families)}
-    steps_seen = sorted({r["steps"] for r in rows if r["steps"] > 0})
-    valid = [i for i, r in enumerate(rows) if _ok(r.get("quality"))]
-    lats = [rows[i]["latency_ms"] for i in valid]
-    span = (max(lats) - min(lats)) if lats else 0.0
-    dodge = 0.012 * (span or 10.0)
+    keys = _plot_keys(rows)
     for ax, xkey, xname in ((axes[0], "rtf", "real-time factor (compute s / audio s; lower = lighter)"),
                             (axes[1], "latency_ms", "latency (ms)")):
-        def xpos(i: int, xkey: str = xkey) -> float:
-            r = rows[i]
-            if xkey == "rtf":
-                return r["rtf"]
-            return r["latency_ms"] + dodge * (families.index(_family(r)) - (len(families) - 1) / 2)
-
-        front = _front_2d([(rows[i][xkey], rows[i]["quality"]) for i in valid])
-        if front:  # staircase, carried on to the largest x so a one-point front still shows
-            fx, fy = [p[0] for p in front], [p[1] for p in front]
-            fx.append(max(rows[i][xkey] for i in valid))
-            fy.append(fy[-1])
-            ax.step(fx, fy, where="post", color="black", lw=1.0, alpha=0.6, zorder=2)
-        for i in valid:
-            r = rows[i]
-            on = i in pareto
-            ax.scatter(xpos(i), r["quality"], s=70 if on else 40, marker=_STEP_MARKERS[r["steps"] % len(_STEP_MARKERS)],
-                       c=colours[_family(r)], edgecolors="black" if on else "none", linewidths=1.3 if on else 0,
-                       alpha=1.0 if on else 0.6, zorder=3)
-        if rec is not None:
-            ax.scatter(xpos(rec), rows[rec]["quality"], s=320, marker="*", facecolors="none",
-                       edgecolors="crimson", linewidths=1.6, zorder=4)
-        if xkey == "rtf" and budget:
-            ax.axvline(budget, color="crimson", ls="--", lw=1.0, zorder=1)
-            ax.text(budget, 0.02, f" budget {budget:g}", transform=ax.get_xaxis_transform(),
-                    color="crimson", fontsize=8, va="bottom")
-        if xkey == "rtf":
-            xs = [rows[i]["rtf"] for i in valid]
-            if xs and max(xs) / max(min(xs), 1e-9) > 20:
-                from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-                ax.set_xscale("log")
-                nice = [m * 10.0 ** e for e in range(-4, 3) for m in (1, 2, 5)]
-                ax.xaxis.set_major_locator(FixedLocator([v for v in nice if min(xs) / 2 <= v <= max(xs) * 2]))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(xname)
-        ax.grid(True, alpha=0.3)
-    qs = [rows[i]["quality"] for i in valid]
-    if qs:
-        lo, hi = min(qs), max(qs)
-        pad = max(0.05 * (hi - lo), 0.02)
-        axes[0].set_ylim(lo - pad, hi + 2.5 * pad)
-    order = sorted((i for i in valid if i in pareto), key=lambda i: (i != rec, -rows[i]["quality"]))
-    _place_labels(axes[0], [((rows[i]["rtf"], rows[i]["quality"]), label(rows[i]), "crimson" if i == rec else "black")
-                            for i in order], [(rows[i]["rtf"], rows[i]["quality"]) for i in valid])
-    axes[0].set_ylabel(f"quality: {qname}")
-    handles = [Line2D([], [], ls="", marker="o", ms=7, color=colours[f], label=f) for f in families]
-    handles += [Line2D([], [], ls="", marker=_STEP_MARKERS[k % len(_STEP_MARKERS)], ms=7, color="dimgray",
-                       label=f"K={k} step{'s' if k != 1 else ''}") for k in steps_seen]
-    handles += [Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec="black", mew=1.3, label="Pareto-optimal"),
-                Line2D([], [], ls="-", color="black", lw=1.0, alpha=0.6, label="2-D front of the panel")]
-    if rec is not None:
-        handles.append(Line2D([], [], ls="", marker="*", ms=13, mfc="none", mec="crimson", label="recommended"))
-    fig.legend(handles=handles, fontsize=8, loc="center right", framealpha=0.9)  # outside: covers no point
-    inp = result.get("input", {}).get(metric)
-    title = f"streamsep tune: {result.get('model')}, {result.get('seconds', 0):.1f} s"
-    if result.get("source"):
-        title += f" of {result['source']}"
-    if inp is not None:
-        title += f"  (noisy input: {metric} {inp:.2f})"
-    fig.suptitle(title, fontsize=10.5)
+        _draw_panel(ax, rows, xkey, xname, keys, pareto, rec, result.get("budget_rtf"))
+    _annotate_quality(axes[0], rows, keys.valid, pareto, rec, _QUALITY_NAMES.get(metric, metric))
+    _add_legend(fig, keys, rec)
+    _add_title(fig, result, metric)
     fig.tight_layout(rect=(0.0, 0.0, 0.85, 1.0))
     if own:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        path = Path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        FigureCanvasAgg(fig).print_png(str(path))
+        _save_png(fig, target)
     return fig
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cliutil import run
 from conftest import shared
 
 from streamsep.batch import BatchError, BatchOptions, iter_report, plan_batch, run_batch
@@ -27,14 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 N_FILES = 24
 REPORT_FIELDS = {"input", "output", "status", "error", "seconds", "wall_seconds", "rtf", "model", "steps", "policy"}
 
-
-def run(argv: list, capsys) -> tuple[int, str, str]:
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cliutil import run
 from conftest import SHARED, generated_pair, leventure_pair, shared, si_sdr
-
-from streamsep.cli import main
 
 RATE = 16000
 FAST = ["--metrics", "si_sdr,pesq,stoi", "--threads", "1"]
 
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run the CLI in-process; argparse's own exits count as exit codes."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def write_pair(d: Path, noisy: np.ndarray, clean: np.ndarray, rate: int = RATE) -> tuple[Path, Path]:

@@ -215,15 +215,11 @@ def _check_layout(layout: str, kind: str, where: str, err: Callable[[str], CardE
         raise err(f"key '{where}' = '{layout}' must hold exactly the axes {'+'.join(sorted(need))} for '{kind}'")
 
 
-def parse_card(data: dict, path: Path) -> Card:
-    """Validate a parsed TOML card and build a :class:`Card`; raises :class:`CardError`."""
-    path = Path(path)
+_Err = Callable[[str], CardError]
 
-    def err(msg: str) -> CardError:
-        return CardError(f"model card {path}: {msg}")
 
-    _check_table(data, _TOP, "", err)
-    d = data
+def _check_header(d: dict, err: _Err) -> None:
+    """Check name, format, io and the rates: ``sample_rate`` (Hz), ``frame`` and ``hop`` (samples)."""
     if not _NAME_RE.match(d["name"]):
         raise err(f"key 'name' = {d['name']!r} must be lower-case letters, digits, '.', '_' or '-'")
     for key, allowed in (("format", FORMATS), ("io", IOS)):
@@ -232,12 +228,12 @@ def parse_card(data: dict, path: Path) -> Card:
     for key in ("sample_rate", "frame", "hop"):
         if d[key] <= 0:
             raise err(f"key '{key}' must be positive")
-    fmt, io = d["format"], d["io"]
-    frame, hop = d["frame"], d["hop"]
-    if hop > frame:
-        raise err(f"key 'hop' = {hop} exceeds 'frame' = {frame}")
+    if d["hop"] > d["frame"]:
+        raise err(f"key 'hop' = {d['hop']} exceeds 'frame' = {d['frame']}")
 
-    # files
+
+def _parse_files(d: dict, err: _Err) -> tuple[FileEntry, ...]:
+    """The ``[[files]]`` entries (at least one; plain names, 64-hex sha256, http(s)/file URLs)."""
     if not d["files"]:
         raise err("key 'files' must list at least one file")
     files = []
@@ -249,9 +245,12 @@ def parse_card(data: dict, path: Path) -> Card:
         if f["url"].split(":", 1)[0] not in ("https", "http", "file"):
             raise err(f"key 'files[{i}].url' must be an https://, http:// or file:// URL")
         files.append(FileEntry(f["name"], f["url"], f["sha256"].lower()))
-    file_names = {f.name for f in files}
+    return tuple(files)
 
-    # framing, window
+
+def _parse_framing(d: dict, err: _Err) -> tuple[str, int, int]:
+    """The window name and ``n_fft``, ``win_length`` (samples; both default to ``frame``)."""
+    fmt, io, frame, hop = d["format"], d["io"], d["frame"], d["hop"]
     window = d.get("window", "")
     if fmt == "torchscript-stream":
         if io != "waveform":
@@ -279,9 +278,13 @@ def parse_card(data: dict, path: Path) -> Card:
     win_length = d.get("win_length", frame)
     if n_fft < frame:
         raise err(f"key 'n_fft' = {n_fft} is smaller than 'frame' = {frame}")
+    return window, n_fft, win_length
 
-    # latency
-    base = 0 if fmt == "torchscript-stream" else frame - hop
+
+def _parse_latency(d: dict, err: _Err) -> tuple[int, int]:
+    """``(latency, lookahead)`` in samples; ``latency`` = framing delay (frame − hop, or 0 for
+    ``torchscript-stream``) + ``lookahead``, which is derived when the card does not give it."""
+    base = 0 if d["format"] == "torchscript-stream" else d["frame"] - d["hop"]
     latency = d["latency"]
     if "lookahead" in d:
         lookahead = d["lookahead"]
@@ -293,68 +296,111 @@ def parse_card(data: dict, path: Path) -> Card:
         lookahead = latency - base
         if lookahead < 0:
             raise err(f"key 'latency' = {latency} is below the framing delay frame − hop = {base}")
+    return latency, lookahead
 
-    # stages / model
-    stages: list[Stage] = []
+
+def _parse_onnx_states(s: dict, w: str, err: _Err) -> tuple[OnnxState, ...]:
+    """The ``[[stages.states]]`` of stage ``s`` (``w`` names it in messages); shapes must be positive."""
+    states = []
+    for j, st in enumerate(s.get("states", [])):
+        if not st["shape"] or any(n <= 0 for n in st["shape"]):
+            raise err(f"key '{w}.states[{j}].shape' must list positive sizes")
+        states.append(OnnxState(st["input"], st["output"], tuple(st["shape"])))
+    return tuple(states)
+
+
+def _parse_stages(d: dict, file_names: set[str], err: _Err) -> tuple[Stage, ...]:
+    """The ``[[stages]]`` of an ``onnx-stream`` card (at least one; no ``[model]``)."""
+    if "model" in d:
+        raise err("key 'model' is not used by format 'onnx-stream' (use [[stages]])")
+    if not d.get("stages"):
+        raise err("missing key 'stages' (format 'onnx-stream' needs at least one stage)")
+    stages = []
+    for i, s in enumerate(d["stages"]):
+        w = f"stages[{i}]"
+        if s["file"] not in file_names:
+            raise err(f"key '{w}.file' = {s['file']!r} is not listed in [[files]]")
+        if s["feed"] not in FEEDS:
+            raise err(f"key '{w}.feed' = {s['feed']!r} must be one of {', '.join(FEEDS)}")
+        if s["returns"] not in RETURNS:
+            raise err(f"key '{w}.returns' = {s['returns']!r} must be one of {', '.join(RETURNS)}")
+        out_layout = s.get("output_layout", s["layout"])
+        _check_layout(s["layout"], s["feed"], f"{w}.layout", err)
+        _check_layout(out_layout, s["returns"], f"{w}.output_layout" if "output_layout" in s else f"{w}.layout", err)
+        states = _parse_onnx_states(s, w, err)
+        stages.append(Stage(s["file"], s["input"], s["output"], s["layout"], out_layout, s["feed"],
+                            s["returns"], states))
+    return tuple(stages)
+
+
+def _parse_torch_states(m: dict, fmt: str, err: _Err) -> tuple[TorchState, ...]:
+    """The ``[[model.states]]`` (``torchscript-stream`` only): positive shape for one stream, and a
+    ``batch_axis`` of size 1."""
+    ts_states = []
+    if "states" in m:
+        if fmt != "torchscript-stream":
+            raise err(f"key 'model.states' is only used by format 'torchscript-stream', not '{fmt}'")
+        for j, st in enumerate(m["states"]):
+            shape = tuple(st["shape"])
+            if not shape or any(n <= 0 for n in shape):
+                raise err(f"key 'model.states[{j}].shape' must list positive sizes")
+            if not 0 <= st["batch_axis"] < len(shape) or shape[st["batch_axis"]] != 1:
+                raise err(f"key 'model.states[{j}].batch_axis' must name an axis of size 1 in 'shape'")
+            ts_states.append(TorchState(st.get("name", f"state{j}"), shape, st["batch_axis"]))
+    return tuple(ts_states)
+
+
+def _parse_model(d: dict, file_names: set[str], err: _Err) -> ModelSpec:
+    """The ``[model]`` table of a window or ``torchscript-stream`` card (no ``[[stages]]``)."""
+    fmt = d["format"]
+    if "stages" in d:
+        raise err(f"key 'stages' is only used by format 'onnx-stream', not '{fmt}'")
+    if "model" not in d:
+        raise err(f"missing key 'model' (needed by format '{fmt}')")
+    m = d["model"]
+    if m["file"] not in file_names:
+        raise err(f"key 'model.file' = {m['file']!r} is not listed in [[files]]")
+    if fmt == "onnx-window":
+        for key in ("input", "output"):
+            if key not in m:
+                raise err(f"missing key 'model.{key}' (needed by format 'onnx-window')")
+        _check_layout(m.get("layout", "BN"), "frame", "model.layout", err)
+    else:
+        for key in ("input", "output", "layout"):
+            if key in m:
+                raise err(f"key 'model.{key}' is only used by format 'onnx-window'")
+    ts_states = _parse_torch_states(m, fmt, err)
+    return ModelSpec(m["file"], m.get("input", ""), m.get("output", ""), m.get("layout", "BN"), ts_states)
+
+
+def parse_card(data: dict, path: Path) -> Card:
+    """Validate a parsed TOML card and build a :class:`Card`; raises :class:`CardError`."""
+    path = Path(path)
+
+    def err(msg: str) -> CardError:
+        return CardError(f"model card {path}: {msg}")
+
+    _check_table(data, _TOP, "", err)
+    d = data
+    _check_header(d, err)
+    fmt, io = d["format"], d["io"]
+    frame, hop = d["frame"], d["hop"]
+    files = _parse_files(d, err)
+    file_names = {f.name for f in files}
+    window, n_fft, win_length = _parse_framing(d, err)
+    latency, lookahead = _parse_latency(d, err)
+    stages: tuple[Stage, ...] = ()
     model: ModelSpec | None = None
     if fmt == "onnx-stream":
-        if "model" in d:
-            raise err("key 'model' is not used by format 'onnx-stream' (use [[stages]])")
-        if not d.get("stages"):
-            raise err("missing key 'stages' (format 'onnx-stream' needs at least one stage)")
-        for i, s in enumerate(d["stages"]):
-            w = f"stages[{i}]"
-            if s["file"] not in file_names:
-                raise err(f"key '{w}.file' = {s['file']!r} is not listed in [[files]]")
-            if s["feed"] not in FEEDS:
-                raise err(f"key '{w}.feed' = {s['feed']!r} must be one of {', '.join(FEEDS)}")
-            if s["returns"] not in RETURNS:
-                raise err(f"key '{w}.returns' = {s['returns']!r} must be one of {', '.join(RETURNS)}")
-            out_layout = s.get("output_layout", s["layout"])
-            _check_layout(s["layout"], s["feed"], f"{w}.layout", err)
-            _check_layout(out_layout, s["returns"], f"{w}.output_layout" if "output_layout" in s else f"{w}.layout", err)
-            states = []
-            for j, st in enumerate(s.get("states", [])):
-                if not st["shape"] or any(n <= 0 for n in st["shape"]):
-                    raise err(f"key '{w}.states[{j}].shape' must list positive sizes")
-                states.append(OnnxState(st["input"], st["output"], tuple(st["shape"])))
-            stages.append(Stage(s["file"], s["input"], s["output"], s["layout"], out_layout, s["feed"],
-                                s["returns"], tuple(states)))
+        stages = _parse_stages(d, file_names, err)
     else:
-        if "stages" in d:
-            raise err(f"key 'stages' is only used by format 'onnx-stream', not '{fmt}'")
-        if "model" not in d:
-            raise err(f"missing key 'model' (needed by format '{fmt}')")
-        m = d["model"]
-        if m["file"] not in file_names:
-            raise err(f"key 'model.file' = {m['file']!r} is not listed in [[files]]")
-        if fmt == "onnx-window":
-            for key in ("input", "output"):
-                if key not in m:
-                    raise err(f"missing key 'model.{key}' (needed by format 'onnx-window')")
-            _check_layout(m.get("layout", "BN"), "frame", "model.layout", err)
-        else:
-            for key in ("input", "output", "layout"):
-                if key in m:
-                    raise err(f"key 'model.{key}' is only used by format 'onnx-window'")
-        ts_states = []
-        if "states" in m:
-            if fmt != "torchscript-stream":
-                raise err(f"key 'model.states' is only used by format 'torchscript-stream', not '{fmt}'")
-            for j, st in enumerate(m["states"]):
-                shape = tuple(st["shape"])
-                if not shape or any(n <= 0 for n in shape):
-                    raise err(f"key 'model.states[{j}].shape' must list positive sizes")
-                if not 0 <= st["batch_axis"] < len(shape) or shape[st["batch_axis"]] != 1:
-                    raise err(f"key 'model.states[{j}].batch_axis' must name an axis of size 1 in 'shape'")
-                ts_states.append(TorchState(st.get("name", f"state{j}"), shape, st["batch_axis"]))
-        model = ModelSpec(m["file"], m.get("input", ""), m.get("output", ""), m.get("layout", "BN"), tuple(ts_states))
+        model = _parse_model(d, file_names, err)
 
     return Card(
         path=path, name=d["name"], format=fmt, description=d.get("description", f"{d['name']} ({fmt} model card)"),
         sample_rate=d["sample_rate"], frame=frame, hop=hop, io=io, latency=latency, lookahead=lookahead,
         n_fft=n_fft, win_length=win_length, window=window, licence=d["licence"], source=d["source"],
-        files=tuple(files), stages=tuple(stages), model=model, raw=data,
+        files=files, stages=stages, model=model, raw=data,
     )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from streamsep.modelfiles import ModelFileError
+from streamsep.separators.onnx_edit import prune_graph
 
 HIDDEN = 256
 GRAPH_FILES = ("enc.onnx", "erb_dec.onnx", "df_dec.onnx")
@@ -110,20 +111,6 @@ def _pad_frames(g, pad_node) -> int:
     raise ModelFileError(f"DeepFilterNet3 graph: cannot read the padding of {pad_node.name}")
 
 
-def _prune(g, keep_outputs: set[str]) -> None:
-    """Drop nodes whose outputs nothing uses, and initializers no node reads."""
-    while True:
-        used = {i for n in g.node for i in n.input} | keep_outputs
-        dead = [n for n in g.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    used = {i for n in g.node for i in n.input}
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)
-
-
 def _stateful(data: bytes, part: str):
     """One graph with GRU states and pad buffers as inputs/outputs; returns (model, [(in, out, shape, axis)])."""
     import onnx
@@ -181,7 +168,7 @@ def _stateful(data: bytes, part: str):
             d[ax].Clear()
             d[ax].dim_param = "B"
     del g.value_info[:]
-    _prune(g, {o.name for o in g.output})
+    prune_graph(g, {o.name for o in g.output})
     return model, states
 
 
@@ -221,7 +208,7 @@ def build_stream_graph(path: Path) -> StreamGraph:
     m2 = compose.merge_models(m1, df, io_map=[("emb", "df:emb"), ("c0", "df:c0")],
                               outputs=[o for o in enc_out + erb_out if o not in ("e0", "e1", "e2", "e3", "emb", "c0")]
                               + df_out)
-    _prune(m2.graph, {o.name for o in m2.graph.output})
+    prune_graph(m2.graph, {o.name for o in m2.graph.output})
     onnx.checker.check_model(m2)
     buf = io.BytesIO()
     onnx.save(m2, buf)

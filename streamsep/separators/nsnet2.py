@@ -30,6 +30,7 @@ from torch import nn
 
 from streamsep.modelfiles import ModelFileError
 from streamsep.separators.base import FrameSeparator, TensorState
+from streamsep.separators.onnx_edit import prune_graph
 
 ONNX_FILES = {16000: "nsnet2-20ms-baseline.onnx", 48000: "nsnet2-20ms-48k-baseline.onnx"}
 MIN_GAIN = 10 ** (-80 / 20)
@@ -132,16 +133,7 @@ def stateful_onnx(path: Path) -> tuple[bytes, int]:
         g.input.append(helper.make_tensor_value_info(f"h{i}_in", TensorProto.FLOAT, [1, "batch_size", hidden]))
         g.output.append(helper.make_tensor_value_info(f"h{i}_out", TensorProto.FLOAT, [1, "batch_size", hidden]))
     # drop what only built the zero initial states (dead now): ~2 µs per frame, and no warnings
-    while True:
-        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-        dead = [n for n in g.node if not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            g.node.remove(n)
-    used = {i for n in g.node for i in n.input}
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)
+    prune_graph(g, {o.name for o in g.output})
     return model.SerializeToString(), int(hidden)
 
 
