@@ -50,9 +50,9 @@ __all__ = ["BatchOptions", "ConfigError", "Engine", "EngineConfig", "FileOptions
            "__version__", "create", "enhance_file", "load_preset", "model_names", "run_batch"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from streamsep.batch import BatchOptions, run_batch
     from streamsep.config import ConfigError, EngineConfig
     from streamsep.engine import Engine
-    from streamsep.batch import BatchOptions, run_batch
     from streamsep.enhance import FileOptions, FileResult, enhance_file
     from streamsep.live import LiveHost
     from streamsep.presets import load_preset

@@ -142,7 +142,7 @@ def refine_search(sep: Separator, x: np.ndarray, steps: int, policy: str, candid
     score = _metric_fn(policy, rate, reference)
     grid = spread(DEFAULT_GRID, candidates)
     block = max(1, int(round(block_ms * 1e-3 * rate)))
-    for k in range(1, steps + 1):
+    for _k in range(1, steps + 1):
         if fr is not None:
             rv = torch.tensor(grid, device=X.device).view(-1, 1, 1)
             Yc = fr.step(rv * X + (1 - rv) * Y)

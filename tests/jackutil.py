@@ -19,9 +19,8 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
-
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -81,7 +80,7 @@ class JackServer:
         env["JACK_NO_START_SERVER"] = "1"
         return env
 
-    def start(self, timeout: float = 20.0) -> "JackServer":
+    def start(self, timeout: float = 20.0) -> JackServer:
         """Start jackd: real-time scheduling when the system allows it (as a real setup would run;
         a normal-priority dummy driver itself wakes late and xruns on a busy machine), else
         ``--no-realtime``.  ``STREAMSEP_JACK_RT=0`` forces ``--no-realtime``.  A name in use (by
@@ -111,7 +110,7 @@ class JackServer:
                         break  # this name is taken: next name
         raise RuntimeError("could not start jackd:\n" + "\n".join(errors))
 
-    def _start(self, rt_flags: list[str], timeout: float) -> "JackServer":
+    def _start(self, rt_flags: list[str], timeout: float) -> JackServer:
         import jack
 
         jack.set_error_function(lambda msg: None)  # "cannot connect" while jackd comes up is expected
@@ -421,7 +420,7 @@ class PlayRecord:
     a main thread that only sleeps, nothing can hold that GIL when JACK calls them (a test process
     doing other work can, and then the test's own clients cause the xruns)."""
 
-    def __init__(self, server: "JackServer", x: np.ndarray, tmp: Path, lead_s: float = 0.5,
+    def __init__(self, server: JackServer, x: np.ndarray, tmp: Path, lead_s: float = 0.5,
                  tail_s: float = 0.6, timeout_s: float = 120.0) -> None:
         tag = uuid.uuid4().hex[:6]
         self.play_path = Path(tmp) / f"play-{tag}.npy"
@@ -439,7 +438,7 @@ class PlayRecord:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()
-            raise AssertionError(f"play/record timed out: {err[-2000:]}")
+            raise AssertionError(f"play/record timed out: {err[-2000:]}") from None
         if self.proc.returncode != 0 or not self.out_path.is_file():
             raise AssertionError(f"play/record failed ({self.proc.returncode}): {err[-2000:]}")
         d = np.load(self.out_path)

@@ -9,8 +9,16 @@ import pytest
 import soundfile as sf
 
 from streamsep import audio_io
-from streamsep.audio_io import (AtomicStreamWriter, AudioFileError, FileStreamReader, StreamingResampler,
-                                align, read_audio, resample, write_audio)
+from streamsep.audio_io import (
+    AtomicStreamWriter,
+    AudioFileError,
+    FileStreamReader,
+    StreamingResampler,
+    align,
+    read_audio,
+    resample,
+    write_audio,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

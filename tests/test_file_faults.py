@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from conftest import generated_pair, si_sdr
+
 from streamsep.audio_io import AudioFileError, FileStreamReader, read_audio
 from streamsep.cli import main
 

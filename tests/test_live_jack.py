@@ -29,8 +29,19 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jackutil import (JackServer, LiveProcess, PlayRecord, Recording, add_noise,  # noqa: E402
-                      espeak_speech, jack_missing_reason, real_speech, snr_db, speech_like, wait_until)
+from jackutil import (  # noqa: E402
+    JackServer,
+    LiveProcess,
+    PlayRecord,
+    Recording,
+    add_noise,
+    espeak_speech,
+    jack_missing_reason,
+    real_speech,
+    snr_db,
+    speech_like,
+    wait_until,
+)
 
 from streamsep.engine import EngineConfig, enhance_array  # noqa: E402
 from streamsep.presets import load_preset  # noqa: E402
