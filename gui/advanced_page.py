@@ -1,5 +1,6 @@
 """The Advanced tab: what multi-step refinement is doing, the DNSMOS quality meter and the engine's
 internals (audio period, latency split, load level, dry fallback, engine swaps)."""
+
 from __future__ import annotations
 
 from PyQt6.QtWidgets import (
@@ -16,14 +17,16 @@ from gui import theme
 from gui.dnsmos_meter import WINDOW_S, DnsmosMeter
 from gui.meters import RatioPlot
 
-RATIO_HELP = ("Each refinement step mixes part of the original (noisy) signal back into the model's "
-              "estimate and runs the model again. The plot shows that share per step: 0 = the step "
-              "used only the previous estimate, 1 = only the original.")
+RATIO_HELP = (
+    "Each refinement step mixes part of the original (noisy) signal back into the model's "
+    "estimate and runs the model again. The plot shows that share per step: 0 = the step "
+    "used only the previous estimate, 1 = only the original."
+)
 RATIO_NOTES = {
     "empty": "Waiting for audio.",
     "off": "Refinement is off (0 steps): the output is the model's one-step estimate.",
     "kept": "For the last {span:g} s the policy kept the one-step estimate: no refinement step was "
-            "judged better, so nothing is plotted.",
+    "judged better, so nothing is plotted.",
     "active": "",
 }
 
@@ -60,8 +63,10 @@ class AdvancedPage(QWidget):
         box = QGroupBox(f"Speech quality (DNSMOS, output, up to {WINDOW_S:.0f} s)")
         lay = QVBoxLayout(box)
         self.dnsmos_toggle = QCheckBox("score every second")
-        self.dnsmos_toggle.setToolTip(f"Runs DNSMOS on up to the last {WINDOW_S:.0f} s of output about once a "
-                                      "second (~0.2 s of CPU per score, on a background thread)")
+        self.dnsmos_toggle.setToolTip(
+            f"Runs DNSMOS on up to the last {WINDOW_S:.0f} s of output about once a "
+            "second (~0.2 s of CPU per score, on a background thread)"
+        )
         self.dnsmos_toggle.setChecked(on)
         self.dnsmos_toggle.setStyleSheet(f"color: {theme.MUTED}; font-size: 8pt;")
         self.dnsmos = DnsmosMeter()
@@ -77,11 +82,12 @@ class AdvancedPage(QWidget):
         form.setVerticalSpacing(3)
         self.details: dict[str, QLabel] = {}
         for key, title, tip in (
-                ("host", "Audio", "Host sample rate and device period"),
-                ("latency", "Latency", "Engine latency (model + block) plus the host's safety margin"),
-                ("level", "Load level", "Deadline control: 0 = all requested work, higher = fewer steps/candidates"),
-                ("dry", "Dry fallback", "Chunks the host passed through unprocessed to stay on time"),
-                ("swaps", "Engine swaps", "Engines built and spliced in (model, block or preset changes)")):
+            ("host", "Audio", "Host sample rate and device period"),
+            ("latency", "Latency", "Engine latency (model + block) plus the host's safety margin"),
+            ("level", "Load level", "Deadline control: 0 = all requested work, higher = fewer steps/candidates"),
+            ("dry", "Dry fallback", "Chunks the host passed through unprocessed to stay on time"),
+            ("swaps", "Engine swaps", "Engines built and spliced in (model, block or preset changes)"),
+        ):
             label = QLabel("—")
             label.setStyleSheet(f"color: {theme.MUTED};")
             label.setToolTip(tip)
@@ -105,8 +111,9 @@ class AdvancedPage(QWidget):
         ms = 1000.0 / rate
         d = self.details
         d["host"].setText(f"{rate / 1000:g} kHz · period {s.get('period', 0)} samples")
-        d["latency"].setText(f"engine {s.get('engine_latency_samples', 0) * ms:.1f} ms"
-                             f" + margin {s.get('margin_samples', 0) * ms:.1f} ms")
+        d["latency"].setText(
+            f"engine {s.get('engine_latency_samples', 0) * ms:.1f} ms + margin {s.get('margin_samples', 0) * ms:.1f} ms"
+        )
         d["level"].setText(f"{s.get('load_level', 0)} ({s.get('level_changes', 0)} changes)")
         d["dry"].setText(f"{s.get('dry_chunks', 0)} chunks · {s.get('fallback_samples', 0)} samples")
         d["swaps"].setText(str(s.get("swaps", 0)))

@@ -5,6 +5,7 @@ the chosen input device) with no playback device, waits until the host has run f
 saves a PNG of the window and exits (0 on success, 1 when the engine or the audio failed — the
 PNG then shows the message).  Without a display it uses Qt's offscreen platform.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 _T0 = time.perf_counter()
-TABS = ("live", "file", "tune", "advanced")    # in the order of the window's tabs
+TABS = ("live", "file", "tune", "advanced")  # in the order of the window's tabs
 
 
 def _since_start() -> float:
@@ -28,19 +29,37 @@ def _since_start() -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="streamsep gui", description="streamsep desktop app (real-time speech enhancement)")
-    p.add_argument("--preset", help="preset name (low-latency, balanced, quality) or .toml path; "
-                                    "default: the settings remembered from the last run")
+    p = argparse.ArgumentParser(
+        prog="streamsep gui", description="streamsep desktop app (real-time speech enhancement)"
+    )
+    p.add_argument(
+        "--preset",
+        help="preset name (low-latency, balanced, quality) or .toml path; "
+        "default: the settings remembered from the last run",
+    )
     p.add_argument("--input", help="input device name (default: remembered / system default)")
     p.add_argument("--output", help="output device name; 'null' = no playback")
     p.add_argument("--input-file", help="feed this audio file in real time (looped) instead of a capture device")
     p.add_argument("--screenshot", metavar="OUT.png", help="save a PNG of the running window and exit")
-    p.add_argument("--after", type=float, default=5.0, metavar="SECONDS",
-                   help="with --screenshot: seconds of running audio before the capture (default 5)")
-    p.add_argument("--colours", type=int, default=0, metavar="N",
-                   help="with --screenshot: reduce the PNG to an N-colour palette (Pillow; smaller files)")
-    p.add_argument("--size", default="1280x800", help="window size WxH in pixels (default 1280x800; "
-                                                      "the README screenshots use 1024x600 and 1600x1000)")
+    p.add_argument(
+        "--after",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --screenshot: seconds of running audio before the capture (default 5)",
+    )
+    p.add_argument(
+        "--colours",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --screenshot: reduce the PNG to an N-colour palette (Pillow; smaller files)",
+    )
+    p.add_argument(
+        "--size",
+        default="1280x800",
+        help="window size WxH in pixels (default 1280x800; the README screenshots use 1024x600 and 1600x1000)",
+    )
     p.add_argument("--open", metavar="FILE", help="open FILE in the File tab (processed once the engine is loaded)")
     p.add_argument("--tab", choices=TABS, default="live", help="tab shown first")
     p.add_argument("--settings", type=Path, help="settings file (default: ~/.config/streamsep/gui.toml)")
@@ -91,17 +110,25 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("streamsep")
     theme.apply_dark_palette(app)
     shot = bool(args.screenshot)
-    opts = WindowOptions(preset=args.preset, input_device=args.input,
-                         output_device="null" if shot else args.output, input_file=args.input_file,
-                         remember=not (args.no_remember or shot), settings_file=args.settings,
-                         dnsmos=not args.no_dnsmos)
+    opts = WindowOptions(
+        preset=args.preset,
+        input_device=args.input,
+        output_device="null" if shot else args.output,
+        input_file=args.input_file,
+        remember=not (args.no_remember or shot),
+        settings_file=args.settings,
+        dnsmos=not args.no_dnsmos,
+    )
     win = MainWindow(opts)
     win.resize(w, h)
     win.show()
     app.processEvents()
     torch_state = "imported" if "torch" in sys.modules else "not imported"
-    print(f"streamsep gui: window shown after {_since_start():.2f} s ({time.process_time():.2f} s CPU; "
-          f"torch {torch_state})", file=sys.stderr)
+    print(
+        f"streamsep gui: window shown after {_since_start():.2f} s ({time.process_time():.2f} s CPU; "
+        f"torch {torch_state})",
+        file=sys.stderr,
+    )
     win.tabs.setCurrentIndex(TABS.index(args.tab))
     if args.open:
         win.booted.connect(lambda: win.file_panel.open_file(args.open))
@@ -129,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
         win.host_started.connect(lambda: QTimer.singleShot(int(args.after * 1000), lambda: capture(0)))
         win.host_failed.connect(lambda msg: QTimer.singleShot(1500, lambda: capture(1)))
-        QTimer.singleShot(int((args.after + 60) * 1000), lambda: capture(1))   # never hang
+        QTimer.singleShot(int((args.after + 60) * 1000), lambda: capture(1))  # never hang
     app.exec()
     win.shutdown()
     return status["code"]

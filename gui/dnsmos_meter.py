@@ -5,6 +5,7 @@ thread about once a second (one call costs ~0.2 s of CPU) and reports through a 
 :class:`DnsmosMeter` shows the three scores.  Below ``silence_db`` dBFS RMS nothing is computed and
 the meter rests.
 """
+
 from __future__ import annotations
 
 import threading
@@ -20,9 +21,9 @@ from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from gui import theme
 
-WINDOW_S = 9.01      # DNSMOS input length, seconds
+WINDOW_S = 9.01  # DNSMOS input length, seconds
 SCORES = (("ovrl", "OVRL"), ("sig", "SIG"), ("bak", "BAK"))
-HISTORY_S = 60.0     # seconds of score history in the trend plot
+HISTORY_S = 60.0  # seconds of score history in the trend plot
 
 
 class DnsmosWorker(QObject):
@@ -36,8 +37,15 @@ class DnsmosWorker(QObject):
 
     result = pyqtSignal(dict)
 
-    def __init__(self, source: Callable[[], object], period_s: float = 1.0, window_s: float = WINDOW_S,
-                 min_s: float = 3.0, silence_db: float = -60.0, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        source: Callable[[], object],
+        period_s: float = 1.0,
+        window_s: float = WINDOW_S,
+        min_s: float = 3.0,
+        silence_db: float = -60.0,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.source, self.period_s, self.window_s = source, period_s, window_s
         self.min_s, self.silence_db = min_s, silence_db
@@ -49,9 +57,8 @@ class DnsmosWorker(QObject):
     def start(self) -> None:
         """Start scoring (no-op when running)."""
         if self._thread is None or not self._thread.is_alive() or self._stop.is_set():
-            self._stop = threading.Event()      # each thread watches its own stop flag
-            self._thread = threading.Thread(target=self._run, args=(self._stop,), name="dnsmos-meter",
-                                            daemon=True)
+            self._stop = threading.Event()  # each thread watches its own stop flag
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name="dnsmos-meter", daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -80,7 +87,7 @@ class DnsmosWorker(QObject):
         _, y, rate = host.monitor(self.window_s)
         y = np.asarray(y, dtype=np.float32).reshape(-1)
         nz = np.flatnonzero(y)
-        y = y[nz[0]:] if nz.size else y[:0]         # drop the zero history before the start
+        y = y[nz[0] :] if nz.size else y[:0]  # drop the zero history before the start
         seconds = y.size / float(rate) if rate else 0.0
         rms_db = 10 * np.log10(float(np.mean(y.astype(np.float64) ** 2)) + 1e-20) if y.size else -200.0
         if rms_db < self.silence_db:
@@ -90,14 +97,20 @@ class DnsmosWorker(QObject):
         if self._dnsmos is None:
             try:
                 from streamsep.metrics import DNSMOS
+
                 self._dnsmos = DNSMOS()
             except Exception as exc:  # noqa: BLE001
                 return {"error": f"DNSMOS unavailable: {type(exc).__name__}: {exc}"}
         t0 = time.perf_counter()
         scores = self._dnsmos(y, int(rate))
         self.calls += 1
-        return {"ovrl": float(scores["ovrl"]), "sig": float(scores["sig"]), "bak": float(scores["bak"]),
-                "seconds": seconds, "compute_s": time.perf_counter() - t0}
+        return {
+            "ovrl": float(scores["ovrl"]),
+            "sig": float(scores["sig"]),
+            "bak": float(scores["bak"]),
+            "seconds": seconds,
+            "compute_s": time.perf_counter() - t0,
+        }
 
 
 LABEL_COLOURS = {"ovrl": theme.ACCENT, "sig": theme.OUTPUT, "bak": theme.INPUT}
@@ -136,9 +149,11 @@ class _ScoreBars(QWidget):
                 x = bar.left() + bar.width() * (mos - 1) / 4
                 p.drawLine(int(x), int(bar.top()), int(x), int(bar.bottom()))
             p.setPen(QColor(theme.TEXT))
-            p.drawText(QRectF(label_w + bar_w + 4, y, value_w, row_h),
-                       Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                       "—" if v is None else f"{v:.2f}")
+            p.drawText(
+                QRectF(label_w + bar_w + 4, y, value_w, row_h),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                "—" if v is None else f"{v:.2f}",
+            )
         p.end()
 
 
@@ -162,10 +177,19 @@ class DnsmosMeter(QWidget):
         item.hideButtons()
         self.trend.setMinimumHeight(90)
         colours = {"ovrl": theme.ACCENT, "sig": theme.OUTPUT, "bak": theme.INPUT}
-        self.trend_curves = {k: self.trend.plot([], [], pen=pg.mkPen(colours[k], width=2), connect="finite",
-                                                symbol="o", symbolSize=4, symbolPen=None,
-                                                symbolBrush=colours[k])
-                             for k, _ in SCORES}
+        self.trend_curves = {
+            k: self.trend.plot(
+                [],
+                [],
+                pen=pg.mkPen(colours[k], width=2),
+                connect="finite",
+                symbol="o",
+                symbolSize=4,
+                symbolPen=None,
+                symbolBrush=colours[k],
+            )
+            for k, _ in SCORES
+        }
         self.history: deque[tuple[float, dict]] = deque(maxlen=600)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 0, 4, 0)
@@ -188,8 +212,10 @@ class DnsmosMeter(QWidget):
         if "ovrl" in res:
             self.updates += 1
             self.bars.values = {k: res[k] for k, _ in SCORES}
-            self.status.setText(f"scored on the last {min(res['seconds'], WINDOW_S):.1f} s of up to {WINDOW_S:.0f} s"
-                                f" · {res['compute_s'] * 1000:.0f} ms per score")
+            self.status.setText(
+                f"scored on the last {min(res['seconds'], WINDOW_S):.1f} s of up to {WINDOW_S:.0f} s"
+                f" · {res['compute_s'] * 1000:.0f} ms per score"
+            )
         else:
             self.bars.values = {k: None for k, _ in SCORES}
             if res.get("silent"):
@@ -208,7 +234,7 @@ class DnsmosMeter(QWidget):
             keep = np.isfinite(ys)
             if not keep.any():
                 curve.setData([], [])
-            else:                                # gaps (silence, waiting) break the line
+            else:  # gaps (silence, waiting) break the line
                 curve.setData(ts, ys, connect=keep & np.roll(keep, -1))
 
     def reset(self, text: str = "waiting for audio") -> None:

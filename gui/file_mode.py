@@ -3,6 +3,7 @@
 
 All processing goes through :func:`enhance_audio`, the file mode's one call into the library (the
 same job as ``streamsep process``)."""
+
 from __future__ import annotations
 
 import threading
@@ -53,7 +54,7 @@ class FilePlayer:
         self.sources = {"A": np.ascontiguousarray(a[:n], np.float32), "B": np.ascontiguousarray(b[:n], np.float32)}
         self.rate, self.device, self.n = int(rate), device, n
         self.which = "A"
-        self.position = 0            # samples
+        self.position = 0  # samples
         self._stream = None
         self._lock = threading.Lock()
 
@@ -64,12 +65,13 @@ class FilePlayer:
     def _callback(self, outdata, frames, time_info, status) -> None:
         with self._lock:
             src, pos = self.sources[self.which], self.position
-            chunk = src[pos:pos + frames]
+            chunk = src[pos : pos + frames]
             self.position = pos + len(chunk)
         outdata[: len(chunk), 0] = chunk
         if len(chunk) < frames:
-            outdata[len(chunk):, 0] = 0
+            outdata[len(chunk) :, 0] = 0
             import sounddevice as sd
+
             raise sd.CallbackStop
 
     def play(self, which: str) -> None:
@@ -84,8 +86,9 @@ class FilePlayer:
         if self.position >= self.n:
             self.position = 0
         try:
-            self._stream = sd.OutputStream(samplerate=self.rate, channels=1, dtype="float32",
-                                           device=self.device, callback=self._callback)
+            self._stream = sd.OutputStream(
+                samplerate=self.rate, channels=1, dtype="float32", device=self.device, callback=self._callback
+            )
             self._stream.start()
         except Exception as exc:  # noqa: BLE001 -- PortAudioError, ValueError for unknown devices
             self._stream = None
@@ -110,8 +113,13 @@ class FilePanel(QWidget):
     """The File tab.  ``config()`` gives the current EngineConfig, ``output_device()`` the playback
     device ("" = default, "null" = none), ``message(text, level)`` reports problems."""
 
-    def __init__(self, config: Callable[[], object], output_device: Callable[[], str],
-                 message: Callable[[str, str], None], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        config: Callable[[], object],
+        output_device: Callable[[], str],
+        message: Callable[[str, str], None],
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._config, self._output_device, self._message = config, output_device, message
         self.path: Path | None = None
@@ -218,8 +226,10 @@ class FilePanel(QWidget):
         self.stop()
         self.busy = True
         self.progress.show()
-        self.info.setText(f"{self.path.name}: processing with {config.model}, K={config.steps}, "
-                          f"C={config.candidates}, {config.policy}…")
+        self.info.setText(
+            f"{self.path.name}: processing with {config.model}, K={config.steps}, "
+            f"C={config.candidates}, {config.policy}…"
+        )
         self._refresh_buttons()
         x, rate = self.x, self.rate
 
@@ -240,9 +250,11 @@ class FilePanel(QWidget):
         self.player = None
         self.progress.hide()
         dur = len(self.x) / self.rate
-        self.info.setText(f"{self.path.name}: {dur:.1f} s, {self.rate} Hz · processed with {config.model}, "
-                          f"K={config.steps}, C={config.candidates}, {config.policy} in {seconds:.1f} s "
-                          f"(RTF {seconds / dur:.2f})")
+        self.info.setText(
+            f"{self.path.name}: {dur:.1f} s, {self.rate} Hz · processed with {config.model}, "
+            f"K={config.steps}, C={config.candidates}, {config.policy} in {seconds:.1f} s "
+            f"(RTF {seconds / dur:.2f})"
+        )
         self._plot()
         self._refresh_buttons()
 
@@ -319,7 +331,7 @@ class FilePanel(QWidget):
             if sig is None:
                 curve.setData([], [])
                 continue
-            step = max(1, len(sig) // 20000)      # decimate the display, not the audio
+            step = max(1, len(sig) // 20000)  # decimate the display, not the audio
             t = np.arange(0, len(sig), step) / self.rate
             curve.setData(t, sig[::step])
         self.playhead.setValue(0)

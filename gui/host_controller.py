@@ -5,6 +5,7 @@ Jobs run one at a time on a single worker thread (so host start/stop/config chan
 overlap) and report back on the GUI thread through a queued Qt signal.  The GUI itself only calls
 ``LiveHost.set_params`` (a mailbox), ``stats()`` and ``monitor()``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -102,15 +103,19 @@ class HostController(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamsep-gui-job")
         self._deliver.connect(self._on_deliver)
         self._factory = host_factory
-        self.host = None             # the running LiveHost, or None
-        self.pending = 0             # jobs submitted and not yet delivered
+        self.host = None  # the running LiveHost, or None
+        self.pending = 0  # jobs submitted and not yet delivered
         self.closed = False
-        self._started: list = []     # hosts started by jobs and not yet stopped (worker thread only)
-        self._generation = 0         # start_host requests so far (GUI thread)
+        self._started: list = []  # hosts started by jobs and not yet stopped (worker thread only)
+        self._generation = 0  # start_host requests so far (GUI thread)
 
     # -- generic job plumbing -----------------------------------------------------------
-    def submit(self, fn: Callable[[], Any], done: Callable[[Any], None] | None = None,
-               error: Callable[[str], None] | None = None) -> Future:
+    def submit(
+        self,
+        fn: Callable[[], Any],
+        done: Callable[[Any], None] | None = None,
+        error: Callable[[str], None] | None = None,
+    ) -> Future:
         """Run ``fn()`` on the worker thread; ``done(result)`` or ``error(message)`` on the GUI thread."""
         self.pending += 1
 
@@ -135,9 +140,17 @@ class HostController(QObject):
             callback(value)
 
     # -- host lifecycle ------------------------------------------------------------------
-    def start_host(self, config, input_device: str | None, output_device: str | None,
-                   input_file: str | None, done: Callable[[Any], None],
-                   error: Callable[[str], None], options: dict | None = None, rescan: bool = False) -> None:
+    def start_host(
+        self,
+        config,
+        input_device: str | None,
+        output_device: str | None,
+        input_file: str | None,
+        done: Callable[[Any], None],
+        error: Callable[[str], None],
+        options: dict | None = None,
+        rescan: bool = False,
+    ) -> None:
         """Stop every host started so far and start a new one with these devices, off-thread.
 
         ``options``: more ``LiveHost`` keyword arguments, overriding ``output_device`` where they name it
@@ -151,7 +164,7 @@ class HostController(QObject):
         factory = self._factory
 
         def job():
-            while self._started:             # jobs run one at a time: nobody else touches the list
+            while self._started:  # jobs run one at a time: nobody else touches the list
                 self._started.pop().stop()
             if rescan:
                 from streamsep.live import rescan_devices
@@ -159,6 +172,7 @@ class HostController(QObject):
                 rescan_devices()
             if factory is None:
                 from streamsep.live import LiveHost
+
                 make = LiveHost
             else:
                 make = factory
@@ -177,7 +191,7 @@ class HostController(QObject):
             return host
 
         def ok(host):
-            if gen != self._generation:      # a newer start request is queued: it will stop this one
+            if gen != self._generation:  # a newer start request is queued: it will stop this one
                 return
             self.host = host
             done(host)
@@ -217,7 +231,7 @@ class HostController(QObject):
         self.closed = True
         self.host = None
         self._pool.shutdown(wait=True, cancel_futures=True)
-        for host in self._started:       # the pool is drained: safe to touch from here
+        for host in self._started:  # the pool is drained: safe to touch from here
             try:
                 host.stop()
             except Exception:  # noqa: BLE001 -- closing anyway

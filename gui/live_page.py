@@ -1,5 +1,6 @@
 """The Live tab: level meters and input/output spectrograms, the stat cards, and a hint when the
 input is silent.  Widgets display what the window feeds them (``LiveHost.stats()``/``monitor()``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ from PyQt6.QtWidgets import (
 from gui import theme
 from gui.meters import LevelMeters, SpectrogramView, StatCard
 
-SPECTRO_SPAN_S = 6.0    # seconds of history shown
+SPECTRO_SPAN_S = 6.0  # seconds of history shown
 #: below this input peak (dBFS) for SILENT_AFTER_S seconds the input counts as silent
 SILENT_DB = -70.0
 SILENT_AFTER_S = 2.0
@@ -33,8 +34,10 @@ class LivePage(QWidget):
         self.spectrogram.setMinimumHeight(260)
         self.hint = QLabel()
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.hint.setStyleSheet(f"background: {theme.WARN}33; border: 1px solid {theme.WARN}; border-radius: 3px;"
-                                " padding: 3px; font-weight: 600;")
+        self.hint.setStyleSheet(
+            f"background: {theme.WARN}33; border: 1px solid {theme.WARN}; border-radius: 3px;"
+            " padding: 3px; font-weight: 600;"
+        )
         self.hint.hide()
         grid = QGridLayout(self)
         grid.setContentsMargins(6, 6, 6, 6)

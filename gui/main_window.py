@@ -7,6 +7,7 @@ Roles are split: :class:`gui.window_host.HostLifecycle` starts, stops and retrie
 :class:`gui.window_engine.EngineEdits` applies control changes to the engine,
 :class:`gui.window_presets.PresetActions` handles presets and file dialogs, the pages in
 :mod:`gui.live_page` and :mod:`gui.advanced_page` display; this class lays out, boots and polls."""
+
 from __future__ import annotations
 
 import sys
@@ -50,11 +51,11 @@ from gui.window_engine import EngineEdits, model_geometry
 from gui.window_host import HostLifecycle
 from gui.window_presets import PresetActions
 
-POLL_MS = 33            # stats poll (~30 Hz)
-SPECTRO_MS = 100        # spectrogram refresh (10 Hz)
-SPECTRO_HOP_S = 0.025   # seconds per spectrogram column
-METER_WINDOW_S = 0.05   # seconds of audio per meter reading (longer than a poll: no peak falls between)
-RETRY_S = 5.0           # seconds between automatic retries when the audio devices cannot be opened
+POLL_MS = 33  # stats poll (~30 Hz)
+SPECTRO_MS = 100  # spectrogram refresh (10 Hz)
+SPECTRO_HOP_S = 0.025  # seconds per spectrogram column
+METER_WINDOW_S = 0.05  # seconds of audio per meter reading (longer than a poll: no peak falls between)
+RETRY_S = 5.0  # seconds between automatic retries when the audio devices cannot be opened
 
 OUTPUT_NAMES = {"": "default output", "null": "no playback"}
 
@@ -63,11 +64,11 @@ OUTPUT_NAMES = {"": "default output", "null": "no playback"}
 class WindowOptions:
     """How the window starts.  ``None`` means: the remembered setting (or the default)."""
 
-    preset: str | None = None          # name or .toml path; given → remembered edits are ignored
+    preset: str | None = None  # name or .toml path; given → remembered edits are ignored
     input_device: str | None = None
-    output_device: str | None = None   # "null" = no playback
-    input_file: str | None = None      # feed this file in real time instead of a capture device
-    remember: bool = True              # write settings back on change and on close
+    output_device: str | None = None  # "null" = no playback
+    input_file: str | None = None  # feed this file in real time instead of a capture device
+    remember: bool = True  # write settings back on change and on close
     settings_file: Path | None = None
     dnsmos: bool = True
 
@@ -86,13 +87,13 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         self.settings_file = self.opts.settings_file or settings_path()
         self.settings = GuiSettings.load(self.settings_file)
         self.preset = self.opts.preset or self.settings.preset
-        self.config = None                     # EngineConfig once booted
+        self.config = None  # EngineConfig once booted
         self.geometry_rate_hop = (16000, 160)
         self.controller = HostController(parent=self)
         self.last_stats: dict = {}
         self.retry_s = RETRY_S
-        self.virtual_mic_reason: str | None = "not checked yet"   # None once a virtual mic is possible
-        self.start_attempts = 0                # host starts requested (first start and retries)
+        self.virtual_mic_reason: str | None = "not checked yet"  # None once a virtual mic is possible
+        self.start_attempts = 0  # host starts requested (first start and retries)
         self._user_stopped = False
         self._last_host_error: str | None = None
         self._last_seconds = None
@@ -145,13 +146,14 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         self.tabs = QTabWidget()
         self.live_page = LivePage()
         self.tabs.addTab(self.live_page, "Live")
-        self.file_panel = FilePanel(lambda: self.config, lambda: self.controls.devices()[1],
-                                    self.message_bar.show_message)
+        self.file_panel = FilePanel(
+            lambda: self.config, lambda: self.controls.devices()[1], self.message_bar.show_message
+        )
         self.file_panel.on_open_request = self._ask_open_file
         self.file_panel.on_export_request = self._ask_export_file
         self.tabs.addTab(self.file_panel, "File")
         self.tune_slot = TunePanelSlot()
-        self.tune_panel = None            # mounted on first visit (keeps matplotlib out of start-up)
+        self.tune_panel = None  # mounted on first visit (keeps matplotlib out of start-up)
         self.tabs.addTab(self.tune_slot, "Tune")
         self.advanced = AdvancedPage(dnsmos_on=self.opts.dnsmos)
         self.tabs.addTab(self.advanced, "Advanced")
@@ -169,9 +171,14 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         self._connect()
 
     def _connect(self) -> None:
-        for keys, slot in (("Ctrl+O", self._open_from_shortcut), ("Ctrl+E", self._ask_export_file),
-                           ("Ctrl+L", self._ask_load_preset), ("Ctrl+Shift+S", self._ask_save_preset),
-                           ("Ctrl+B", self.transport.power.toggle), ("Ctrl+Q", self.close)):
+        for keys, slot in (
+            ("Ctrl+O", self._open_from_shortcut),
+            ("Ctrl+E", self._ask_export_file),
+            ("Ctrl+L", self._ask_load_preset),
+            ("Ctrl+Shift+S", self._ask_save_preset),
+            ("Ctrl+B", self.transport.power.toggle),
+            ("Ctrl+Q", self.close),
+        ):
             QShortcut(QKeySequence(keys), self, activated=slot)
         c = self.controls
         c.live_changed.connect(self.on_live_changed)
@@ -215,7 +222,7 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
                 self.message_bar.show_message(f"Tune panel unavailable: {one_line(exc)}", "warning")
                 return None
             self.tune_panel = TunePanel(host=lambda: self.controller.host, message=self.message_bar.show_message)
-            scroll = QScrollArea()                 # the panel is taller than a 600-pixel screen allows
+            scroll = QScrollArea()  # the panel is taller than a 600-pixel screen allows
             scroll.setWidget(self.tune_panel)
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -235,14 +242,22 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         preset = self.preset
 
         def boot():
-            virtual_mic.prepare()              # before any device is listed (PipeWire routing)
+            virtual_mic.prepare()  # before any device is listed (PipeWire routing)
             cfg, warnings = build_config(preset, overrides)
             ins, outs, dev_warning = device_lists()
             if dev_warning:
                 warnings.append(dev_warning)
-            return {"config": cfg, "warnings": warnings, "models": model_names(), "presets": preset_names(),
-                    "policies": policy_names(), "inputs": ins, "outputs": outs,
-                    "geometry": model_geometry(cfg.model), "virtual_mic": virtual_mic.availability()}
+            return {
+                "config": cfg,
+                "warnings": warnings,
+                "models": model_names(),
+                "presets": preset_names(),
+                "policies": policy_names(),
+                "inputs": ins,
+                "outputs": outs,
+                "geometry": model_geometry(cfg.model),
+                "virtual_mic": virtual_mic.availability(),
+            }
 
         self.controller.submit(boot, self._booted, self._boot_failed)
         self.poll_timer.start()
@@ -255,8 +270,14 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
             self.tune_panel.set_models(self._models, self.config.model)
             self.tune_panel.set_policies(self._policies)
         c = self.controls
-        c.set_choices(info["models"], info["presets"], info["inputs"], info["outputs"], self.opts.input_file,
-                      policies=info["policies"])
+        c.set_choices(
+            info["models"],
+            info["presets"],
+            info["inputs"],
+            info["outputs"],
+            self.opts.input_file,
+            policies=info["policies"],
+        )
         self.geometry_rate_hop = info["geometry"]
         c.set_geometry(*info["geometry"])
         self.show_config(config_to_dict(self.config), preset=self.preset)
@@ -317,8 +338,11 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         self.last_stats = s
         levels = aligned_levels(x_in, x_out, int(METER_WINDOW_S * rate), lag, slack=int(s.get("period") or 0))
         self.live_page.show_levels(*levels, now)
-        self.live_page.update_silence(levels[0] if s.get("running") and s.get("seconds", 0) > 0 else None, now,
-                                      from_file=self.controls.devices()[0].startswith("file:"))
+        self.live_page.update_silence(
+            levels[0] if s.get("running") and s.get("seconds", 0) > 0 else None,
+            now,
+            from_file=self.controls.devices()[0].startswith("file:"),
+        )
         err = s.get("error")
         if err and err != self._last_host_error:
             self.message_bar.show_message(f"audio: {err}", "error")
@@ -343,9 +367,10 @@ class MainWindow(HostLifecycle, EngineEdits, PresetActions, QMainWindow):
         src = Path(in_dev[5:]).name if in_dev.startswith("file:") else (in_dev or "default input")
         state = "● running" if running else "■ stopped"
         preset = Path(self.preset).stem if self.preset else "custom"
-        mic = f" · virtual mic \"{self.settings.virtual_mic}\"" if running and self.virtual_mic_name() else ""
-        self.status_label.setText(f"{state} · {model} · preset {preset} · {src} → {OUTPUT_NAMES.get(out_dev, out_dev)}"
-                                  f"{mic} · {secs:.1f} s")
+        mic = f' · virtual mic "{self.settings.virtual_mic}"' if running and self.virtual_mic_name() else ""
+        self.status_label.setText(
+            f"{state} · {model} · preset {preset} · {src} → {OUTPUT_NAMES.get(out_dev, out_dev)}{mic} · {secs:.1f} s"
+        )
 
     def refresh_spectrogram(self) -> None:
         """Recompute the scrolling spectrograms from ``host.monitor()`` (10 Hz)."""

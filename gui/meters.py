@@ -1,6 +1,7 @@
 """Live meters: level bars with peak hold, stat read-outs, the ratio-per-step plot and the
 scrolling input/output spectrogram.  Widgets only display what they are given; the main window
 feeds them from ``LiveHost.stats()`` / ``monitor()`` at display rate."""
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,8 @@ class Ballistics:
         self.floor, self.release, self.hold_s = floor, release_db_s, hold_s
         self.peak = self.rms = self.hold = floor
         self._t: float | None = None
-        self._recent: deque[tuple[float, float]] = deque()   # (time, peak) of the last hold_s seconds
-        self._expired = -np.inf                               # max of peak + release·(t + hold_s) gone by
+        self._recent: deque[tuple[float, float]] = deque()  # (time, peak) of the last hold_s seconds
+        self._expired = -np.inf  # max of peak + release·(t + hold_s) gone by
 
     def update(self, peak_db: float, rms_db: float, now: float | None = None) -> None:
         """Feed one reading (dBFS; -inf/None allowed, read as the floor)."""
@@ -74,8 +75,9 @@ class LevelMeter(QWidget):
         self.title, self.colour = title, QColor(colour)
         self.ballistics = Ballistics()
         self.setMinimumSize(34, 160)
-        self.setToolTip(f"{title} level, dBFS: solid = RMS, light = peak, white line = peak hold "
-                        "(number below: peak hold)")
+        self.setToolTip(
+            f"{title} level, dBFS: solid = RMS, light = peak, white line = peak hold (number below: peak hold)"
+        )
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
         self.setFixedWidth(40)
 
@@ -106,14 +108,14 @@ class LevelMeter(QWidget):
         r = self._bar_rect()
         p.fillRect(r, QColor(theme.BASE))
         b = self.ballistics
-        self._fill(p, r, METER_FLOOR_DB, b.rms, 255)      # RMS: solid
-        self._fill(p, r, b.rms, b.peak, 120)              # peak above RMS: translucent
+        self._fill(p, r, METER_FLOOR_DB, b.rms, 255)  # RMS: solid
+        self._fill(p, r, b.rms, b.peak, 120)  # peak above RMS: translucent
         if b.hold > METER_FLOOR_DB:
             y = r.bottom() - r.height() * _db_to_frac(b.hold)
             p.setPen(QPen(QColor("#ffffff"), 2))
             p.drawLine(int(r.left()), int(y), int(r.right()), int(y))
         p.setPen(QPen(QColor("#3a3f47")))
-        for db in METER_TICKS:                            # ticks across the bar, level with the scale
+        for db in METER_TICKS:  # ticks across the bar, level with the scale
             y = r.bottom() - r.height() * _db_to_frac(db)
             p.drawLine(int(r.left()), int(y), int(r.right()), int(y))
         f = QFont(self.font())
@@ -125,7 +127,7 @@ class LevelMeter(QWidget):
         f.setBold(False)
         p.setFont(f)
         p.setPen(QColor(theme.TEXT))
-        txt = "−∞" if b.hold <= METER_FLOOR_DB else f"{b.hold:.0f}"     # the peak-hold value
+        txt = "−∞" if b.hold <= METER_FLOOR_DB else f"{b.hold:.0f}"  # the peak-hold value
         p.drawText(QRectF(0, self.height() - 18, self.width(), 16), Qt.AlignmentFlag.AlignCenter, txt)
         p.end()
 
@@ -154,11 +156,17 @@ class DbScale(QWidget):
         top, height = 18, self.height() - 38
         for db in METER_TICKS:
             y = top + height * (1 - _db_to_frac(db))
-            p.drawText(QRectF(0, y - 7, self.width() - 5, 14),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{db}")
+            p.drawText(
+                QRectF(0, y - 7, self.width() - 5, 14),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{db}",
+            )
             p.drawLine(self.width() - 4, int(y), self.width(), int(y))
-        p.drawText(QRectF(0, self.height() - 18, self.width() - 2, 16),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self.UNIT)
+        p.drawText(
+            QRectF(0, self.height() - 18, self.width() - 2, 16),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            self.UNIT,
+        )
         p.end()
 
 
@@ -179,8 +187,9 @@ class LevelMeters(QWidget):
         lay.addWidget(self.input)
         lay.addWidget(self.output)
 
-    def set_levels(self, in_peak: float, in_rms: float, out_peak: float, out_rms: float,
-                   now: float | None = None) -> None:
+    def set_levels(
+        self, in_peak: float, in_rms: float, out_peak: float, out_rms: float, now: float | None = None
+    ) -> None:
         """New readings in dBFS for both meters."""
         self.input.set_level(in_peak, in_rms, now)
         self.output.set_level(out_peak, out_rms, now)
@@ -193,7 +202,12 @@ class LevelMeters(QWidget):
 class StatCard(QWidget):
     """A titled number with a unit, tinted by state ("ok", "warn", "error", "idle")."""
 
-    COLOURS: ClassVar[dict[str, str]] = {"ok": theme.TEXT, "warn": theme.WARN, "error": theme.ERROR, "idle": theme.MUTED}
+    COLOURS: ClassVar[dict[str, str]] = {
+        "ok": theme.TEXT,
+        "warn": theme.WARN,
+        "error": theme.ERROR,
+        "idle": theme.MUTED,
+    }
 
     def __init__(self, title: str, unit: str = "", tooltip: str = "", parent: QWidget | None = None):
         super().__init__(parent)
@@ -213,12 +227,15 @@ class StatCard(QWidget):
 
     def set_value(self, text: str, state: str = "ok") -> None:
         """Show ``text`` (the unit is appended) in the colour of ``state``."""
-        unit = f" <span style='font-size:9pt; color:{theme.MUTED}'>{self.unit}</span>" if self.unit and text != "—" else ""
+        unit = (
+            f" <span style='font-size:9pt; color:{theme.MUTED}'>{self.unit}</span>" if self.unit and text != "—" else ""
+        )
         self.value_label.setText(f"<span style='color:{self.COLOURS.get(state, theme.TEXT)}'>{text}</span>{unit}")
 
     def text(self) -> str:
         """The shown value without markup (for tests and logs)."""
         import re
+
         return re.sub(r"<[^>]+>", "", self.value_label.text())
 
 
@@ -247,7 +264,7 @@ class RatioPlot(pg.PlotWidget):
         """Record the ratios chosen at audio time ``t`` seconds (NaN = kept previous)."""
         r = np.asarray([np.nan if v is None else v for v in (ratios or [])], dtype=float)
         if self.history and t < self.history[-1][0]:
-            self.history.clear()     # host restarted: time went back
+            self.history.clear()  # host restarted: time went back
         self.history.append((t, r))
 
     def clear(self) -> None:
@@ -294,8 +311,9 @@ class RatioPlot(pg.PlotWidget):
 class SpectrogramView(pg.GraphicsLayoutWidget):
     """Scrolling input (top) and output (bottom) spectrograms in dBFS, time in seconds, kHz."""
 
-    def __init__(self, span_s: float = 6.0, fmax: float = 8000.0, levels=(-100.0, -20.0),
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, span_s: float = 6.0, fmax: float = 8000.0, levels=(-100.0, -20.0), parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent=parent)
         self.span_s, self.fmax, self.levels = span_s, fmax, levels
         self.cmap = pg.colormap.get("inferno")
@@ -318,8 +336,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             self.plots.append(plot)
             self.images.append(img)
         self.plots[1].setXLink(self.plots[0])
-        self.colorbar = pg.ColorBarItem(values=levels, colorMap=self.cmap, label="dBFS",
-                                        interactive=False, width=12)
+        self.colorbar = pg.ColorBarItem(values=levels, colorMap=self.cmap, label="dBFS", interactive=False, width=12)
         self.colorbar.setImageItem(self.images, insert_in=None)
         self.addItem(self.colorbar, row=0, col=1, rowspan=2)
         self.mean_db = [FLOOR_DB, FLOOR_DB]

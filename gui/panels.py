@@ -1,4 +1,5 @@
 """Side panels: the message bar, the live controls and the Tune slot."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -57,8 +58,9 @@ class MessageBar(QFrame):
         self._callback: Callable[[], None] | None = None
         self.hide()
 
-    def show_message(self, text: str, level: str = "error",
-                     action: tuple[str, Callable[[], None]] | None = None) -> None:
+    def show_message(
+        self, text: str, level: str = "error", action: tuple[str, Callable[[], None]] | None = None
+    ) -> None:
         """Show ``text`` (one line) with the colour of ``level`` ("error", "warning", "info") and,
         with ``action`` = (button text, callback), a button that runs the callback."""
         text = " ".join(str(text).split())
@@ -170,8 +172,10 @@ class ControlPanel(QWidget):
         self.candidates = QSpinBox()
         self.candidates.setRange(1, MAX_CANDIDATES)
         self.candidates.setToolTip("Blend ratios tried per step (the previous estimate is always kept as a candidate)")
-        self.policy = _combo()          # filled from the library's policy names by set_choices
-        self.policy.setToolTip("How the ratio of each step is chosen: fixed schedule, SNR heuristic, reference-free proxy")
+        self.policy = _combo()  # filled from the library's policy names by set_choices
+        self.policy.setToolTip(
+            "How the ratio of each step is chosen: fixed schedule, SNR heuristic, reference-free proxy"
+        )
         self.block = _combo()
         self.block.setToolTip("Decision block: samples at the model rate between ratio decisions")
         form.addRow("Model", self.model)
@@ -208,7 +212,9 @@ class ControlPanel(QWidget):
         self.mix.valueChanged.connect(self._mix_changed)
         self.atten.valueChanged.connect(lambda v: self.live_changed.emit({"atten_db": None if v == 0 else float(v)}))
         self.model.currentIndexChanged.connect(lambda _: self.rebuild_changed.emit({"model": self.model.currentData()}))
-        self.block.currentIndexChanged.connect(lambda _: self.rebuild_changed.emit({"block": int(self.block.currentData())}))
+        self.block.currentIndexChanged.connect(
+            lambda _: self.rebuild_changed.emit({"block": int(self.block.currentData())})
+        )
         self.input_device.currentIndexChanged.connect(self._devices_changed)
         self.output_device.currentIndexChanged.connect(self._devices_changed)
         self.preset.currentIndexChanged.connect(lambda _: self.preset_chosen.emit(self.preset.currentData() or ""))
@@ -225,13 +231,30 @@ class ControlPanel(QWidget):
         self.devices_changed.emit(self.input_device.currentData() or "", self.output_device.currentData() or "")
 
     def _quiet(self):
-        widgets = (self.preset, self.input_device, self.output_device, self.model, self.steps, self.candidates,
-                   self.policy, self.block, self.mix, self.atten)
+        widgets = (
+            self.preset,
+            self.input_device,
+            self.output_device,
+            self.model,
+            self.steps,
+            self.candidates,
+            self.policy,
+            self.block,
+            self.mix,
+            self.atten,
+        )
         return _Blocked(widgets)
 
     # -- filling and reading ----------------------------------------------------------------
-    def set_choices(self, models: list[str], presets: list[str], inputs: list[str], outputs: list[str],
-                    input_file: str | None = None, policies: list[str] = ()) -> None:
+    def set_choices(
+        self,
+        models: list[str],
+        presets: list[str],
+        inputs: list[str],
+        outputs: list[str],
+        input_file: str | None = None,
+        policies: list[str] = (),
+    ) -> None:
         """Fill the combo boxes (no signals); names come from the library."""
         with self._quiet():
             self.model.clear()

@@ -5,6 +5,7 @@ Content: the last preset name, the input/output devices, the virtual-microphone 
 (``virtual_mic``: "" = off, else the virtual source's name) and the engine parameters as edited.
 A missing file gives defaults; an unreadable one gives defaults plus a one-line warning.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,9 @@ class GuiSettings:
     """What the app remembers.  ``engine`` holds only keys from :data:`ENGINE_KEYS`."""
 
     preset: str = "balanced"
-    input_device: str = ""      # "" = system default
-    output_device: str = ""     # "" = system default, "null" = no playback
-    virtual_mic: str = ""       # "" = off, otherwise the virtual microphone's name (see gui.virtual_mic)
+    input_device: str = ""  # "" = system default
+    output_device: str = ""  # "" = system default, "null" = no playback
+    virtual_mic: str = ""  # "" = off, otherwise the virtual microphone's name (see gui.virtual_mic)
     engine: dict = field(default_factory=dict)
     last_file_dir: str = ""
     warning: str | None = None  # set by load() when the file could not be used
@@ -49,7 +50,7 @@ class GuiSettings:
         gui = data.get("gui", {}) if isinstance(data.get("gui"), dict) else {}
         engine = data.get("engine", {}) if isinstance(data.get("engine"), dict) else {}
         values = {k: v for k, v in engine.items() if k in ENGINE_KEYS}
-        for k in engine.get("none", []):        # keys explicitly set to None (TOML has no null)
+        for k in engine.get("none", []):  # keys explicitly set to None (TOML has no null)
             if k in ENGINE_KEYS:
                 values[k] = None
         return cls(
@@ -66,9 +67,13 @@ class GuiSettings:
         path = path or settings_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
-            "gui": {"preset": self.preset, "input_device": self.input_device,
-                    "output_device": self.output_device, "virtual_mic": self.virtual_mic,
-                    "last_file_dir": self.last_file_dir},
+            "gui": {
+                "preset": self.preset,
+                "input_device": self.input_device,
+                "output_device": self.output_device,
+                "virtual_mic": self.virtual_mic,
+                "last_file_dir": self.last_file_dir,
+            },
             "engine": {k: v for k, v in self.engine.items() if k in ENGINE_KEYS and v is not None},
         }
         doc["engine"]["none"] = [k for k, v in self.engine.items() if k in ENGINE_KEYS and v is None]

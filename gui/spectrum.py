@@ -1,4 +1,5 @@
 """Spectrogram and level arithmetic for the display (numpy only, no Qt)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,9 @@ def fft_size(rate: int, window_s: float = 0.032) -> int:
     return int(2 ** np.ceil(np.log2(max(16, rate * window_s))))
 
 
-def spectrogram_db(x: np.ndarray, rate: int, columns: int, hop_s: float,
-                   fmax: float = 8000.0) -> tuple[np.ndarray, np.ndarray]:
+def spectrogram_db(
+    x: np.ndarray, rate: int, columns: int, hop_s: float, fmax: float = 8000.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude spectrogram of the *end* of ``x`` in dBFS (a full-scale sine reads 0 dB).
 
     Returns ``(S, freqs)``: ``S`` has shape (columns, bins) oldest column first, one column every
@@ -45,7 +47,7 @@ def spectrogram_db(x: np.ndarray, rate: int, columns: int, hop_s: float,
     keep = freqs <= min(fmax, rate / 2)
     mag = np.abs(np.fft.rfft(frames * win, axis=1))[:, keep] / (win.sum() / 2)
     s = 20 * np.log10(mag + 1e-9)
-    if pad:                      # columns made only of padding: no data yet
+    if pad:  # columns made only of padding: no data yet
         empty = (np.arange(columns) * hop + nfft) <= pad
         s[empty] = FLOOR_DB
     return np.maximum(s, FLOOR_DB).astype(np.float32), freqs[keep]
@@ -58,12 +60,15 @@ def level_db(x: np.ndarray, floor: float = FLOOR_DB) -> tuple[float, float]:
         return floor, floor
     peak = float(np.max(np.abs(x)))
     rms = float(np.sqrt(np.mean(x * x)))
-    return (max(floor, 20 * np.log10(peak)) if peak > 0 else floor,
-            max(floor, 20 * np.log10(rms)) if rms > 0 else floor)
+    return (
+        max(floor, 20 * np.log10(peak)) if peak > 0 else floor,
+        max(floor, 20 * np.log10(rms)) if rms > 0 else floor,
+    )
 
 
-def aligned_levels(x_in: np.ndarray, x_out: np.ndarray, window: int, lag: int,
-                   floor: float = FLOOR_DB, slack: int = 0) -> tuple[float, float, float, float]:
+def aligned_levels(
+    x_in: np.ndarray, x_out: np.ndarray, window: int, lag: int, floor: float = FLOOR_DB, slack: int = 0
+) -> tuple[float, float, float, float]:
     """Input and output levels of the same audio: (in peak, in RMS, out peak, out RMS) in dBFS.
 
     ``x_in`` and ``x_out`` end at the same instant (``LiveHost.monitor``); the output lags the input
@@ -75,6 +80,6 @@ def aligned_levels(x_in: np.ndarray, x_out: np.ndarray, window: int, lag: int,
     window, lag, slack = max(1, int(window)), max(0, int(lag)), max(0, int(slack))
     x_in = np.asarray(x_in).reshape(-1)
     end = len(x_in) - lag
-    seg_in = x_in[max(0, end - window - slack):max(0, end + slack)]
+    seg_in = x_in[max(0, end - window - slack) : max(0, end + slack)]
     seg_out = np.asarray(x_out).reshape(-1)[-window:]
     return (*level_db(seg_in, floor), *level_db(seg_out, floor))

@@ -1,17 +1,18 @@
 """Colours and the dark Fusion palette shared by every widget of the app."""
+
 from __future__ import annotations
 
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication
 
-BG = "#1e2127"          # window background
-PANEL = "#262a31"       # group boxes, plots
-BASE = "#16181d"        # text fields, meter troughs
+BG = "#1e2127"  # window background
+PANEL = "#262a31"  # group boxes, plots
+BASE = "#16181d"  # text fields, meter troughs
 TEXT = "#e6e6e6"
 MUTED = "#9aa3ad"
 ACCENT = "#4fa3ff"
-INPUT = "#f0a030"       # everything about the input signal
-OUTPUT = "#36c28a"      # everything about the processed output
+INPUT = "#f0a030"  # everything about the input signal
+OUTPUT = "#36c28a"  # everything about the processed output
 WARN = "#e0b030"
 ERROR = "#e05050"
 OK = "#36c28a"
@@ -26,13 +27,20 @@ def apply_dark_palette(app: QApplication) -> None:
     app.setStyle("Fusion")
     pal = QPalette()
     roles = {
-        QPalette.ColorRole.Window: BG, QPalette.ColorRole.WindowText: TEXT,
-        QPalette.ColorRole.Base: BASE, QPalette.ColorRole.AlternateBase: PANEL,
-        QPalette.ColorRole.ToolTipBase: PANEL, QPalette.ColorRole.ToolTipText: TEXT,
-        QPalette.ColorRole.Text: TEXT, QPalette.ColorRole.Button: PANEL,
-        QPalette.ColorRole.ButtonText: TEXT, QPalette.ColorRole.BrightText: "#ffffff",
-        QPalette.ColorRole.Highlight: ACCENT, QPalette.ColorRole.HighlightedText: "#000000",
-        QPalette.ColorRole.Link: ACCENT, QPalette.ColorRole.PlaceholderText: MUTED,
+        QPalette.ColorRole.Window: BG,
+        QPalette.ColorRole.WindowText: TEXT,
+        QPalette.ColorRole.Base: BASE,
+        QPalette.ColorRole.AlternateBase: PANEL,
+        QPalette.ColorRole.ToolTipBase: PANEL,
+        QPalette.ColorRole.ToolTipText: TEXT,
+        QPalette.ColorRole.Text: TEXT,
+        QPalette.ColorRole.Button: PANEL,
+        QPalette.ColorRole.ButtonText: TEXT,
+        QPalette.ColorRole.BrightText: "#ffffff",
+        QPalette.ColorRole.Highlight: ACCENT,
+        QPalette.ColorRole.HighlightedText: "#000000",
+        QPalette.ColorRole.Link: ACCENT,
+        QPalette.ColorRole.PlaceholderText: MUTED,
     }
     for role, colour in roles.items():
         pal.setColor(role, QColor(colour))

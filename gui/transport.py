@@ -6,6 +6,7 @@
 * **Virtual microphone** (``virtual_mic``): publish the output as a microphone other apps can pick;
   disabled, with the reason as tooltip, where that is not possible.
 """
+
 from __future__ import annotations
 
 from PyQt6.QtCore import pyqtSignal
@@ -40,8 +41,10 @@ class TransportBar(QFrame):
         self.power = QPushButton()
         self.power.setCheckable(True)
         self.power.setChecked(True)
-        self.power.setToolTip("Noise removal on or off (Ctrl+B). Off passes the input through with the same "
-                              "delay; the audio keeps running.")
+        self.power.setToolTip(
+            "Noise removal on or off (Ctrl+B). Off passes the input through with the same "
+            "delay; the audio keeps running."
+        )
         self.start_stop = QPushButton("Stop")
         self.start_stop.setToolTip("Open or close the audio devices")
         self.start_stop.setMinimumWidth(80)
@@ -81,8 +84,11 @@ class TransportBar(QFrame):
         on = self.power.isChecked()
         self.power.setText("● Denoise ON" if on else "○ Denoise OFF")
         colour = theme.OK if on else theme.MUTED
-        self.power.setStyleSheet(_POWER_STYLE.format(edge=colour, bg=colour + ("40" if on else "20"),
-                                                     fg=theme.TEXT if on else theme.MUTED, base=theme.BASE))
+        self.power.setStyleSheet(
+            _POWER_STYLE.format(
+                edge=colour, bg=colour + ("40" if on else "20"), fg=theme.TEXT if on else theme.MUTED, base=theme.BASE
+            )
+        )
 
     @property
     def bypass(self) -> bool:
@@ -114,7 +120,9 @@ class TransportBar(QFrame):
         """Enable the switch (``reason`` None) or disable it with ``reason`` as tooltip."""
         self.virtual_mic.setEnabled(reason is None)
         if reason is None:
-            self.virtual_mic.setToolTip(f"Publish the cleaned voice as a microphone named \"{self._name}\" "
-                                        "that Zoom, Discord, OBS or a browser can pick")
+            self.virtual_mic.setToolTip(
+                f'Publish the cleaned voice as a microphone named "{self._name}" '
+                "that Zoom, Discord, OBS or a browser can pick"
+            )
         else:
             self.virtual_mic.setToolTip(reason)

@@ -7,6 +7,7 @@ message=message_bar.show_message))``.  ``host()`` returns the running ``LiveHost
 ``monitor(seconds)`` is used (input side).  ``streamsep.tune`` (and so torch) is imported in the
 worker thread, never while building the widget.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,9 +51,19 @@ LIVE_SECONDS = 20.0
 #: shortest live excerpt worth a sweep (DNSMOS needs about a second of audio to say anything)
 MIN_LIVE_SECONDS = 2.0
 DEFAULT_MODELS = ["dfn3", "nsnet2", "rnnoise", "spectral", "gtcrn", "dtln"]
-COLUMNS = [("#", None), ("steps", "steps"), ("cands", "candidates"), ("policy", "policy"), ("block", "block"),
-           ("rtf", "rtf"), ("cpu rtf", "cpu_rtf"), ("latency ms", "latency_ms"), ("SI-SDR dB", "si_sdr"),
-           ("PESQ", "pesq"), ("DNSMOS OVRL", "dnsmos_ovrl")]
+COLUMNS = [
+    ("#", None),
+    ("steps", "steps"),
+    ("cands", "candidates"),
+    ("policy", "policy"),
+    ("block", "block"),
+    ("rtf", "rtf"),
+    ("cpu rtf", "cpu_rtf"),
+    ("latency ms", "latency_ms"),
+    ("SI-SDR dB", "si_sdr"),
+    ("PESQ", "pesq"),
+    ("DNSMOS OVRL", "dnsmos_ovrl"),
+]
 
 
 class _Signals(QObject):
@@ -72,8 +83,12 @@ class TunePanel(QWidget):
     sweep_finished = pyqtSignal(object)
     preset_saved = pyqtSignal(str)
 
-    def __init__(self, host: Callable[[], Any] | None = None,
-                 message: Callable[[str, str], None] | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        host: Callable[[], Any] | None = None,
+        message: Callable[[str, str], None] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._host = host
         self._message = message or (lambda text, level: None)
@@ -146,18 +161,20 @@ class TunePanel(QWidget):
         self.model_box.addItems(DEFAULT_MODELS)
         self.steps_edit = QLineEdit("0,1,2,3")
         self.cands_edit = QLineEdit("1,4")
-        self.policy_edit = QLineEdit()         # filled from the library's names by set_policies
+        self.policy_edit = QLineEdit()  # filled from the library's names by set_policies
         self.policy_edit.setPlaceholderText("every engine policy")
         self.block_edit = QLineEdit("160,800")
         self.budget = QDoubleSpinBox()
         self.budget.setRange(0.01, 10.0)
         self.budget.setSingleStep(0.05)
         self.budget.setValue(0.5)
-        tips = {self.steps_edit: "refinement steps K, comma list (0 = the plain model)",
-                self.cands_edit: "candidate ratios per step, comma list (searching policies only)",
-                self.policy_edit: "engine policies, comma list (empty = every one)",
-                self.block_edit: "host block sizes in samples at the model rate, comma list",
-                self.budget: "recommend the best configuration whose real-time factor stays at or below this"}
+        tips = {
+            self.steps_edit: "refinement steps K, comma list (0 = the plain model)",
+            self.cands_edit: "candidate ratios per step, comma list (searching policies only)",
+            self.policy_edit: "engine policies, comma list (empty = every one)",
+            self.block_edit: "host block sizes in samples at the model rate, comma list",
+            self.budget: "recommend the best configuration whose real-time factor stays at or below this",
+        }
         for w, tip in tips.items():
             w.setToolTip(tip)
         g.addRow("Model", self.model_box)
@@ -228,8 +245,9 @@ class TunePanel(QWidget):
             x, _, rate = host.monitor(LIVE_SECONDS)
             x = np.asarray(x, dtype=np.float32).reshape(-1)
             if len(x) < MIN_LIVE_SECONDS * rate:
-                raise ValueError(f"live input: only {len(x) / rate:.1f} s captured so far; "
-                                 f"need at least {MIN_LIVE_SECONDS:.0f} s")
+                raise ValueError(
+                    f"live input: only {len(x) / rate:.1f} s captured so far; need at least {MIN_LIVE_SECONDS:.0f} s"
+                )
             return x, int(rate), None, f"live input ({len(x) / rate:.0f} s)"
         from streamsep.audio_io import read_audio, resample
 
@@ -250,9 +268,14 @@ class TunePanel(QWidget):
     def options(self) -> dict:
         """The sweep's keyword arguments as typed in the panel (validated by ``sweep``); an empty
         policy list leaves the library's default (every engine policy)."""
-        opts = {"model": self.model_box.currentText().strip(), "steps": self.steps_edit.text(),
-                "candidates": self.cands_edit.text(), "policies": self.policy_edit.text(),
-                "blocks": self.block_edit.text(), "budget_rtf": float(self.budget.value())}
+        opts = {
+            "model": self.model_box.currentText().strip(),
+            "steps": self.steps_edit.text(),
+            "candidates": self.cands_edit.text(),
+            "policies": self.policy_edit.text(),
+            "blocks": self.block_edit.text(),
+            "budget_rtf": float(self.budget.value()),
+        }
         if not opts["policies"].strip():
             del opts["policies"]
         return opts
@@ -284,8 +307,9 @@ class TunePanel(QWidget):
             from streamsep.tune import TuneCancelled, sweep
 
             try:
-                res = sweep(x, rate, ref, progress=lambda d, t: sig.progress.emit(d, t),
-                            cancelled=cancel.is_set, **opts)
+                res = sweep(
+                    x, rate, ref, progress=lambda d, t: sig.progress.emit(d, t), cancelled=cancel.is_set, **opts
+                )
                 res["source"] = what
                 sig.finished.emit(res)
             except TuneCancelled as exc:
@@ -361,12 +385,16 @@ class TunePanel(QWidget):
                 self.table.setItem(i, j, item)
         metric = result["quality_metric"]
         if rec is None:
-            self.status.setText(f"No configuration fits the RTF budget {result['budget_rtf']:g}. Bold rows are "
-                                f"Pareto-optimal (quality = {metric}).")
+            self.status.setText(
+                f"No configuration fits the RTF budget {result['budget_rtf']:g}. Bold rows are "
+                f"Pareto-optimal (quality = {metric})."
+            )
         else:
             r = rows[rec]
-            self.status.setText(f"Recommended: {label(r)}, RTF {r['rtf']:.2f}, {r['latency_ms']:.0f} ms, "
-                                f"{metric} {r['quality']:.2f}. Bold rows are Pareto-optimal.")
+            self.status.setText(
+                f"Recommended: {label(r)}, RTF {r['rtf']:.2f}, {r['latency_ms']:.0f} ms, "
+                f"{metric} {r['quality']:.2f}. Bold rows are Pareto-optimal."
+            )
 
     def save_preset(self, name: str) -> Path | None:
         """Save the recommendation (name → user preset dir, or a path ending in .toml)."""
@@ -418,7 +446,7 @@ class TunePanel(QWidget):
         for ax in fig.axes:
             for label in (ax.xaxis.label, ax.yaxis.label):
                 label.set_wrap(True)
-        fig.set_layout_engine("tight", rect=(0.0, 0.0, 0.8, 0.95))   # right: the legend
+        fig.set_layout_engine("tight", rect=(0.0, 0.0, 0.8, 0.95))  # right: the legend
 
     # -- helpers ----------------------------------------------------------------------------
     def _report(self, text: str, level: str) -> None:
@@ -430,8 +458,17 @@ class TunePanel(QWidget):
         live = self.live_radio.isChecked()
         for w in (self.file_edit, self.file_btn, self.ref_edit, self.ref_btn):
             w.setEnabled(not live and not self.busy)
-        for w in (self.file_radio, self.live_radio, self.model_box, self.steps_edit, self.cands_edit,
-                  self.policy_edit, self.block_edit, self.budget, self.run_btn):
+        for w in (
+            self.file_radio,
+            self.live_radio,
+            self.model_box,
+            self.steps_edit,
+            self.cands_edit,
+            self.policy_edit,
+            self.block_edit,
+            self.budget,
+            self.run_btn,
+        ):
             w.setEnabled(not self.busy)
         self.cancel_btn.setEnabled(self.busy)
         has = self.result is not None and not self.busy
@@ -440,14 +477,14 @@ class TunePanel(QWidget):
         self.save_btn.setEnabled(has and self.result.get("recommended") is not None)
 
     def _browse(self, edit: QLineEdit, title: str) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, title, edit.text() or "",
-                                              "Audio (*.wav *.flac *.ogg);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, title, edit.text() or "", "Audio (*.wav *.flac *.ogg);;All files (*)"
+        )
         if path:
             edit.setText(path)
 
     def _ask_save_preset(self) -> None:
-        name, ok = QInputDialog.getText(self, "Save preset", "Preset name (or a path ending in .toml):",
-                                        text="tuned")
+        name, ok = QInputDialog.getText(self, "Save preset", "Preset name (or a path ending in .toml):", text="tuned")
         if ok and name.strip():
             self.save_preset(name.strip())
 

@@ -6,6 +6,7 @@ choice in one settings key, ``virtual_mic`` ("" = off, otherwise the source's de
 passes it to the host only through :func:`host_options`; :func:`availability` says why the switch
 is disabled (no PipeWire server, or a live host without the option).
 """
+
 from __future__ import annotations
 
 import inspect

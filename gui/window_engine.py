@@ -4,6 +4,7 @@ changes as a new engine built off the GUI thread, whole configurations (presets)
 A mixin for :class:`gui.main_window.MainWindow`: it uses the window's ``config``, ``controller``,
 ``controls``, ``message_bar``, ``status_label``, ``geometry_rate_hop``, ``show_config``, ``start_host``
 and ``_changed``."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,8 @@ def model_geometry(model: str) -> tuple[int, int]:
 class EngineEdits:
     """Apply control changes to the running engine; state: ``_rebuilding``, ``_live_during_rebuild``."""
 
-    _rebuilding = 0                    # engine rebuild jobs in flight
-    _live_during_rebuild: dict         # live edits made meanwhile (re-applied when done)
+    _rebuilding = 0  # engine rebuild jobs in flight
+    _live_during_rebuild: dict  # live edits made meanwhile (re-applied when done)
 
     def on_live_changed(self, changes: dict) -> None:
         """Steps, candidates, policy, mix, attenuation, bypass: the host's mailbox, applied live."""
@@ -43,7 +44,7 @@ class EngineEdits:
             self.show_config(config_to_dict(self.config))
             return
         self.config = new
-        if self._rebuilding:                 # keep it across the engine being rebuilt right now
+        if self._rebuilding:  # keep it across the engine being rebuilt right now
             self._live_during_rebuild.update(changes)
         self._changed()
 
@@ -74,8 +75,9 @@ class EngineEdits:
                 host.set_config(cfg)
             return cfg, (rate, hop)
 
-        self.controller.submit(job, lambda result: self._rebuilt(result, new),
-                               lambda msg: self._rebuild_failed(msg, old, changes))
+        self.controller.submit(
+            job, lambda result: self._rebuilt(result, new), lambda msg: self._rebuild_failed(msg, old, changes)
+        )
 
     def _rebuild_finished(self) -> dict:
         self._rebuilding -= 1
@@ -88,9 +90,9 @@ class EngineEdits:
     def _rebuilt(self, result, new) -> None:
         cfg, geom = result
         pending = self._rebuild_finished()
-        if cfg.block != new.block:       # block kept at the same number of hops of the new model
+        if cfg.block != new.block:  # block kept at the same number of hops of the new model
             self.config = dataclasses.replace(self.config, block=cfg.block)
-        if pending:                      # edits made while the engine was being built
+        if pending:  # edits made while the engine was being built
             try:
                 self.controller.set_params(**pending)
             except Exception as exc:  # noqa: BLE001

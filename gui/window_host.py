@@ -4,6 +4,7 @@ Stop/Start, retries when the audio devices or server cannot be opened, the DNSMO
 A mixin for :class:`gui.main_window.MainWindow`: it uses the window's ``config``, ``controller``,
 ``controls``, ``settings``, ``transport``, ``message_bar``, ``status_label``, the pages, the
 ``retry_timer``, ``dnsmos_worker`` and the ``host_*`` signals."""
+
 from __future__ import annotations
 
 from gui import virtual_mic
@@ -28,13 +29,20 @@ class HostLifecycle:
         input_file = in_dev[5:] if in_dev.startswith("file:") else None
         mic = self.virtual_mic_name()
         self.controls.output_device.setEnabled(not mic)
-        self.controls.output_device.setToolTip(f"The output goes to the virtual microphone \"{mic}\"" if mic else "")
+        self.controls.output_device.setToolTip(f'The output goes to the virtual microphone "{mic}"' if mic else "")
         self.status_label.setText("Opening audio devices…")
         self.transport.set_running(True, "starting…")
         self._reset_displays()
-        self.controller.start_host(self.config, None if input_file else (in_dev or None), out_dev or None,
-                                   input_file, self._host_ready, self._host_error,
-                                   options=virtual_mic.host_options(mic, out_dev), rescan=rescan)
+        self.controller.start_host(
+            self.config,
+            None if input_file else (in_dev or None),
+            out_dev or None,
+            input_file,
+            self._host_ready,
+            self._host_error,
+            options=virtual_mic.host_options(mic, out_dev),
+            rescan=rescan,
+        )
 
     def start_audio(self) -> None:
         """The Start button."""

@@ -3,6 +3,7 @@
 A mixin for :class:`gui.main_window.MainWindow`: it uses the window's ``config``, ``preset``,
 ``settings``, ``message_bar``, ``status_label``, ``file_panel``, ``apply_config``, ``show_config``
 and ``_changed``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -65,8 +66,9 @@ class PresetActions:
             self.save_preset(path)
 
     def _ask_open_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open audio file", self.settings.last_file_dir,
-                                              "Audio (*.wav *.flac *.ogg);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open audio file", self.settings.last_file_dir, "Audio (*.wav *.flac *.ogg);;All files (*)"
+        )
         if path:
             self.settings.last_file_dir = str(Path(path).parent)
             self.file_panel.open_file(path)
@@ -78,7 +80,6 @@ class PresetActions:
     def _ask_export_file(self) -> None:
         base = self.file_panel.path
         suggestion = str(base.with_name(base.stem + "_enhanced.wav")) if base else ""
-        path, _ = QFileDialog.getSaveFileName(self, "Export processed audio", suggestion,
-                                              "Audio (*.wav *.flac *.ogg)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export processed audio", suggestion, "Audio (*.wav *.flac *.ogg)")
         if path:
             self.file_panel.export(path)

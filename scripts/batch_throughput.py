@@ -7,6 +7,7 @@ cluster.
 
 Inputs are linked (not copied) into a scratch folder; outputs are removed after each run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,17 +28,32 @@ def one_run(src: Path, engine: str, workers: int) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bt-out"))
     stamps: list[float] = []
     t0 = time.perf_counter()
-    s = run_batch(src, out, EngineConfig(), FileOptions(), BatchOptions(engine=engine, workers=workers, progress=False),
-                  on_record=lambda r: stamps.append(time.perf_counter() - t0))
+    s = run_batch(
+        src,
+        out,
+        EngineConfig(),
+        FileOptions(),
+        BatchOptions(engine=engine, workers=workers, progress=False),
+        on_record=lambda r: stamps.append(time.perf_counter() - t0),
+    )
     wall = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     first, last = stamps[0], stamps[-1]
     steady_files = len(stamps) - 1
     audio = s.audio_seconds
-    return {"engine": engine, "workers": workers, "files": s.ok, "failed": s.failed, "audio_s": audio,
-            "wall_s": wall, "first_file_s": first, "files_per_s": s.ok / wall, "audio_h_per_h": audio / wall,
-            "steady_files_per_s": steady_files / (last - first) if last > first else None,
-            "steady_audio_h_per_h": audio * steady_files / len(stamps) / (last - first) if last > first else None}
+    return {
+        "engine": engine,
+        "workers": workers,
+        "files": s.ok,
+        "failed": s.failed,
+        "audio_s": audio,
+        "wall_s": wall,
+        "first_file_s": first,
+        "files_per_s": s.ok / wall,
+        "audio_h_per_h": audio / wall,
+        "steady_files_per_s": steady_files / (last - first) if last > first else None,
+        "steady_audio_h_per_h": audio * steady_files / len(stamps) / (last - first) if last > first else None,
+    }
 
 
 def main() -> None:
@@ -66,8 +82,19 @@ def main() -> None:
     finally:
         shutil.rmtree(src, ignore_errors=True)
     if a.json:
-        Path(a.json).write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                        "load_before": os.getloadavg()}, "rows": rows}, indent=2))
+        Path(a.json).write_text(
+            json.dumps(
+                {
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "python": platform.python_version(),
+                        "load_before": os.getloadavg(),
+                    },
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ CLI has but the file has no block for is reported too (and fails ``--check``).
 Usage: ``python3 scripts/cli_reference.py [--check] [FILE]`` — ``--check`` writes nothing and exits 1
 when a block is out of date.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ training pairs (following the oracle's trajectory), fits ridge regression on the
 ``calibrated_basis``, and reports realised gain / take rate / agreement for several margins on the
 training and held-out test pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,10 @@ def main() -> int:
     print("weights", np.array2string(w, precision=3, separator=", "))
     for tau in (0.0, 0.25, 0.5, 1.0):
         r1, r2 = evaluate(tr, w, tau), evaluate(te, w, tau)
-        print(f"margin {tau:4.2f}  train gain {r1[0]:+.3f} take {r1[1]:.3f} agree {r1[2]:.3f} (oracle {r1[3]:+.3f})"
-              f"  | test gain {r2[0]:+.3f} take {r2[1]:.3f} agree {r2[2]:.3f} (oracle {r2[3]:+.3f})")
+        print(
+            f"margin {tau:4.2f}  train gain {r1[0]:+.3f} take {r1[1]:.3f} agree {r1[2]:.3f} (oracle {r1[3]:+.3f})"
+            f"  | test gain {r2[0]:+.3f} take {r2[1]:.3f} agree {r2[2]:.3f} (oracle {r2[3]:+.3f})"
+        )
     return 0
 
 

@@ -10,6 +10,7 @@ Per gated (file, step, block): features (dB) — kept-ratio of the block, the mi
 frame minus median frame), its rise over the previous block, the estimate's excess over its residual
 floor; per candidate its level change and oracle gain (block SDR against clean, candidate − keep).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,17 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 SHARED = Path(os.environ.get("SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-FEATURES = ("set", "step", "block_db", "mix_over_floor", "mix_below_q90", "mix_transient", "mix_rise", "res_excess",
-            "res_minus_mix")
+FEATURES = (
+    "set",
+    "step",
+    "block_db",
+    "mix_over_floor",
+    "mix_below_q90",
+    "mix_transient",
+    "mix_rise",
+    "res_excess",
+    "res_minus_mix",
+)
 
 
 def run(job):
@@ -61,9 +71,22 @@ def run(job):
             res_floor = float(np.partition(rh, int(0.1 * (len(rh) - 1)))[int(0.1 * (len(rh) - 1))])
             e_c = (10 * torch.log10(power(Ycand).sum(dim=(1, 2)) / T + EPS)).cpu().numpy()
             orc = score_oracle_sdr(X, Yprev, Ycand, ctx)
-            rows.append((set_id, k, block_db, e_mix - q10, q90 - e_mix, float(fr.max() - np.median(fr)),
-                         e_mix - mh[-2], e_prev - res_floor, e_prev - e_mix,
-                         *(e_c - e_prev), *(orc[:-1] - orc[-1]), choice.index))
+            rows.append(
+                (
+                    set_id,
+                    k,
+                    block_db,
+                    e_mix - q10,
+                    q90 - e_mix,
+                    float(fr.max() - np.median(fr)),
+                    e_mix - mh[-2],
+                    e_prev - res_floor,
+                    e_prev - e_mix,
+                    *(e_c - e_prev),
+                    *(orc[:-1] - orc[-1]),
+                    choice.index,
+                )
+            )
             return choice
 
     eng = Engine(EngineConfig(model=model, steps=K, candidates=C, policy="proxy", block=block), separator=sep)

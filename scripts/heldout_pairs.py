@@ -13,6 +13,7 @@ layout ``find_pairs`` reads.  Generated audio, not committed; rerun to recreate 
     python scripts/heldout_pairs.py [OUT]        # default /tmp/streamsep-heldout
     python scripts/proxy_bar.py --sets /tmp/streamsep-heldout --json OUT.json
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,11 @@ from pathlib import Path
 import numpy as np
 
 SHARED = Path(os.environ.get("SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-NOISES = {"fs573577": "freesound_573577.wav", "fs2530": "freesound_2530_stereo.wav",
-          "cafe": "noisereduce_cafe_short.wav"}
+NOISES = {
+    "fs573577": "freesound_573577.wav",
+    "fs2530": "freesound_2530_stereo.wav",
+    "cafe": "noisereduce_cafe_short.wav",
+}
 SNRS = (-5, 0, 5, 10)
 RATE = 16000
 
@@ -49,7 +53,7 @@ def main() -> int:
         for tag, noise in noises.items():
             start = int(rng.integers(0, len(noise)))
             reps = int(np.ceil((start + len(s)) / len(noise)))
-            v = np.tile(noise, reps)[start:start + len(s)]
+            v = np.tile(noise, reps)[start : start + len(s)]
             for snr in SNRS:
                 name = f"{cpath.stem}_{tag}_snr{snr:+d}dB.wav"
                 write_audio(out / "noisy" / name, mix_at_snr(s, v, float(snr)), RATE, subtype="FLOAT")

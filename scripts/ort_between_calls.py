@@ -8,6 +8,7 @@ traffic from another job).  Prints microseconds per frame, three rounds.  Used i
 docs/lab/2026-12-01-performance.md to show that block-wise calls pay for what runs between them.
 Usage: python scripts/ort_between_calls.py [frames_per_call]
 """
+
 import sys
 import time
 
@@ -46,7 +47,7 @@ def main() -> None:
             for i in range(0, T, per):
                 between(mode)
                 t = time.perf_counter()
-                _, h = sep.net.enhance(X[:, i:i + per].contiguous(), h)
+                _, h = sep.net.enhance(X[:, i : i + per].contiguous(), h)
                 spent += time.perf_counter() - t
             cells.append(f"{mode:>4} between: {spent / T * 1e6:4.0f} µs/frame")
         print("; ".join(cells))

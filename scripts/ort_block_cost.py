@@ -6,6 +6,7 @@ the same frames in 6-frame calls with the GRU states carried (what the engine do
 host blocks).  Used in docs/lab/2026-12-01-performance.md to separate onnxruntime's own block-wise cost from the
 engine's Python glue.  Usage: python scripts/ort_block_cost.py [frames_per_block]
 """
+
 import statistics
 import sys
 import time
@@ -34,11 +35,13 @@ def main() -> None:
         t = time.perf_counter()
         h0 = h1 = h
         for i in range(0, 1000, per):
-            _, h0, h1 = sess.run(None, {"input": feat[:, i:i + per], "h0_in": h0, "h1_in": h1})
+            _, h0, h1 = sess.run(None, {"input": feat[:, i : i + per], "h0_in": h0, "h1_in": h1})
         blocks.append((time.perf_counter() - t) / 1000 * 1e6)
-    print(f"whole file: {min(whole):.0f} µs/frame (median {statistics.median(whole):.0f}); "
-          f"{per}-frame blocks: {min(blocks):.0f} µs/frame (median {statistics.median(blocks):.0f}); "
-          f"ratio {min(blocks) / min(whole):.2f}")
+    print(
+        f"whole file: {min(whole):.0f} µs/frame (median {statistics.median(whole):.0f}); "
+        f"{per}-frame blocks: {min(blocks):.0f} µs/frame (median {statistics.median(blocks):.0f}); "
+        f"ratio {min(blocks) / min(whole):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Three measurements, microseconds per frame, best of three rounds:
 
 Used in docs/lab/2026-12-01-performance.md.  Usage: ``python scripts/ort_gru_alone.py``.
 """
+
 import time
 
 import numpy as np
@@ -42,12 +43,18 @@ def gru_session() -> ort.InferenceSession:
     B = np.zeros((1, 6 * H), np.float32)
     node = helper.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["y", "hn"], hidden_size=H)
     graph = helper.make_graph(
-        [node], "gru",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, H]),
-         helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, H])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("hn", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"), numpy_helper.from_array(B, "B")])
+        [node],
+        "gru",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 1, H]),
+            helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, H]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("hn", TensorProto.FLOAT, None),
+        ],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"), numpy_helper.from_array(B, "B")],
+    )
     return session(graph)
 
 
@@ -88,7 +95,7 @@ def main() -> None:
     X, _ = sep.stft.analyze(torch.as_tensor(x)[None], sep.stft.new_analysis_state(1))
     X = X.contiguous()
     T = X.shape[1] // 6 * 6
-    blocks = [X[:, i:i + 6].contiguous() for i in range(0, T, 6)]
+    blocks = [X[:, i : i + 6].contiguous() for i in range(0, T, 6)]
     state = {"h": torch.zeros(2, 1, sep.hidden), "i": 0}
 
     def six() -> None:
@@ -97,8 +104,10 @@ def main() -> None:
 
     whole = X[:, :T].contiguous()
     h = torch.zeros(2, 1, sep.hidden)
-    print(f"NSNet2 graph, 6 frames per call: {per_frame(six, 6, len(blocks)):5.1f} µs/frame; "
-          f"whole file in one call: {per_frame(lambda: sep.net.enhance(whole, h), T, 1):5.1f} µs/frame")
+    print(
+        f"NSNet2 graph, 6 frames per call: {per_frame(six, 6, len(blocks)):5.1f} µs/frame; "
+        f"whole file in one call: {per_frame(lambda: sep.net.enhance(whole, h), T, 1):5.1f} µs/frame"
+    )
 
 
 if __name__ == "__main__":

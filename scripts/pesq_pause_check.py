@@ -9,6 +9,7 @@ relative to the whole clip (a truly silent reference would sit far below −40 d
 
     python scripts/pesq_pause_check.py [DATASET] [FILES]      (default: leventure 6)
 """
+
 import os
 import sys
 from pathlib import Path
@@ -42,9 +43,9 @@ def main() -> None:
         for g in GAINS:
             w = np.ones(n, np.float32)
             w[:m] = g
-            w[m:m + ramp] = np.linspace(g, 1.0, ramp)
+            w[m : m + ramp] = np.linspace(g, 1.0, ramp)
             row.append(pesq_wb(y * w, s, sr))
-        lev = 10 * np.log10(np.mean(s[:m] ** 2) + 1e-12) - 10 * np.log10(np.mean(s ** 2) + 1e-12)
+        lev = 10 * np.log10(np.mean(s[:m] ** 2) + 1e-12) - 10 * np.log10(np.mean(s**2) + 1e-12)
         print(f"{noisy.name[:42]:42s} " + " ".join(f"{v:<7.3f}" for v in row) + f"  {lev:6.1f}")
 
 

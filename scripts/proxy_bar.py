@@ -14,6 +14,7 @@ reference) so that a harmful decision can be traced.  Variants: ``default``, any
 or a name in ``scripts/proxy_sweep.py``'s VARIANTS, or ``fm:key=value;key=value`` for FloorMatchPolicy
 keyword arguments (e.g. ``fm:range_db=12``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,7 +92,9 @@ def one_file(job: tuple) -> dict:
         e0 = float(np.sum((y0[lo:hi] - s[lo:hi]) ** 2)) + 1e-12
         e1 = float(np.sum((yk[lo:hi] - s[lo:hi]) ** 2)) + 1e-12
         a["block_err_db"] = 10 * math.log10(e1 / e0)
-        a["clean_db_re_file"] = 10 * math.log10((float(np.mean(s[lo:hi] ** 2)) + 1e-12) / (float(np.mean(s ** 2)) + 1e-12))
+        a["clean_db_re_file"] = 10 * math.log10(
+            (float(np.mean(s[lo:hi] ** 2)) + 1e-12) / (float(np.mean(s**2)) + 1e-12)
+        )
     for tag, y in (("0", y0), ("k", yk)):
         row["si_sdr_" + tag] = si_sdr(y, s)
         row["pesq_" + tag] = pesq_wb(y, s, sr)
@@ -131,16 +134,29 @@ def main() -> None:
                     return float(np.sum(v) / N) if N else float("nan")
 
                 acts = [x for r in rows for x in r["acts"]]
-                res = {"variant": variant, "set": ds, "files": N, "changed": len(ch), "decisions_acted": len(acts),
-                       "d_si_sdr": mean_delta("si_sdr"), "d_pesq": mean_delta("pesq"), "d_ovrl": mean_delta("ovrl"),
-                       "block_err_db_mean": float(np.mean([x["block_err_db"] for x in acts if "block_err_db" in x]))
-                       if any("block_err_db" in x for x in acts) else None,
-                       "seconds": round(time.time() - t0, 1), "rows": ch}
+                res = {
+                    "variant": variant,
+                    "set": ds,
+                    "files": N,
+                    "changed": len(ch),
+                    "decisions_acted": len(acts),
+                    "d_si_sdr": mean_delta("si_sdr"),
+                    "d_pesq": mean_delta("pesq"),
+                    "d_ovrl": mean_delta("ovrl"),
+                    "block_err_db_mean": float(np.mean([x["block_err_db"] for x in acts if "block_err_db" in x]))
+                    if any("block_err_db" in x for x in acts)
+                    else None,
+                    "seconds": round(time.time() - t0, 1),
+                    "rows": ch,
+                }
                 out["results"].append(res)
-                print(f"{variant:28s} {ds:10s} files {N:4d} changed {len(ch):3d} acts {len(acts):4d} "
-                      f"dSI-SDR {res['d_si_sdr']:+.4f} dPESQ {res['d_pesq']:+.5f} dOVRL {res['d_ovrl']:+.4f} "
-                      f"blockerr {res['block_err_db_mean'] if res['block_err_db_mean'] is not None else float('nan'):+.2f} "
-                      f"({res['seconds']:.0f}s)", flush=True)
+                print(
+                    f"{variant:28s} {ds:10s} files {N:4d} changed {len(ch):3d} acts {len(acts):4d} "
+                    f"dSI-SDR {res['d_si_sdr']:+.4f} dPESQ {res['d_pesq']:+.5f} dOVRL {res['d_ovrl']:+.4f} "
+                    f"blockerr {res['block_err_db_mean'] if res['block_err_db_mean'] is not None else float('nan'):+.2f} "
+                    f"({res['seconds']:.0f}s)",
+                    flush=True,
+                )
                 if a.json:
                     Path(a.json).write_text(json.dumps(out, indent=1))
 

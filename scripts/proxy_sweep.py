@@ -11,6 +11,7 @@ default proxy policy), any product proxy name, or one of the exploratory variant
 the fraction of decisions that kept the previous estimate, the one-step means, seconds.
 DNSMOS scores one 9.01 s window per clip here (STREAMSEP_DNSMOS_WINDOWS=1) to keep sweeps fast.
 """
+
 import collections
 import math
 import os
@@ -45,18 +46,33 @@ SHARED = Path(os.environ.get("SHARED", Path(__file__).resolve().parents[1].paren
 
 # -- exploratory variants (ablations; the product's FloorMatchPolicy is the one that survived) ---------
 
+
 class Gated(ProxyPolicy):
-    def __init__(self, gate_db=-25.0, frame_gate=False, hold=0, floor_db=None, floor_s=2.0, margin=3.0, frame_db=None, pick="max"):
+    def __init__(
+        self, gate_db=-25.0, frame_gate=False, hold=0, floor_db=None, floor_s=2.0, margin=3.0, frame_db=None, pick="max"
+    ):
         super().__init__("noise-gated", margin=margin)
-        self.gate_db, self.frame_gate, self.hold, self.floor_db, self.floor_s = gate_db, frame_gate, hold, floor_db, floor_s
+        self.gate_db, self.frame_gate, self.hold, self.floor_db, self.floor_s = (
+            gate_db,
+            frame_gate,
+            hold,
+            floor_db,
+            floor_s,
+        )
         self.frame_db = gate_db if frame_db is None else frame_db
         self.pick = pick
-        self.run = collections.defaultdict(int); self.hist = collections.defaultdict(collections.deque)
+        self.run = collections.defaultdict(int)
+        self.hist = collections.defaultdict(collections.deque)
         self.block_s = 0.2
-    def configure(self, block_s): self.block_s = block_s
+
+    def configure(self, block_s):
+        self.block_s = block_s
+
     def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
         C = Ycand.shape[0]
-        px = power(X); pp = power(Yprev); pr = power(X - Yprev)
+        px = power(X)
+        pp = power(Yprev)
+        pr = power(X - Yprev)
         snr = 10 * math.log10((float(pp.sum()) + EPS) / (float(pr.sum()) + EPS))
         gated = snr < self.gate_db
         if gated and self.frame_gate:
@@ -64,9 +80,11 @@ class Gated(ProxyPolicy):
             gated = float(fs.max()) < self.frame_db
         if self.floor_db is not None:
             e = 10 * math.log10(float(px.sum()) / px.shape[1] + EPS)
-            h = self.hist[k]; h.append(e)
+            h = self.hist[k]
+            h.append(e)
             n = max(1, int(round(self.floor_s / self.block_s)))
-            while len(h) > n: h.popleft()
+            while len(h) > n:
+                h.popleft()
             gated = gated and e < min(h) + self.floor_db
         self.run[k] = self.run[k] + 1 if gated else 0
         s_keep = np.concatenate([np.full(C, -np.inf), [0.0]])
@@ -75,96 +93,130 @@ class Gated(ProxyPolicy):
         removed = (10 * torch.log10((pp.sum() + EPS) / (power(Ycand).sum(dim=(1, 2)) + EPS))).numpy()
         s = np.concatenate([removed, [0.0]])
         ok = np.where(removed > self.margin)[0]
-        if len(ok) == 0: return Choice(KEEP, float("nan"), s)
+        if len(ok) == 0:
+            return Choice(KEEP, float("nan"), s)
         best = int(ok[np.argmax(removed[ok])]) if self.pick == "max" else int(ok[np.argmin(removed[ok])])
         return Choice(best, float(ratios[best]), s)
 
+
 VARIANTS = {
- "ng": lambda: make_policy("proxy", proxy="noise-gated"),
- "g25": lambda: Gated(),
- "g35": lambda: Gated(gate_db=-35),
- "g25f": lambda: Gated(frame_gate=True),
- "g25f15": lambda: Gated(frame_gate=True, frame_db=-15),
- "g25h1": lambda: Gated(hold=1),
- "g25fl3": lambda: Gated(floor_db=3.0),
- "g25fl3f": lambda: Gated(floor_db=3.0, frame_gate=True),
- "g25fl3fh1": lambda: Gated(floor_db=3.0, frame_gate=True, hold=1),
- "g25min": lambda: Gated(pick="min"),
+    "ng": lambda: make_policy("proxy", proxy="noise-gated"),
+    "g25": lambda: Gated(),
+    "g35": lambda: Gated(gate_db=-35),
+    "g25f": lambda: Gated(frame_gate=True),
+    "g25f15": lambda: Gated(frame_gate=True, frame_db=-15),
+    "g25h1": lambda: Gated(hold=1),
+    "g25fl3": lambda: Gated(floor_db=3.0),
+    "g25fl3f": lambda: Gated(floor_db=3.0, frame_gate=True),
+    "g25fl3fh1": lambda: Gated(floor_db=3.0, frame_gate=True, hold=1),
+    "g25min": lambda: Gated(pick="min"),
 }
 
 
 class FloorMatch(ProxyPolicy):
     """Gated blocks only; bring residual bursts down to the running residual floor, never below."""
+
     def __init__(self, gate_db=-25.0, excess_db=3.0, hist_s=3.0, under_db=1.0, margin=1.0, frame_gate=False):
         super().__init__("noise-gated", margin=margin)
-        self.gate_db, self.excess_db, self.hist_s, self.under_db, self.frame_gate = gate_db, excess_db, hist_s, under_db, frame_gate
-        self.hist = collections.defaultdict(collections.deque); self.block_s = 0.2
-    def configure(self, block_s): self.block_s = block_s
+        self.gate_db, self.excess_db, self.hist_s, self.under_db, self.frame_gate = (
+            gate_db,
+            excess_db,
+            hist_s,
+            under_db,
+            frame_gate,
+        )
+        self.hist = collections.defaultdict(collections.deque)
+        self.block_s = 0.2
+
+    def configure(self, block_s):
+        self.block_s = block_s
+
     def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
         C = Ycand.shape[0]
-        pp = power(Yprev); pr = power(X - Yprev)
+        pp = power(Yprev)
+        pr = power(X - Yprev)
         snr = 10 * math.log10((float(pp.sum()) + EPS) / (float(pr.sum()) + EPS))
         keep = Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
         gated = snr < self.gate_db
         if gated and self.frame_gate:
             fs = 10 * torch.log10((pp.sum(-1) + EPS) / (pr.sum(-1) + EPS))
             gated = float(fs.max()) < self.gate_db
-        if not gated: return keep
+        if not gated:
+            return keep
         T = pp.shape[1]
         e_prev = 10 * math.log10(float(pp.sum()) / T + EPS)
-        h = self.hist[k]; h.append(e_prev)
+        h = self.hist[k]
+        h.append(e_prev)
         n = max(1, int(round(self.hist_s / self.block_s)))
-        while len(h) > n: h.popleft()
+        while len(h) > n:
+            h.popleft()
         floor = min(h)
-        if e_prev <= floor + self.excess_db: return keep
+        if e_prev <= floor + self.excess_db:
+            return keep
         e_c = (10 * torch.log10(power(Ycand).sum(dim=(1, 2)) / T + EPS)).numpy()
         ok = np.where((e_c >= floor - self.under_db) & (e_c <= e_prev - self.margin))[0]
         s = np.concatenate([e_prev - e_c, [0.0]])
-        if len(ok) == 0: return keep
+        if len(ok) == 0:
+            return keep
         best = int(ok[np.argmin(np.abs(e_c[ok] - floor))])
         return Choice(best, float(ratios[best]), s)
 
-VARIANTS.update({
- "fm": lambda: FloorMatch(),
- "fm35": lambda: FloorMatch(gate_db=-35),
- "fmf": lambda: FloorMatch(frame_gate=True),
- "fm6": lambda: FloorMatch(excess_db=6.0),
- "fmu0": lambda: FloorMatch(under_db=0.0),
-})
+
+VARIANTS.update(
+    {
+        "fm": lambda: FloorMatch(),
+        "fm35": lambda: FloorMatch(gate_db=-35),
+        "fmf": lambda: FloorMatch(frame_gate=True),
+        "fm6": lambda: FloorMatch(excess_db=6.0),
+        "fmu0": lambda: FloorMatch(under_db=0.0),
+    }
+)
+
 
 class FloorMatchV(FloorMatch):
     """FloorMatch that also asks the mixture: its block level near its own running minimum."""
+
     def __init__(self, mix_db=3.0, mix_s=3.0, **kw):
-        super().__init__(**kw); self.mix_db, self.mix_s = mix_db, mix_s
+        super().__init__(**kw)
+        self.mix_db, self.mix_s = mix_db, mix_s
         self.mh = collections.defaultdict(collections.deque)
+
     def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
-        px = power(X); T = px.shape[1]
+        px = power(X)
+        T = px.shape[1]
         e = 10 * math.log10(float(px.sum()) / T + EPS)
-        h = self.mh[k]; h.append(e)
+        h = self.mh[k]
+        h.append(e)
         n = max(1, int(round(self.mix_s / self.block_s)))
-        while len(h) > n: h.popleft()
+        while len(h) > n:
+            h.popleft()
         if e > min(h) + self.mix_db:
             C = Ycand.shape[0]
             return Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
         return super().choose(k, X, Yprev, Ycand, ratios, ctx)
 
-VARIANTS.update({
- "fmv": lambda: FloorMatchV(),
- "fmvf": lambda: FloorMatchV(frame_gate=True),
- "fmv6": lambda: FloorMatchV(mix_db=6.0),
- "gv": lambda: Gated(floor_db=6.0, frame_gate=True),
-})
+
+VARIANTS.update(
+    {
+        "fmv": lambda: FloorMatchV(),
+        "fmvf": lambda: FloorMatchV(frame_gate=True),
+        "fmv6": lambda: FloorMatchV(mix_db=6.0),
+        "gv": lambda: Gated(floor_db=6.0, frame_gate=True),
+    }
+)
 
 # parameter variants of the product's floor-match policy (second-session rule: mixture-floor test)
-VARIANTS.update({
-    "fm-second": lambda: FloorMatchPolicy(**SECOND),
-    "fm-g30": lambda: FloorMatchPolicy(**{**SECOND, 'gate_db': -30.0}),
-    "fm-x6": lambda: FloorMatchPolicy(**{**SECOND, 'excess_db': 6.0}),
-    "fm-u0": lambda: FloorMatchPolicy(**{**SECOND, 'under_db': 0.0}),
-    "fm-mix2": lambda: FloorMatchPolicy(**{**SECOND, 'mix_db': 2.0}),
-    "fm-m2": lambda: FloorMatchPolicy(**{**SECOND, 'margin': 2.0}),
-    "fm-h6": lambda: FloorMatchPolicy(**{**SECOND, 'history_s': 6.0}),
-})
+VARIANTS.update(
+    {
+        "fm-second": lambda: FloorMatchPolicy(**SECOND),
+        "fm-g30": lambda: FloorMatchPolicy(**{**SECOND, "gate_db": -30.0}),
+        "fm-x6": lambda: FloorMatchPolicy(**{**SECOND, "excess_db": 6.0}),
+        "fm-u0": lambda: FloorMatchPolicy(**{**SECOND, "under_db": 0.0}),
+        "fm-mix2": lambda: FloorMatchPolicy(**{**SECOND, "mix_db": 2.0}),
+        "fm-m2": lambda: FloorMatchPolicy(**{**SECOND, "margin": 2.0}),
+        "fm-h6": lambda: FloorMatchPolicy(**{**SECOND, "history_s": 6.0}),
+    }
+)
 
 
 # the second-session floor-match rule as FloorMatchPolicy arguments: mixture-floor test, no impulse
@@ -174,16 +226,20 @@ SECOND = {"mix_db": 3.0, "transient_db": None, "quiet_s": 0.0, "warmup_s": 0.0, 
 THIRD = {"margin": 1.0}
 VARIANTS["fm-third"] = lambda: FloorMatchPolicy(**THIRD)
 
+
 class FloorMatchRange(FloorMatchPolicy):
     """floor-match that also asks for a clear input dynamic range: the mixture's recent 90th minus 10th
     percentile block level at least ``range_db`` (at 0 dB SNR speech barely lifts the mixture above its
     floor, so 'at its floor' stops meaning 'no speech'); optionally an impulsive mixture block
     (loudest frame minus median frame at least ``transient_db``) instead of the mixture-floor test."""
+
     def __init__(self, range_db=10.0, transient_db=None, **kw):
         kw = {**SECOND, **kw}
         if transient_db is not None:
             kw["mix_db"] = None  # the within-block transient test replaces the mixture-floor test
-        super().__init__(**kw); self.range_db, self.block_transient_db = range_db, transient_db
+        super().__init__(**kw)
+        self.range_db, self.block_transient_db = range_db, transient_db
+
     def choose(self, k, X, Yprev, Ycand, ratios, ctx=None):
         C = Ycand.shape[0]
         keep = Choice(KEEP, float("nan"), np.concatenate([np.full(C, -np.inf), [0.0]]))
@@ -199,19 +255,22 @@ class FloorMatchRange(FloorMatchPolicy):
             return keep
         return c
 
-VARIANTS.update({
-    "fmr8": lambda: FloorMatchRange(range_db=8.0),
-    "fmr10": lambda: FloorMatchRange(range_db=10.0),
-    "fmr12": lambda: FloorMatchRange(range_db=12.0),
-    "fmr15": lambda: FloorMatchRange(range_db=15.0),
-    "fmr12x6": lambda: FloorMatchRange(range_db=12.0, excess_db=6.0),
-    "fmt12": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0),
-    "fmt12r12": lambda: FloorMatchRange(range_db=12.0, transient_db=12.0),
-    "fmt9": lambda: FloorMatchRange(range_db=0.0, transient_db=9.0),
-    "fmt15": lambda: FloorMatchRange(range_db=0.0, transient_db=15.0),
-    "fmt12x6": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0, excess_db=6.0),
-    "fmt12u3": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0, under_db=-3.0),
-})
+
+VARIANTS.update(
+    {
+        "fmr8": lambda: FloorMatchRange(range_db=8.0),
+        "fmr10": lambda: FloorMatchRange(range_db=10.0),
+        "fmr12": lambda: FloorMatchRange(range_db=12.0),
+        "fmr15": lambda: FloorMatchRange(range_db=15.0),
+        "fmr12x6": lambda: FloorMatchRange(range_db=12.0, excess_db=6.0),
+        "fmt12": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0),
+        "fmt12r12": lambda: FloorMatchRange(range_db=12.0, transient_db=12.0),
+        "fmt9": lambda: FloorMatchRange(range_db=0.0, transient_db=9.0),
+        "fmt15": lambda: FloorMatchRange(range_db=0.0, transient_db=15.0),
+        "fmt12x6": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0, excess_db=6.0),
+        "fmt12u3": lambda: FloorMatchRange(range_db=0.0, transient_db=12.0, under_db=-3.0),
+    }
+)
 
 
 def make(name: str):
@@ -223,7 +282,14 @@ def make(name: str):
 
 
 def main() -> None:
-    ds, model, limit, K, C, block_ms = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+    ds, model, limit, K, C, block_ms = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        int(sys.argv[5]),
+        float(sys.argv[6]),
+    )
     names = sys.argv[7].split(",")
     pairs = find_pairs(SHARED / "data" / "pairs" / ds)
     step = max(1, len(pairs) // limit)
@@ -256,10 +322,15 @@ def main() -> None:
             flat = [v for rr in diag["ratios"][:K] for v in rr]
             kept.append(np.mean([np.isnan(v) for v in flat]) if flat else 1.0)
         d = res - res[:, :1]
-        print(f"{ds} {model} {name:12s} " + " | ".join(
-            f"k{k}: {d[:, k, 0].mean():+.3f} {d[:, k, 1].mean():+.3f} {d[:, k, 2].mean():+.3f}" for k in range(1, K + 1))
+        print(
+            f"{ds} {model} {name:12s} "
+            + " | ".join(
+                f"k{k}: {d[:, k, 0].mean():+.3f} {d[:, k, 1].mean():+.3f} {d[:, k, 2].mean():+.3f}"
+                for k in range(1, K + 1)
+            )
             + f" | kept {np.mean(kept):.2f} | one-step {res[:, 0].mean(0).round(3).tolist()} | {time.time() - t0:.0f}s",
-            flush=True)
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ Targets (the issue's): zero xruns, latency unchanged from start to end, RSS grow
 The exit status is 0 when the session ran to the end (whether or not the targets were met; see
 ``targets_met`` in the JSON), 1 when the host or the feeder failed, 2 for a usage error.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,12 +47,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from jackutil import JackServer  # noqa: E402  (the one JACK harness: tests/jackutil.py)
 
-RATE = 16000          #: JACK server rate, Hz
-PERIOD = 160          #: JACK period, samples (10 ms)
-SAMPLE_S = 5.0        #: seconds between statistics / RSS samples
-WINDOW_S = 10.0       #: seconds of recording kept at the start and at the end for latency
-START_AT_S = 5.0      #: the start window begins this long after the feeder's first sample
-MAX_LAG_S = 0.5       #: largest latency searched for on the recording, seconds
+RATE = 16000  #: JACK server rate, Hz
+PERIOD = 160  #: JACK period, samples (10 ms)
+SAMPLE_S = 5.0  #: seconds between statistics / RSS samples
+WINDOW_S = 10.0  #: seconds of recording kept at the start and at the end for latency
+START_AT_S = 5.0  #: the start window begins this long after the feeder's first sample
+MAX_LAG_S = 0.5  #: largest latency searched for on the recording, seconds
 RSS_TARGET_MB = 5.0
 HOST_CLIENT = "streamsep"
 
@@ -120,8 +121,16 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
     rate = play.samplerate
     win = int(WINDOW_S * rate)
     ring_n = 1 << int(math.ceil(math.log2(2 * win + 8192)))
-    st = {"start": None, "armed": False, "gaps": 0, "next": None, "last_end": None,
-          "head_from": None, "head_n": 0, "ring_w": None}
+    st = {
+        "start": None,
+        "armed": False,
+        "gaps": 0,
+        "next": None,
+        "last_end": None,
+        "head_from": None,
+        "head_n": 0,
+        "ring_w": None,
+    }
     head = np.zeros(win, np.float32)
     ring = np.zeros(ring_n, np.float32)
     out_port = play.outports.register("out")
@@ -137,7 +146,7 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
             st["start"] = t
             st["head_from"] = t + int(START_AT_S * rate)
         i = (t - st["start"]) % L
-        buf[:] = x2[i:i + frames]
+        buf[:] = x2[i : i + frames]
 
     def on_rec(frames: int) -> None:
         t = rec.last_frame_time
@@ -149,16 +158,16 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
             st["ring_w"] = t  # frame time of ring index 0 (absolute addressing, wraps by mask)
         j = (t - st["ring_w"]) & (ring_n - 1)
         k = min(frames, ring_n - j)
-        ring[j:j + k] = data[:k]
+        ring[j : j + k] = data[:k]
         if k < frames:
-            ring[:frames - k] = data[k:]
+            ring[: frames - k] = data[k:]
         st["last_end"] = t + frames
         hf = st["head_from"]
         if hf is not None and st["head_n"] < win and t + frames > hf:
             a = max(hf, t)
             n = min(t + frames - a, win - st["head_n"])
             if n > 0 and a - hf == st["head_n"]:
-                head[st["head_n"]:st["head_n"] + n] = data[a - t:a - t + n]
+                head[st["head_n"] : st["head_n"] + n] = data[a - t : a - t + n]
                 st["head_n"] += n
 
     play.set_process_callback(on_play)
@@ -189,8 +198,16 @@ def feed_main(server: str, signal_path: str, out_path: str, ready_path: str) -> 
     n_tail = min(win, end - (st["ring_w"] or end))
     tail_from = end - n_tail
     j = (tail_from - (st["ring_w"] or 0) + np.arange(n_tail)) & (ring_n - 1)
-    np.savez(out_path, head=head[: st["head_n"]], head_from=st["head_from"] or 0, tail=ring[j], tail_from=tail_from,
-             start=st["start"] if st["start"] is not None else -1, gaps=st["gaps"], rate=rate)
+    np.savez(
+        out_path,
+        head=head[: st["head_n"]],
+        head_from=st["head_from"] or 0,
+        tail=ring[j],
+        tail_from=tail_from,
+        start=st["start"] if st["start"] is not None else -1,
+        gaps=st["gaps"],
+        rate=rate,
+    )
     play.close()
     rec.close()
     return 0
@@ -213,8 +230,13 @@ def parse_jack_log(text: str) -> dict:
             name = "streamsep (host)" if name == HOST_CLIENT else ("feeder" if name.startswith("soak_") else name)
             d = late if "state = Running" in line else waiting
             d[name] = d.get(name, 0) + 1
-    return {"graph_errors": graph_errors, "driver_late": driver_late, "xruns": graph_errors + driver_late,
-            "late_clients": late, "waiting_clients": waiting}
+    return {
+        "graph_errors": graph_errors,
+        "driver_late": driver_late,
+        "xruns": graph_errors + driver_late,
+        "late_clients": late,
+        "waiting_clients": waiting,
+    }
 
 
 # -- analysis ----------------------------------------------------------------------------------------
@@ -262,13 +284,24 @@ def _close_portaudio() -> None:
 def _sample(host, t: float) -> dict:
     s = host.stats()
     eng = host.engine
-    return {"t": round(t, 2), "rss_mb": round(proc_status_mb("VmRSS"), 3), "xruns": s["xruns"],
-            "deadline_misses": s["deadline_misses"], "fallback_samples": s["fallback_samples"],
-            "overruns": s["overruns"], "resets": int(eng.stats.resets) if eng is not None else 0,
-            "latency_ms": s["latency_ms"], "latency_samples": s["latency_samples"], "rtf": round(s["rtf"], 4),
-            "steps_in_use": s["steps_in_use"], "candidates_in_use": s["candidates_in_use"],
-            "level_changes": s["level_changes"], "seconds": round(s["seconds"], 2),
-            "load_avg_1m": round(os.getloadavg()[0], 2), "running": s["running"]}
+    return {
+        "t": round(t, 2),
+        "rss_mb": round(proc_status_mb("VmRSS"), 3),
+        "xruns": s["xruns"],
+        "deadline_misses": s["deadline_misses"],
+        "fallback_samples": s["fallback_samples"],
+        "overruns": s["overruns"],
+        "resets": int(eng.stats.resets) if eng is not None else 0,
+        "latency_ms": s["latency_ms"],
+        "latency_samples": s["latency_samples"],
+        "rtf": round(s["rtf"], 4),
+        "steps_in_use": s["steps_in_use"],
+        "candidates_in_use": s["candidates_in_use"],
+        "level_changes": s["level_changes"],
+        "seconds": round(s["seconds"], 2),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "running": s["running"],
+    }
 
 
 def run_soak(args) -> int:
@@ -317,15 +350,28 @@ def run_soak(args) -> int:
         except (DeviceError, ValueError) as exc:
             raise SoakError(f"--soak: the live host did not start on JACK ({str(exc).splitlines()[0]})") from None
         if host.rate != RATE or not getattr(host, "_jack", False):
-            raise SoakError(f"--soak: expected the JACK device at {RATE} Hz, got {host.rate} Hz "
-                           f"(jack={getattr(host, '_jack', False)})")
+            raise SoakError(
+                f"--soak: expected the JACK device at {RATE} Hz, got {host.rate} Hz "
+                f"(jack={getattr(host, '_jack', False)})"
+            )
         ready = tmp / "ready"
         # the feeder's output goes to a file: a pipe nobody reads for 30 minutes could fill up and
         # block a JACK thread that prints (libjack does, on trouble)
         feeder_log = open(tmp / "feeder.log", "w")
-        feeder = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "feed", srv.name, str(tmp / "signal.npy"),
-                                   str(tmp / "rec.npz"), str(ready)],
-                                  env=os.environ.copy(), stdout=feeder_log, stderr=subprocess.STDOUT)
+        feeder = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "feed",
+                srv.name,
+                str(tmp / "signal.npy"),
+                str(tmp / "rec.npz"),
+                str(ready),
+            ],
+            env=os.environ.copy(),
+            stdout=feeder_log,
+            stderr=subprocess.STDOUT,
+        )
         t_wait = time.monotonic()
         while not ready.exists():
             if feeder.poll() is not None:
@@ -333,10 +379,13 @@ def run_soak(args) -> int:
             if time.monotonic() - t_wait > 120:
                 raise SoakError("--soak: feeder did not connect within 120 s")
             time.sleep(0.1)
-        print(f"soak: {minutes:g} min, preset {preset} ({config.model}, steps {config.steps}, candidates "
-              f"{config.candidates}, block {config.block}), JACK dummy {RATE} Hz / {srv.period} "
-              f"({'SCHED_FIFO' if srv.realtime else 'no-realtime'}), input: {what}; "
-              f"load average {load_start[0]:.1f}", flush=True)
+        print(
+            f"soak: {minutes:g} min, preset {preset} ({config.model}, steps {config.steps}, candidates "
+            f"{config.candidates}, block {config.block}), JACK dummy {RATE} Hz / {srv.period} "
+            f"({'SCHED_FIFO' if srv.realtime else 'no-realtime'}), input: {what}; "
+            f"load average {load_start[0]:.1f}",
+            flush=True,
+        )
         log_from = srv.log.stat().st_size  # jackd log: only what happens during the measurement
         t0 = time.monotonic()
         total = 60.0 * minutes
@@ -348,9 +397,12 @@ def run_soak(args) -> int:
                 next_sample += SAMPLE_S
             if now >= next_line:
                 s = samples[-1]
-                print(f"soak: {now / 60:5.1f} min  xruns {s['xruns']}  misses {s['deadline_misses']}  "
-                      f"latency {s['latency_ms']:.1f} ms  rss {s['rss_mb']:.1f} MB  rtf {s['rtf']:.2f}  "
-                      f"load {s['load_avg_1m']:.1f}", flush=True)
+                print(
+                    f"soak: {now / 60:5.1f} min  xruns {s['xruns']}  misses {s['deadline_misses']}  "
+                    f"latency {s['latency_ms']:.1f} ms  rss {s['rss_mb']:.1f} MB  rtf {s['rtf']:.2f}  "
+                    f"load {s['load_avg_1m']:.1f}",
+                    flush=True,
+                )
                 next_line += 60.0
             if host._error is not None:
                 error = f"host: {host._error}"
@@ -399,9 +451,21 @@ def run_soak(args) -> int:
     return code
 
 
-def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray, minutes: float, preset: str,
-              config, srv: JackServer, what: str, threads: int, load_start, error: str | None,
-              jlog: dict | None = None) -> dict:
+def summarize(
+    samples: list[dict],
+    final: dict,
+    rec: dict | None,
+    x: np.ndarray,
+    minutes: float,
+    preset: str,
+    config,
+    srv: JackServer,
+    what: str,
+    threads: int,
+    load_start,
+    error: str | None,
+    jlog: dict | None = None,
+) -> dict:
     """The JSON report (see the module docstring)."""
     max_lag = int(MAX_LAG_S * RATE)
     lat = {"start": (None, float("nan")), "end": (None, float("nan"))}
@@ -421,55 +485,87 @@ def summarize(samples: list[dict], final: dict, rec: dict | None, x: np.ndarray,
     during = lambda key: int(final.get(key, last.get(key, 0))) - int(first.get(key, 0))  # noqa: E731
     ran_s = last.get("t", 0.0)
     report = {
-        "minutes": minutes, "ran_seconds": ran_s, "preset": preset, "config": config.to_dict(),
-        "input": what, "threads": threads,
+        "minutes": minutes,
+        "ran_seconds": ran_s,
+        "preset": preset,
+        "config": config.to_dict(),
+        "input": what,
+        "threads": threads,
         "jack": {"rate": RATE, "period": srv.period, "server": srv.name, "realtime": srv.realtime},
         "xruns": during("xruns"),
-        "jack_xruns": jack_xruns, "jack_skipped_cycles": jack_gaps, "jack_log": jlog,
+        "jack_xruns": jack_xruns,
+        "jack_skipped_cycles": jack_gaps,
+        "jack_log": jlog,
         "deadline_misses": during("deadline_misses"),
         "fallback_samples": during("fallback_samples"),
         "overruns": during("overruns"),
         "level_changes": during("level_changes"),
         "resets": last.get("resets"),
-        "latency_ms_start": ms(lat["start"][0]), "latency_ms_end": ms(lat["end"][0]),
-        "latency_samples_start": lat["start"][0], "latency_samples_end": lat["end"][0],
-        "latency_correlation_start": lat["start"][1], "latency_correlation_end": lat["end"][1],
-        "reported_latency_ms_start": first.get("latency_ms"), "reported_latency_ms_end": last.get("latency_ms"),
-        "rss_mb": rss, "rss_baseline_s": base_t, "rss_growth_mb": growth, "rss_growth_from_first_mb": growth0,
+        "latency_ms_start": ms(lat["start"][0]),
+        "latency_ms_end": ms(lat["end"][0]),
+        "latency_samples_start": lat["start"][0],
+        "latency_samples_end": lat["end"][0],
+        "latency_correlation_start": lat["start"][1],
+        "latency_correlation_end": lat["end"][1],
+        "reported_latency_ms_start": first.get("latency_ms"),
+        "reported_latency_ms_end": last.get("latency_ms"),
+        "rss_mb": rss,
+        "rss_baseline_s": base_t,
+        "rss_growth_mb": growth,
+        "rss_growth_from_first_mb": growth0,
         "rss_peak_mb": max([proc_status_mb("VmHWM")] + [r for _, r in rss]),
-        "load_avg_start": list(load_start), "load_avg_end": list(os.getloadavg()),
-        "samples": samples, "error": error,
+        "load_avg_start": list(load_start),
+        "load_avg_end": list(os.getloadavg()),
+        "samples": samples,
+        "error": error,
     }
-    latency_same = (lat["start"][0] is not None and lat["start"][0] == lat["end"][0]
-                    and first.get("latency_samples") == last.get("latency_samples"))
+    latency_same = (
+        lat["start"][0] is not None
+        and lat["start"][0] == lat["end"][0]
+        and first.get("latency_samples") == last.get("latency_samples")
+    )
     host_late = (jlog or {}).get("late_clients", {}).get("streamsep (host)", 0)
     report["host_late_cycles"] = host_late if jlog else None
-    report["targets"] = {"zero_xruns": report["xruns"] == 0 and not jack_xruns,
-                         "latency_unchanged": bool(latency_same),
-                         "rss_growth_under_5mb": bool(growth < RSS_TARGET_MB)}
+    report["targets"] = {
+        "zero_xruns": report["xruns"] == 0 and not jack_xruns,
+        "latency_unchanged": bool(latency_same),
+        "rss_growth_under_5mb": bool(growth < RSS_TARGET_MB),
+    }
     report["targets_met"] = error is None and all(report["targets"].values())
     return report
 
 
 def print_summary(r: dict) -> None:
     f = lambda v, fmt="{:.2f}": "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
-    print(f"soak summary: {r['ran_seconds'] / 60:.1f} of {r['minutes']:g} min, preset {r['preset']}"
-          + (f", ERROR: {r['error']}" if r["error"] else ""))
-    print(f"  xruns (host PortAudio flags) {r['xruns']}, JACK xruns {f(r['jack_xruns'], '{}')}, "
-          f"skipped cycles {f(r['jack_skipped_cycles'], '{}')}")
+    print(
+        f"soak summary: {r['ran_seconds'] / 60:.1f} of {r['minutes']:g} min, preset {r['preset']}"
+        + (f", ERROR: {r['error']}" if r["error"] else "")
+    )
+    print(
+        f"  xruns (host PortAudio flags) {r['xruns']}, JACK xruns {f(r['jack_xruns'], '{}')}, "
+        f"skipped cycles {f(r['jack_skipped_cycles'], '{}')}"
+    )
     j = r.get("jack_log")
     if j and j["xruns"]:
-        print(f"  jackd log: {j['graph_errors']} unfinished graph cycles, {j['driver_late']} late driver wake-ups; "
-              f"late (running) clients {j['late_clients'] or 'none'}; waiting {j['waiting_clients'] or 'none'}")
-    print(f"  deadline misses {r['deadline_misses']}, dry fallback samples {r['fallback_samples']}, "
-          f"load-level changes {r['level_changes']}, chain resets {r['resets']}")
-    print(f"  latency measured on the recording: start {f(r['latency_ms_start'])} ms, end {f(r['latency_ms_end'])} ms "
-          f"(correlation {f(r['latency_correlation_start'])} / {f(r['latency_correlation_end'])}); "
-          f"reported {f(r['reported_latency_ms_start'])} → {f(r['reported_latency_ms_end'])} ms")
+        print(
+            f"  jackd log: {j['graph_errors']} unfinished graph cycles, {j['driver_late']} late driver wake-ups; "
+            f"late (running) clients {j['late_clients'] or 'none'}; waiting {j['waiting_clients'] or 'none'}"
+        )
+    print(
+        f"  deadline misses {r['deadline_misses']}, dry fallback samples {r['fallback_samples']}, "
+        f"load-level changes {r['level_changes']}, chain resets {r['resets']}"
+    )
+    print(
+        f"  latency measured on the recording: start {f(r['latency_ms_start'])} ms, end {f(r['latency_ms_end'])} ms "
+        f"(correlation {f(r['latency_correlation_start'])} / {f(r['latency_correlation_end'])}); "
+        f"reported {f(r['reported_latency_ms_start'])} → {f(r['reported_latency_ms_end'])} ms"
+    )
     rss = r["rss_mb"]
     if rss:
-        print(f"  RSS {rss[0][1]:.1f} MB at {rss[0][0]:.0f} s → {rss[-1][1]:.1f} MB at {rss[-1][0]:.0f} s; growth since "
-              f"{r['rss_baseline_s']:.0f} s {r['rss_growth_mb']:+.2f} MB; peak {f(r['rss_peak_mb'], '{:.1f}')} MB")
+        print(
+            f"  RSS {rss[0][1]:.1f} MB at {rss[0][0]:.0f} s → {rss[-1][1]:.1f} MB at {rss[-1][0]:.0f} s; growth since "
+            f"{r['rss_baseline_s']:.0f} s {r['rss_growth_mb']:+.2f} MB; peak {f(r['rss_peak_mb'], '{:.1f}')} MB"
+        )
     print(f"  load average {r['load_avg_start'][0]:.1f} → {r['load_avg_end'][0]:.1f} (2 cores shared)")
     print("  targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets"].items()))
 
@@ -482,8 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 5 and argv[0] == "feed":
         return feed_main(*argv[1:])
-    p = argparse.ArgumentParser(prog="scripts/soak.py", description="soak test of the live host through the JACK "
-                                "dummy server")
+    p = argparse.ArgumentParser(
+        prog="scripts/soak.py", description="soak test of the live host through the JACK dummy server"
+    )
     p.add_argument("soak", type=float, metavar="MINUTES", help="length of the measurement in minutes")
     p.add_argument("--preset", default="balanced", help="preset name or .toml path (default balanced)")
     p.add_argument("--period", type=int, default=PERIOD, help="JACK period in frames at 16 kHz (default 160 = 10 ms)")

@@ -15,6 +15,7 @@ The Python API::
 
 Names are imported on first use, so ``import streamsep`` loads neither torch nor onnxruntime.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -46,8 +47,21 @@ _EXPORTS = {
     "load_preset": "streamsep.presets",
 }
 
-__all__ = ["BatchOptions", "ConfigError", "Engine", "EngineConfig", "FileOptions", "FileResult", "LiveHost",
-           "__version__", "create", "enhance_file", "load_preset", "model_names", "run_batch"]
+__all__ = [
+    "BatchOptions",
+    "ConfigError",
+    "Engine",
+    "EngineConfig",
+    "FileOptions",
+    "FileResult",
+    "LiveHost",
+    "__version__",
+    "create",
+    "enhance_file",
+    "load_preset",
+    "model_names",
+    "run_batch",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from streamsep.batch import BatchOptions, run_batch

@@ -13,6 +13,7 @@ output file nor the temporary file is left behind, and an existing destination i
 Linux the temporary file is anonymous (``O_TMPFILE``) until that rename, so even SIGKILL leaves
 nothing behind.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,8 +28,17 @@ import soundfile as sf
 import soxr
 
 __all__ = [
-    "AudioFileError", "read_audio", "write_audio", "resample", "align", "StreamingResampler",
-    "FileStreamReader", "AtomicStreamWriter", "audio_info", "output_format", "anonymous_scratch",
+    "AudioFileError",
+    "read_audio",
+    "write_audio",
+    "resample",
+    "align",
+    "StreamingResampler",
+    "FileStreamReader",
+    "AtomicStreamWriter",
+    "audio_info",
+    "output_format",
+    "anonymous_scratch",
 ]
 
 #: extension -> (libsndfile major format, default subtype)
@@ -107,8 +117,7 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
     return _open_info(Path(path))
 
 
-def read_audio(path: str | os.PathLike, rate: int | None = None,
-               mono: bool = True) -> tuple[np.ndarray, int]:
+def read_audio(path: str | os.PathLike, rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
     """Read an audio file as float32.
 
     Returns ``(x, rate)``: ``x`` is 1-D when ``mono`` (channels averaged), else ``(n, channels)``.
@@ -125,8 +134,9 @@ def read_audio(path: str | os.PathLike, rate: int | None = None,
     except (sf.SoundFileError, RuntimeError, OSError) as err:
         raise AudioFileError(f"{path}: not a readable audio file ({_sndfile_message(err)})") from err
     except MemoryError:  # a header claiming far more frames than the file (or memory) holds
-        raise AudioFileError(f"{path}: header claims more samples than fit in memory "
-                             "(corrupt header, or use `process --stream`)") from None
+        raise AudioFileError(
+            f"{path}: header claims more samples than fit in memory (corrupt header, or use `process --stream`)"
+        ) from None
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: empty audio (0 samples)")
     bad = _first_nonfinite(data)
@@ -151,8 +161,7 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         raise ValueError(f"resample: expected a 1-D or (n, channels) array, got shape {x.shape}")
     if from_rate == to_rate:
         return x.copy()
-    return np.ascontiguousarray(soxr.resample(x, from_rate, to_rate, quality=RESAMPLE_QUALITY),
-                                dtype=np.float32)
+    return np.ascontiguousarray(soxr.resample(x, from_rate, to_rate, quality=RESAMPLE_QUALITY), dtype=np.float32)
 
 
 def align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,8 +189,8 @@ def _format_for(path: Path, subtype: str | None) -> tuple[str, str]:
     ext = path.suffix.lower()
     if ext not in FORMATS or not sf.check_format(*FORMATS[ext]):
         raise AudioFileError(
-            f"{path}: unsupported extension {path.suffix!r} for writing "
-            f"(use one of {', '.join(writable_extensions())})")
+            f"{path}: unsupported extension {path.suffix!r} for writing (use one of {', '.join(writable_extensions())})"
+        )
     fmt, default = FORMATS[ext]
     subtype = (subtype or default).upper()
     if not sf.check_format(fmt, subtype):
@@ -193,8 +202,7 @@ def _is_integer_subtype(subtype: str) -> bool:
     return subtype.startswith("PCM_") or subtype in ("ULAW", "ALAW")
 
 
-def _prepare_block(path: Path, x: np.ndarray, subtype: str, channels: int | None = None,
-                   offset: int = 0) -> np.ndarray:
+def _prepare_block(path: Path, x: np.ndarray, subtype: str, channels: int | None = None, offset: int = 0) -> np.ndarray:
     """Validate and convert one block for writing: float32, finite, clipped for integer subtypes."""
     x = np.asarray(x)
     if x.ndim not in (1, 2):
@@ -346,8 +354,7 @@ class AtomicStreamWriter:
     float blocks; samples are clipped to [-1, 1] for integer subtypes, non-finite samples raise.
     """
 
-    def __init__(self, path: str | os.PathLike, rate: int, subtype: str | None = None,
-                 channels: int = 1) -> None:
+    def __init__(self, path: str | os.PathLike, rate: int, subtype: str | None = None, channels: int = 1) -> None:
         self.path = Path(path)
         self.rate = _check_rate(rate)
         self.format, self.subtype = _format_for(self.path, subtype)
@@ -361,8 +368,14 @@ class AtomicStreamWriter:
     def __enter__(self) -> AtomicStreamWriter:
         self._tmp = _TempFile(self.path)
         try:
-            self._sf = sf.SoundFile(self._tmp.name, "w", samplerate=self.rate, channels=self.channels,
-                                    subtype=self.subtype, format=self.format)
+            self._sf = sf.SoundFile(
+                self._tmp.name,
+                "w",
+                samplerate=self.rate,
+                channels=self.channels,
+                subtype=self.subtype,
+                format=self.format,
+            )
         except BaseException:
             self._tmp.close()
             raise
@@ -425,8 +438,9 @@ class FileStreamReader:
         self.channels = int(info.channels)
         size = max(1, self.path.stat().st_size)
         if self.frames > MAX_FRAMES_PER_BYTE * size:
-            raise AudioFileError(f"{self.path}: header claims {self.frames} samples in a {size}-byte file "
-                                 "(corrupt header)")
+            raise AudioFileError(
+                f"{self.path}: header claims {self.frames} samples in a {size}-byte file (corrupt header)"
+            )
         self.frames_read = 0  #: samples actually read so far (may end below ``frames``)
 
     def __len__(self) -> int:
@@ -440,16 +454,14 @@ class FileStreamReader:
             for data in blocks:
                 bad = _first_nonfinite(data)
                 if bad is not None:
-                    raise AudioFileError(
-                        f"{self.path}: non-finite sample (NaN or inf) at frame {offset + bad}")
+                    raise AudioFileError(f"{self.path}: non-finite sample (NaN or inf) at frame {offset + bad}")
                 offset += data.shape[0]
                 self.frames_read = offset
                 yield _to_mono(data) if self.mono else data
                 if data.shape[0] < self.block:  # a short read is the end, whatever the header says
                     return
         except (sf.SoundFileError, RuntimeError, OSError) as err:
-            raise AudioFileError(
-                f"{self.path}: not a readable audio file ({_sndfile_message(err)})") from err
+            raise AudioFileError(f"{self.path}: not a readable audio file ({_sndfile_message(err)})") from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,8 +513,7 @@ class StreamingResampler:
         self.in_rate = _check_rate(in_rate, "in_rate")
         self.out_rate = _check_rate(out_rate, "out_rate")
         self.quality = quality
-        self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32",
-                                           quality=quality)
+        self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality=quality)
         #: constant delay of :meth:`process_fixed`, output samples
         self.delay: int = _worst_backlog(self.in_rate, self.out_rate, quality)
         self.underruns = 0  #: output samples that process_fixed had to zero-fill
@@ -516,8 +527,9 @@ class StreamingResampler:
         if self._mode is None:
             self._mode = mode
         elif self._mode != mode:
-            raise RuntimeError(f"StreamingResampler: process and process_fixed mixed on one stream "
-                               f"(this one is in {self._mode} mode)")
+            raise RuntimeError(
+                f"StreamingResampler: process and process_fixed mixed on one stream (this one is in {self._mode} mode)"
+            )
 
     @property
     def ratio(self) -> float:
@@ -578,7 +590,7 @@ class StreamingResampler:
         start = self._n_fixed
         lead = min(max(self.delay - start, 0), count)  # prefill zeros
         take = min(count - lead, len(self._buf))
-        out[lead:lead + take] = self._buf[:take]
+        out[lead : lead + take] = self._buf[:take]
         self._buf = self._buf[take:]
         self._buf_start += take
         short = count - lead - take

@@ -16,6 +16,7 @@ all local cores (a process pool) or on a Ray cluster (:mod:`streamsep.batch_ray`
   recorded with its error and the run goes on; :class:`BatchSummary` counts them.
 * Each worker loads the model once and runs with one BLAS/OpenMP/torch/onnxruntime thread.
 """
+
 from __future__ import annotations
 
 import json
@@ -87,8 +88,9 @@ def _local_job(job: BatchJob, config, options: FileOptions, timeout_s: float | N
         signal.signal(signal.SIGALRM, old)
 
 
-def _run_local(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions,
-               done: Callable[[dict], None]) -> None:
+def _run_local(
+    jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions, done: Callable[[dict], None]
+) -> None:
     """Run ``jobs`` on a spawn process pool; a pool broken by a dying worker is rebuilt and the
     files that were in flight are retried (at most ``retries`` times each)."""
     import multiprocessing as mp
@@ -102,8 +104,12 @@ def _run_local(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOpt
     os.environ.update(ONE_THREAD_ENV)  # spawned workers inherit it before they import numpy/torch
     try:
         while pending:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                       initializer=_init_local_worker, initargs=(config, fopts.model_path))
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_local_worker,
+                initargs=(config, fopts.model_path),
+            )
             inflight: dict = {}
             broken = False
             try:
@@ -120,8 +126,11 @@ def _run_local(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOpt
                             broken = True
                             n = attempts[str(job.input)] = attempts.get(str(job.input), 0) + 1
                             if n > bopts.retries:
-                                done(error_record(job, config, fopts, f"worker died {n} times on this file "
-                                                                       "(killed or crashed)"))
+                                done(
+                                    error_record(
+                                        job, config, fopts, f"worker died {n} times on this file (killed or crashed)"
+                                    )
+                                )
                             else:
                                 pending.appendleft(job)
                             continue
@@ -203,8 +212,10 @@ def _check_options(config, fopts: FileOptions, bopts: BatchOptions, out: Path) -
     if bopts.retries < 0:
         raise BatchError(f"retries must be >= 0, got {bopts.retries}")
     if fopts.reference or any(m in ("si_sdr", "pesq", "stoi") for m in fopts.metrics):
-        raise BatchError("batch has no clean references: intrusive metrics (si_sdr, pesq, stoi) and oracle "
-                         "policies are for `streamsep process --reference`")
+        raise BatchError(
+            "batch has no clean references: intrusive metrics (si_sdr, pesq, stoi) and oracle "
+            "policies are for `streamsep process --reference`"
+        )
     if fopts.in_place:
         raise BatchError("batch never writes over its inputs (no --in-place); give another output folder")
     if bopts.report is not None and not Path(bopts.report).absolute().parent.is_dir():
@@ -227,8 +238,9 @@ def _check_options(config, fopts: FileOptions, bopts: BatchOptions, out: Path) -
 class _Recorder:
     """Counts each file's record into the summary, appends it to the report, moves the progress bar."""
 
-    def __init__(self, summary: BatchSummary, bopts: BatchOptions, total_audio: float,
-                 on_record: Callable[[dict], None] | None) -> None:
+    def __init__(
+        self, summary: BatchSummary, bopts: BatchOptions, total_audio: float, on_record: Callable[[dict], None] | None
+    ) -> None:
         self.summary, self.total_audio, self.on_record = summary, total_audio, on_record
         self.report = open(bopts.report, "w") if bopts.report is not None else None  # noqa: SIM115 - line by line
         self.bar = None
@@ -264,8 +276,14 @@ class _Recorder:
             self.report.close()
 
 
-def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fopts: FileOptions | None = None,
-              bopts: BatchOptions | None = None, on_record: Callable[[dict], None] | None = None) -> BatchSummary:
+def run_batch(
+    source: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config,
+    fopts: FileOptions | None = None,
+    bopts: BatchOptions | None = None,
+    on_record: Callable[[dict], None] | None = None,
+) -> BatchSummary:
     """Enhance every file of ``source`` into ``out_dir`` (see the module docstring).
 
     Everything is checked before the first file is processed or any folder created: the options, the
@@ -293,9 +311,21 @@ def run_batch(source: str | os.PathLike, out_dir: str | os.PathLike, config, fop
     record = _Recorder(summary, bopts, sum(_audio_seconds(j.input) or 0.0 for j in todo), on_record)
     try:
         for j in skipped:
-            record({"input": str(j.input), "output": str(j.output), "status": "skipped", "error": None,
-                    "seconds": _audio_seconds(j.output), "wall_seconds": 0.0, "rtf": None, "model": config.model,
-                    "steps": config.steps, "policy": fopts.policy or config.policy, "worker": None})
+            record(
+                {
+                    "input": str(j.input),
+                    "output": str(j.output),
+                    "status": "skipped",
+                    "error": None,
+                    "seconds": _audio_seconds(j.output),
+                    "wall_seconds": 0.0,
+                    "rtf": None,
+                    "model": config.model,
+                    "steps": config.steps,
+                    "policy": fopts.policy or config.policy,
+                    "worker": None,
+                }
+            )
         for rec in failed:
             record(rec)
         if todo and bopts.engine == "ray":

@@ -4,6 +4,7 @@ stale temporary files, one-thread workers, running one job and the per-file repo
 :mod:`streamsep.batch` runs the plan on a local process pool and :mod:`streamsep.batch_ray` on a Ray
 cluster; both import this module, neither imports the other's engine.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,15 +17,52 @@ from pathlib import Path
 from streamsep.enhance import FileOptions
 
 #: extensions libsndfile reads (folder scans pick these up)
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd",
-    ".caf", ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph", ".htk", ".mat", ".paf", ".pvf", ".xi",
-    ".avr", ".wve", ".sds", ".mpc", ".iff", ".svx", ".sf", ".ircam",
-})
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".rf64",
+        ".voc",
+        ".sd2",
+        ".nist",
+        ".sph",
+        ".htk",
+        ".mat",
+        ".paf",
+        ".pvf",
+        ".xi",
+        ".avr",
+        ".wve",
+        ".sds",
+        ".mpc",
+        ".iff",
+        ".svx",
+        ".sf",
+        ".ircam",
+    }
+)
 MANIFEST_EXTENSIONS = frozenset({".txt", ".lst", ".csv", ".tsv"})
 #: environment that pins a worker to one BLAS/OpenMP/onnxruntime thread (set before torch loads)
-ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                  "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "STREAMSEP_ORT_THREADS": "1"}
+ONE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "STREAMSEP_ORT_THREADS": "1",
+}
 ENGINES = ("local", "ray")
 
 
@@ -76,7 +114,7 @@ class BatchSummary:
     ok: int = 0
     skipped: int = 0
     failed: int = 0
-    audio_seconds: float = 0.0      #: audio processed (ok files)
+    audio_seconds: float = 0.0  #: audio processed (ok files)
     wall_seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
@@ -84,9 +122,11 @@ class BatchSummary:
     def line(self) -> str:
         rate = self.ok / self.wall_seconds if self.wall_seconds > 0 else 0.0
         hph = self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
-        return (f"batch: {self.files} files: {self.ok} ok, {self.skipped} skipped, {self.failed} failed; "
-                f"{self.audio_seconds / 3600:.3f} h audio in {self.wall_seconds:.1f} s "
-                f"({rate:.2f} files/s, {hph:.1f} audio-hours per hour)")
+        return (
+            f"batch: {self.files} files: {self.ok} ok, {self.skipped} skipped, {self.failed} failed; "
+            f"{self.audio_seconds / 3600:.3f} h audio in {self.wall_seconds:.1f} s "
+            f"({rate:.2f} files/s, {hph:.1f} audio-hours per hour)"
+        )
 
 
 def default_workers() -> int:
@@ -116,8 +156,9 @@ def _manifest_rows(path: Path) -> list[tuple[str, str | None]]:
     if path.suffix.lower() in (".txt", ".lst"):
         return [(ln.strip(), None) for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    rows = [r for r in csv.reader(text.splitlines(), dialect=dialect) if r and r[0].strip()
-            and not r[0].startswith("#")]
+    rows = [
+        r for r in csv.reader(text.splitlines(), dialect=dialect) if r and r[0].strip() and not r[0].startswith("#")
+    ]
     if not rows:
         return []
     head = [c.strip().lower() for c in rows[0]]
@@ -125,8 +166,14 @@ def _manifest_rows(path: Path) -> list[tuple[str, str | None]]:
     if col is None:
         return [(r[0].strip(), None) for r in rows]
     out_col = head.index("output") if "output" in head else None
-    return [(r[col].strip(), r[out_col].strip() if out_col is not None and len(r) > out_col and r[out_col].strip()
-             else None) for r in rows[1:] if len(r) > col]
+    return [
+        (
+            r[col].strip(),
+            r[out_col].strip() if out_col is not None and len(r) > out_col and r[out_col].strip() else None,
+        )
+        for r in rows[1:]
+        if len(r) > col
+    ]
 
 
 def plan_batch(source: str | os.PathLike, out_dir: str | os.PathLike, ext: str | None = None) -> list[BatchJob]:
@@ -153,7 +200,9 @@ def plan_batch(source: str | os.PathLike, out_dir: str | os.PathLike, ext: str |
             if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):
                 pairs.append((f, f.relative_to(p)))
         if not pairs:
-            raise BatchError(f"{src}: no audio files in this folder (looked for {', '.join(sorted(AUDIO_EXTENSIONS)[:6])}, ...)")
+            raise BatchError(
+                f"{src}: no audio files in this folder (looked for {', '.join(sorted(AUDIO_EXTENSIONS)[:6])}, ...)"
+            )
     elif p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS:
         base = p.parent
         explicit: dict[Path, str] = {}
@@ -168,12 +217,15 @@ def plan_batch(source: str | os.PathLike, out_dir: str | os.PathLike, ext: str |
                 explicit[f] = target
         if not pairs:
             raise BatchError(f"{src}: the manifest lists no file")
-        jobs = [BatchJob(f, out / explicit[f] if f in explicit else _output_for(rel, out, ext), str(rel))
-                for f, rel in pairs]
+        jobs = [
+            BatchJob(f, out / explicit[f] if f in explicit else _output_for(rel, out, ext), str(rel))
+            for f, rel in pairs
+        ]
         return _unique(jobs)
     elif p.is_file():
-        raise BatchError(f"{src}: not a folder, a glob or a manifest (.txt, .lst, .csv, .tsv); "
-                         "for one file use `streamsep process`")
+        raise BatchError(
+            f"{src}: not a folder, a glob or a manifest (.txt, .lst, .csv, .tsv); for one file use `streamsep process`"
+        )
     else:
         raise BatchError(f"{src}: no such folder, file or matching pattern")
     return _unique([BatchJob(f, _output_for(rel, out, ext), str(rel)) for f, rel in pairs])
@@ -238,9 +290,19 @@ def run_job(job: BatchJob, config, options: FileOptions, separator) -> dict:
     from streamsep.enhance import enhance_file
 
     t0 = time.perf_counter()
-    rec = {"input": str(job.input), "output": str(job.output), "status": "ok", "error": None,
-           "seconds": None, "wall_seconds": None, "rtf": None, "model": config.model, "steps": config.steps,
-           "policy": options.policy or config.policy, "worker": os.getpid()}
+    rec = {
+        "input": str(job.input),
+        "output": str(job.output),
+        "status": "ok",
+        "error": None,
+        "seconds": None,
+        "wall_seconds": None,
+        "rtf": None,
+        "model": config.model,
+        "steps": config.steps,
+        "policy": options.policy or config.policy,
+        "worker": os.getpid(),
+    }
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_parts(job.output)
@@ -257,6 +319,16 @@ def run_job(job: BatchJob, config, options: FileOptions, separator) -> dict:
 
 
 def error_record(job: BatchJob, config, fopts: FileOptions, error: str) -> dict:
-    return {"input": str(job.input), "output": str(job.output), "status": "error", "error": error,
-            "seconds": None, "wall_seconds": None, "rtf": None, "model": config.model, "steps": config.steps,
-            "policy": fopts.policy or config.policy, "worker": None}
+    return {
+        "input": str(job.input),
+        "output": str(job.output),
+        "status": "error",
+        "error": error,
+        "seconds": None,
+        "wall_seconds": None,
+        "rtf": None,
+        "model": config.model,
+        "steps": config.steps,
+        "policy": fopts.policy or config.policy,
+        "worker": None,
+    }

@@ -8,6 +8,7 @@ than that is recorded as an error.  Every ``ray.get`` / ``ray.wait`` has a timeo
 module started is shut down at the end (``ray.shutdown()``; never ``ray stop``, which ends every Ray
 process on the machine by name).  Ray is an optional dependency: ``pip install 'streamsep[ray]'``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,7 @@ from streamsep.batch_jobs import (
 from streamsep.enhance import FileOptions
 
 RAY_EXTRA = "--engine ray needs Ray, an optional extra: pip install 'streamsep[ray]'"
-WAIT_S = 1.0          #: ray.wait poll interval (seconds)
+WAIT_S = 1.0  #: ray.wait poll interval (seconds)
 GET_TIMEOUT_S = 60.0  #: ray.get of a finished reference
 START_TIMEOUT_S = 300.0  #: an actor loading its model
 
@@ -84,8 +85,9 @@ def _init_ray(ray, bopts: BatchOptions, workers: int) -> str | None:
     return ""
 
 
-def run_ray(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions,
-            done: Callable[[dict], None]) -> None:
+def run_ray(
+    jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOptions, done: Callable[[dict], None]
+) -> None:
     """Run ``jobs`` on Ray actors, one file in flight per actor; ``done`` gets each record.
 
     ``workers`` = ``None``: the local cores for a private cluster, the whole cluster's CPUs (and
@@ -109,9 +111,11 @@ def run_ray(jobs: list[BatchJob], config, fopts: FileOptions, bopts: BatchOption
         try:
             ray.get([a.ready.remote() for a in actors], timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
-            raise BatchError(f"{len(actors)} Ray actors ({bopts.cpus_per_worker:g} CPU, {bopts.gpus_per_worker:g} GPU "
-                             f"each) did not start within {START_TIMEOUT_S:g} s; the cluster has "
-                             f"{ray.available_resources()} free: ask for fewer --workers") from None
+            raise BatchError(
+                f"{len(actors)} Ray actors ({bopts.cpus_per_worker:g} CPU, {bopts.gpus_per_worker:g} GPU "
+                f"each) did not start within {START_TIMEOUT_S:g} s; the cluster has "
+                f"{ray.available_resources()} free: ask for fewer --workers"
+            ) from None
         pending = list(reversed(jobs))
         idle = list(actors)
         while pending or inflight:

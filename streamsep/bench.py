@@ -19,6 +19,7 @@ network, synthesis) — streamed in the configuration's engine blocks with carri
 same interleaved way: ``blockwise_rtf / reference_rtf`` is what calling the model block by block
 costs by itself, and ``cpu_rtf − blockwise_rtf`` at ``steps`` 0 is what the engine adds.
 """
+
 from __future__ import annotations
 
 import time
@@ -68,7 +69,9 @@ def bench_input(seconds: float, rate: int, path: str | None) -> np.ndarray:
     if path:
         x, _ = read_audio(path, rate=rate)
     else:
-        x = mix_at_snr(synthetic_speech(min(seconds, 10.0), rate), coloured_noise(int(min(seconds, 10.0) * rate), rate), 5.0)
+        x = mix_at_snr(
+            synthetic_speech(min(seconds, 10.0), rate), coloured_noise(int(min(seconds, 10.0) * rate), rate), 5.0
+        )
     reps = int(np.ceil(seconds * rate / len(x)))
     return np.tile(x, reps)[: int(seconds * rate)].astype(np.float32)
 
@@ -135,7 +138,7 @@ def blockwise_timer(sep, x: np.ndarray, block: int) -> Callable[[], float]:
     process CPU seconds, scaled to the whole of ``x``.
     """
     n = len(x) // block * block
-    blocks = [x[None, i:i + block] for i in range(0, n, block)]
+    blocks = [x[None, i : i + block] for i in range(0, n, block)]
 
     def once() -> float:
         state = sep.new_state(1)
@@ -159,9 +162,14 @@ class Timing(NamedTuple):
     alongside: dict[str, float]  #: each ``alongside`` timer by name
 
 
-def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
-               reference: Callable[[], float] | None = None,
-               alongside: dict[str, Callable[[], float]] | None = None) -> Timing:
+def stream_rtf(
+    engine: Engine,
+    x: np.ndarray,
+    host_block: int,
+    repeat: int = 3,
+    reference: Callable[[], float] | None = None,
+    alongside: dict[str, Callable[[], float]] | None = None,
+) -> Timing:
     """Stream ``x`` in host blocks after a short warm-up, ``repeat`` times (the stream continues).
 
     Returns the best (wall-clock seconds, process CPU seconds) per audio second over the repeats —
@@ -175,7 +183,7 @@ def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
     """
     warm = min(len(x), 20 * host_block)
     for i in range(0, warm, host_block):
-        engine.process(x[i:i + host_block])
+        engine.process(x[i : i + host_block])
     dur = len(x) / engine.rate
     best_wall = best_cpu = best_ref = float("inf")
     timers = dict(alongside or {})
@@ -187,7 +195,7 @@ def stream_rtf(engine: Engine, x: np.ndarray, host_block: int, repeat: int = 3,
             best[name] = min(best[name], once() / dur)
         t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(x), host_block):
-            engine.process(x[i:i + host_block])
+            engine.process(x[i : i + host_block])
         best_wall = min(best_wall, (time.perf_counter() - t0) / dur)
         best_cpu = min(best_cpu, (time.process_time() - c0) / dur)
     return Timing(best_wall, best_cpu, best_ref if reference is not None else None, best)
@@ -220,41 +228,72 @@ def run_bench(args: BenchOptions) -> int:
     ref_once, ref_what = reference_timer(sep, x)
     ref_first = min(ref_once() for _ in range(args.repeat)) / (len(x) / sep.sample_rate)
     configs = []
-    print(f"{args.model}: reference_rtf {ref_first:.4f} at the start ({ref_what}; measured again before each "
-          f"repeat of every config, interleaved); {args.seconds:.0f} s per config, best of {args.repeat}, "
-          f"{args.threads} thread(s), {args.device}")
-    print(f"{'steps':>5} {'cands':>5} {'passes':>6} {'block':>6} {'eblock':>6} {'policy':>10} {'rtf':>8} {'cpu_rtf':>8} "
-          f"{'latency_ms':>10} {'ref':>7} {'×ref':>6} {'alone':>7} {'×ref':>6}")
+    print(
+        f"{args.model}: reference_rtf {ref_first:.4f} at the start ({ref_what}; measured again before each "
+        f"repeat of every config, interleaved); {args.seconds:.0f} s per config, best of {args.repeat}, "
+        f"{args.threads} thread(s), {args.device}"
+    )
+    print(
+        f"{'steps':>5} {'cands':>5} {'passes':>6} {'block':>6} {'eblock':>6} {'policy':>10} {'rtf':>8} {'cpu_rtf':>8} "
+        f"{'latency_ms':>10} {'ref':>7} {'×ref':>6} {'alone':>7} {'×ref':>6}"
+    )
     for block in parse_list(args.block):
         for steps in parse_list(args.steps):
             for cands in parse_list(args.candidates):
-                cfg = EngineConfig(model=args.model, steps=steps, candidates=cands, policy=args.policy,
-                                   block=block_for(block, sep.hop), device=args.device)
+                cfg = EngineConfig(
+                    model=args.model,
+                    steps=steps,
+                    candidates=cands,
+                    policy=args.policy,
+                    block=block_for(block, sep.hop),
+                    device=args.device,
+                )
                 eng = Engine(cfg, separator=sep)
                 eng.chains.lazy_keep = not args.all_candidates
-                t = stream_rtf(eng, x, block, args.repeat, reference=ref_once,
-                               alongside={"blockwise": blockwise_timer(sep, x, eng.block)})
+                t = stream_rtf(
+                    eng,
+                    x,
+                    block,
+                    args.repeat,
+                    reference=ref_once,
+                    alongside={"blockwise": blockwise_timer(sep, x, eng.block)},
+                )
                 rtf, cpu_rtf, ref, bw = t.wall, t.cpu, t.reference, t.alongside["blockwise"]
                 passes = 1 + steps * (cands if eng.policy.searches else 1)  # separator passes per block
-                row = {"model": args.model, "steps": steps, "candidates": cands, "policy": args.policy,
-                       "passes": passes,
-                       # measured: separator passes per decision block that actually ran (a searching
-                       # policy's precheck skips the candidates of blocks it keeps anyway)
-                       "passes_run": round(eng.chains.passes / max(1, eng.stats.blocks), 2),
-                       "all_candidates": bool(args.all_candidates),
-                       "block": block, "engine_block": eng.block, "device": args.device,
-                       "threads": args.threads, "rtf": rtf, "cpu_rtf": cpu_rtf, "latency_ms": eng.latency_ms,
-                       "latency_samples": eng.latency, "reference_rtf": ref, "reference": ref_what,
-                       "reference_rtf_at_start": ref_first,
-                       "cpu_rtf_over_reference": cpu_rtf / ref if ref > 0 else None,
-                       # the separator alone in the same blocks (its process(), no engine), interleaved
-                       "blockwise_rtf": bw, "blockwise_over_reference": bw / ref if ref > 0 else None,
-                       "seconds": args.seconds,
-                       "repeat": args.repeat}
+                row = {
+                    "model": args.model,
+                    "steps": steps,
+                    "candidates": cands,
+                    "policy": args.policy,
+                    "passes": passes,
+                    # measured: separator passes per decision block that actually ran (a searching
+                    # policy's precheck skips the candidates of blocks it keeps anyway)
+                    "passes_run": round(eng.chains.passes / max(1, eng.stats.blocks), 2),
+                    "all_candidates": bool(args.all_candidates),
+                    "block": block,
+                    "engine_block": eng.block,
+                    "device": args.device,
+                    "threads": args.threads,
+                    "rtf": rtf,
+                    "cpu_rtf": cpu_rtf,
+                    "latency_ms": eng.latency_ms,
+                    "latency_samples": eng.latency,
+                    "reference_rtf": ref,
+                    "reference": ref_what,
+                    "reference_rtf_at_start": ref_first,
+                    "cpu_rtf_over_reference": cpu_rtf / ref if ref > 0 else None,
+                    # the separator alone in the same blocks (its process(), no engine), interleaved
+                    "blockwise_rtf": bw,
+                    "blockwise_over_reference": bw / ref if ref > 0 else None,
+                    "seconds": args.seconds,
+                    "repeat": args.repeat,
+                }
                 configs.append(row)
-                print(f"{steps:>5} {cands:>5} {passes:>6} {block:>6} {eng.block:>6} {args.policy:>10} {rtf:>8.4f} "
-                      f"{cpu_rtf:>8.4f} {eng.latency_ms:>10.1f} {ref:>7.4f} {cpu_rtf / ref if ref > 0 else float('nan'):>6.2f} "
-                      f"{bw:>7.4f} {bw / ref if ref > 0 else float('nan'):>6.2f}")
+                print(
+                    f"{steps:>5} {cands:>5} {passes:>6} {block:>6} {eng.block:>6} {args.policy:>10} {rtf:>8.4f} "
+                    f"{cpu_rtf:>8.4f} {eng.latency_ms:>10.1f} {ref:>7.4f} {cpu_rtf / ref if ref > 0 else float('nan'):>6.2f} "
+                    f"{bw:>7.4f} {bw / ref if ref > 0 else float('nan'):>6.2f}"
+                )
     if args.json:
         write_json(args.json, {"machine": machine_info(args.threads, args.device), "configs": configs})
     return 0

@@ -4,6 +4,7 @@ Everything that names a policy, a proxy or a configuration key (the command line
 validation, the GUI) reads these tuples instead of spelling the names again.  This module imports
 nothing heavy (no numpy, no torch), so a command's ``--help`` can use it.
 """
+
 from __future__ import annotations
 
 #: reference-free policies the streaming engine runs live
@@ -24,8 +25,14 @@ CLIP_MODES: tuple[str, ...] = ("limit", "clip")
 NEEDS_REFERENCE: tuple[str, ...] = ("oracle-sisdr", "oracle-pesq", BLOCK_ORACLE)
 
 #: reference-free proxy scores for policy ``proxy`` (``proxy:NAME`` picks one as the policy name)
-PROXY_NAMES: tuple[str, ...] = ("floor-match", "noise-gated", "calibrated", "energy", "speech-preserving",
-                                "residual-flatness")
+PROXY_NAMES: tuple[str, ...] = (
+    "floor-match",
+    "noise-gated",
+    "calibrated",
+    "energy",
+    "speech-preserving",
+    "residual-flatness",
+)
 DEFAULT_PROXY = "floor-match"
 
 #: the model a configuration runs when it names none: DeepFilterNet3, full band, one step
@@ -42,9 +49,19 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
 #: every key of an engine configuration (the fields of ``EngineConfig``, in order) and its TOML types
 CONFIG_TYPES: dict[str, tuple[type, ...]] = {
-    "model": (str,), "steps": (int,), "candidates": (int,), "policy": (str,), "ratios": (list,),
-    "block": (int,), "mix": (int, float), "atten_db": (int, float), "bypass": (bool,), "device": (str,),
-    "proxy": (str,), "chain": (str,), "resample_quality": (str,),
+    "model": (str,),
+    "steps": (int,),
+    "candidates": (int,),
+    "policy": (str,),
+    "ratios": (list,),
+    "block": (int,),
+    "mix": (int, float),
+    "atten_db": (int, float),
+    "bypass": (bool,),
+    "device": (str,),
+    "proxy": (str,),
+    "chain": (str,),
+    "resample_quality": (str,),
 }
 CONFIG_KEYS: tuple[str, ...] = tuple(CONFIG_TYPES)
 #: keys a running engine/host accepts without a rebuild (``set_params``)

@@ -19,6 +19,7 @@ block, ``1 + steps·candidates`` (the previous estimate is a free candidate).
   the model, it probes after the wait).  A level that had to be left again soon after
   climbing to it doubles its climb wait (up to ``max_climb_s``): hysteresis against oscillation.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,24 +51,34 @@ def ladder(steps: int, candidates: int) -> list[Level]:
 class DeadlineController:
     """Chooses load caps from measured compute time and output slack (all times in seconds)."""
 
-    def __init__(self, steps: int, candidates: int, *, high: float = 0.75, low: float = 0.5,
-                 tau_s: float = 0.5, margin_s: float = 0.005, cooldown_s: float = 0.3,
-                 climb_s: float = 2.0, max_climb_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        steps: int,
+        candidates: int,
+        *,
+        high: float = 0.75,
+        low: float = 0.5,
+        tau_s: float = 0.5,
+        margin_s: float = 0.005,
+        cooldown_s: float = 0.3,
+        climb_s: float = 2.0,
+        max_climb_s: float = 30.0,
+    ) -> None:
         if not 0.0 < low < high:
             raise ValueError(f"need 0 < low < high, got low={low}, high={high}")
         self.high, self.low, self.tau_s = float(high), float(low), float(tau_s)
         self.margin_s, self.cooldown_s = float(margin_s), float(cooldown_s)
         self.base_climb_s, self.max_climb_s = float(climb_s), float(max_climb_s)
         self.levels: list[Level] = ladder(steps, candidates)
-        self.index = 0                  # current level (0 = full work)
-        self.load = 0.0                 # smoothed compute/audio ratio at the current level
-        self.unit_load = 0.0            # smoothed load per model pass (from non-dry levels)
-        self._since_down = 1e9          # audio seconds since the last step down
-        self._good_s = 0.0              # audio seconds the next level up was predicted to fit
+        self.index = 0  # current level (0 = full work)
+        self.load = 0.0  # smoothed compute/audio ratio at the current level
+        self.unit_load = 0.0  # smoothed load per model pass (from non-dry levels)
+        self._since_down = 1e9  # audio seconds since the last step down
+        self._good_s = 0.0  # audio seconds the next level up was predicted to fit
         self._climb_wait: dict[int, float] = {}
         self._climbed_at: dict[int, float] = {}
-        self._clock = 0.0               # audio seconds seen
-        self.changes = 0                # number of level changes so far
+        self._clock = 0.0  # audio seconds seen
+        self.changes = 0  # number of level changes so far
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -93,7 +104,11 @@ class DeadlineController:
         if self.index == 0:
             return
         for i, lv in enumerate(self.levels):
-            if lv.dry == cur.dry and lv.steps <= cur.steps and (lv.steps < cur.steps or lv.candidates <= cur.candidates):
+            if (
+                lv.dry == cur.dry
+                and lv.steps <= cur.steps
+                and (lv.steps < cur.steps or lv.candidates <= cur.candidates)
+            ):
                 self.index = i
                 break
         else:
@@ -151,8 +166,7 @@ class DeadlineController:
         left = self.index
         climbed = self._climbed_at.get(left)
         if climbed is not None and self._clock - climbed < 4 * self._climb_wait.get(left, self.base_climb_s):
-            self._climb_wait[left] = min(self.max_climb_s,
-                                         2 * self._climb_wait.get(left, self.base_climb_s))
+            self._climb_wait[left] = min(self.max_climb_s, 2 * self._climb_wait.get(left, self.base_climb_s))
         # jump straight to the first level whose predicted load fits (measured load per pass)
         nxt = self.index + 1
         if self.unit_load > 0:

@@ -5,6 +5,7 @@ pitch and formant movement), adds coloured noise at 5 dB SNR, denoises it with N
 and with K refinement steps, and prints what each step did (SI-SDR, PESQ, STOI against the clean clip).
 No downloads, no files needed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from streamsep.synth import RATE, coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
 
 __all__ = ["coloured_noise", "espeak_speech", "mix_at_snr", "run_demo", "synthetic_speech"]
+
 
 def run_demo(out: str | Path = "streamsep-demo", steps: int = 2) -> int:
     """Write clean.wav, noisy.wav and enhanced_step0..``steps``.wav into ``out``; print per-step metrics."""
@@ -40,6 +42,8 @@ def run_demo(out: str | Path = "streamsep-demo", steps: int = 2) -> int:
         what = "one-step" if k == 0 else (f"ratio {r:.1f}" if r == r else "kept previous")
         write_audio(out / f"enhanced_step{k}.wav", y, RATE)
         print(f"  step {k}     SI-SDR {m['si_sdr']:6.2f} dB  PESQ {m['pesq']:.2f}  STOI {m['stoi']:.3f}  ({what})")
-    print(f"wrote {out}/clean.wav, noisy.wav, enhanced_step0..{steps}.wav "
-          "(oracle SI-SDR selection against the clean clip; live use has no reference)")
+    print(
+        f"wrote {out}/clean.wav, noisy.wav, enhanced_step0..{steps}.wav "
+        "(oracle SI-SDR selection against the clean clip; live use has no reference)"
+    )
     return 0

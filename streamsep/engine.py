@@ -20,6 +20,7 @@ latency never moves.
 Decision blocks (``config.block`` samples at the model rate) are independent of the host block size,
 so a deterministic policy gives the same output for any host block size (the parity property).
 """
+
 from __future__ import annotations
 
 import math
@@ -85,16 +86,16 @@ class _Fifo:
     def push(self, x: np.ndarray) -> None:
         n = len(x)
         if self.end + n > len(self.buf):
-            live = self.buf[self.start:self.end].copy()
+            live = self.buf[self.start : self.end].copy()
             size = max(len(self.buf), 2 * (len(live) + n))
             self.buf = np.zeros(size, dtype=np.float32)
             self.buf[: len(live)] = live
             self.start, self.end = 0, len(live)
-        self.buf[self.end:self.end + n] = x
+        self.buf[self.end : self.end + n] = x
         self.end += n
 
     def pop(self, n: int) -> np.ndarray:
-        out = self.buf[self.start:self.start + n].copy()
+        out = self.buf[self.start : self.start + n].copy()
         self.start += n
         if self.start == self.end:
             self.start = self.end = 0
@@ -104,8 +105,14 @@ class _Fifo:
 class Engine:
     """Block-by-block multi-step refinement with a constant, exactly reported latency."""
 
-    def __init__(self, config: EngineConfig, rate: int | None = None, separator: Separator | None = None,
-                 host_block: int | None = None, max_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        rate: int | None = None,
+        separator: Separator | None = None,
+        host_block: int | None = None,
+        max_steps: int | None = None,
+    ) -> None:
         self.config = replace(config).validate()
         if separator is None:
             from streamsep.separators.registry import create
@@ -299,8 +306,9 @@ class Engine:
             x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
         return np.clip(x, -SAMPLE_LIMIT, SAMPLE_LIMIT)
 
-    def _process_model(self, xm: np.ndarray, dry: bool, ctx: dict | None = None,
-                       keep_steps: list | None = None) -> np.ndarray:
+    def _process_model(
+        self, xm: np.ndarray, dry: bool, ctx: dict | None = None, keep_steps: list | None = None
+    ) -> np.ndarray:
         """Whole engine blocks at the model rate → the same number of output samples."""
         xm = self._sanitize(xm)
         steps, cands = self.effective()
@@ -329,8 +337,9 @@ class Engine:
             else:
                 per = keep_steps if keep_steps is not None else []
                 start = len(per)
-                self.chains.run(torch.as_tensor(xm)[None], steps, cands, self.policy, ctx=ctx,
-                                record=record, keep_steps=per)
+                self.chains.run(
+                    torch.as_tensor(xm)[None], steps, cands, self.policy, ctx=ctx, record=record, keep_steps=per
+                )
                 L = self.sep.latency
                 if steps > self._steps_prev:
                     # freshly enabled chains emit their own latency of silence and then settle: keep
@@ -378,19 +387,22 @@ class Engine:
             return y
         n = len(y)
         ramp_n = min(n, self.block)
+
         def ramp(a: float, b: float) -> np.ndarray | float:
             if a == b:
                 return b
             r = np.full(n, b, dtype=np.float32)
             r[:ramp_n] = np.linspace(a, b, ramp_n, dtype=np.float32)
             return r
+
         floor, wet = ramp(floor0, floor1), ramp(wet0, wet1)
         limited = y + floor * (x_d - y)
         return (wet * limited + (1.0 - wet) * x_d).astype(np.float32)
 
     # -- whole signals ------------------------------------------------------------------------
-    def run_offline(self, x: np.ndarray, reference: np.ndarray | None = None,
-                    per_step: bool = False) -> tuple[np.ndarray, list[np.ndarray], dict]:
+    def run_offline(
+        self, x: np.ndarray, reference: np.ndarray | None = None, per_step: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray], dict]:
         """Whole signal at the model rate, in one pass, latency removed; same code as streaming.
 
         Returns (final estimate, per-step estimates when ``per_step``, diagnostics).  ``reference``
@@ -408,8 +420,9 @@ class Engine:
             m = min(n, len(reference))
             rp[:m] = reference[:m]
             if self.frame:
-                S, _ = self.sep.analyze(torch.as_tensor(rp, device=self.sep.device)[None],
-                                        self.sep.stft.new_analysis_state(1))
+                S, _ = self.sep.analyze(
+                    torch.as_tensor(rp, device=self.sep.device)[None], self.sep.stft.new_analysis_state(1)
+                )
             else:
                 S = torch.as_tensor(rp)[None]
             ctx = {"S": S, "scores": []}
@@ -418,7 +431,7 @@ class Engine:
         steps_out: list | None = [] if per_step else None
         y = self._process_model(xp, False, ctx=ctx, keep_steps=steps_out)
         L = self.model_latency
-        final = y[L:L + n]
+        final = y[L : L + n]
         per: list[np.ndarray] = []
         if per_step and steps_out is not None:
             for k, Yk in enumerate(steps_out):
@@ -429,7 +442,7 @@ class Engine:
                 else:
                     yk = Yk[0].cpu().numpy()
                     lk = self.sep.latency * (k + 1)
-                per.append(yk[lk:lk + n].astype(np.float32))
+                per.append(yk[lk : lk + n].astype(np.float32))
         return final, per, {"scores": ctx["scores"] if ctx else None, "ratios": self.last_record.ratios}
 
 

@@ -22,6 +22,7 @@ back is done outside the engine with soxr 'HQ' in both (the streamed soxr output
 one-shot output exactly).  The offline search refiner (policies ``oracle-sisdr``, ``oracle-pesq``,
 ``oracle-block``, ``dnsmos``, or an explicit ``blend``) works on whole signals only.
 """
+
 from __future__ import annotations
 
 import os
@@ -122,17 +123,17 @@ class FileResult:
     steps: int
     candidates: int
     policy: str
-    rate: int                 #: output rate, Hz
+    rate: int  #: output rate, Hz
     input_rate: int
     model_rate: int
-    channels: int             #: output channels
-    frames: int               #: output samples per channel
-    seconds: float            #: audio seconds of the input
-    subtype: str              #: output subtype
-    compute_seconds: float    #: wall seconds of the processing (model, resampling, writing)
-    wall_seconds: float       #: wall seconds of the whole call (checks, model load, metrics included)
-    rtf: float                #: compute_seconds / seconds
-    gain_db: float = 0.0      #: gain applied to keep an integer output from clipping (0 = none)
+    channels: int  #: output channels
+    frames: int  #: output samples per channel
+    seconds: float  #: audio seconds of the input
+    subtype: str  #: output subtype
+    compute_seconds: float  #: wall seconds of the processing (model, resampling, writing)
+    wall_seconds: float  #: wall seconds of the whole call (checks, model load, metrics included)
+    rtf: float  #: compute_seconds / seconds
+    gain_db: float = 0.0  #: gain applied to keep an integer output from clipping (0 = none)
     clipped_samples: int = 0  #: samples hard-clipped (``clip="clip"`` only)
     stream: bool = False
     host_block: int | None = None
@@ -161,7 +162,7 @@ class _Plan:
     config: object
     options: FileOptions
     policy: str
-    search: bool              # offline search refiner (whole signal) instead of the engine
+    search: bool  # offline search refiner (whole signal) instead of the engine
     in_rate: int
     in_frames: int
     in_channels: int
@@ -193,8 +194,15 @@ def _default_subtype(fmt: str, in_subtype: str, default: str) -> str:
 
 def is_integer_subtype(subtype: str) -> bool:
     """True for subtypes that store integers (clipping at full scale)."""
-    return subtype.startswith("PCM_") or subtype in ("ULAW", "ALAW", "DWVW_12", "DWVW_16", "DWVW_24",
-                                                     "DPCM_8", "DPCM_16")
+    return subtype.startswith("PCM_") or subtype in (
+        "ULAW",
+        "ALAW",
+        "DWVW_12",
+        "DWVW_16",
+        "DWVW_24",
+        "DPCM_8",
+        "DPCM_16",
+    )
 
 
 def _job_policy(config, o: FileOptions) -> str:
@@ -233,12 +241,16 @@ def _check_option_values(o: FileOptions) -> None:
 def _check_policy_options(o: FileOptions, policy: str) -> bool:
     """Check that blend, streaming and scope fit ``policy``; returns whether the job searches offline."""
     if o.blend is not None and policy not in ("fixed", "oracle-sisdr", "oracle-pesq", "dnsmos"):
-        raise FileJobError(f"blend applies to policy fixed and the search policies (oracle-sisdr, oracle-pesq, "
-                           f"dnsmos); {policy} always runs the engine")
+        raise FileJobError(
+            f"blend applies to policy fixed and the search policies (oracle-sisdr, oracle-pesq, "
+            f"dnsmos); {policy} always runs the engine"
+        )
     search = policy in ("oracle-sisdr", "oracle-pesq", "dnsmos") or (policy == "fixed" and o.blend is not None)
     if o.stream and (policy in OFFLINE_POLICIES or o.blend is not None):
-        raise FileJobError(f"streaming runs the engine: policy must be fixed, heuristic or proxy and no blend "
-                           f"given, not policy {policy}" + (f" with blend {o.blend}" if o.blend else ""))
+        raise FileJobError(
+            f"streaming runs the engine: policy must be fixed, heuristic or proxy and no blend "
+            f"given, not policy {policy}" + (f" with blend {o.blend}" if o.blend else "")
+        )
     if o.scope == "block" and not (policy in ("oracle-sisdr", "fixed") and search):
         raise FileJobError("scope 'block' needs policy oracle-sisdr (or fixed with a blend)")
     return search
@@ -269,8 +281,9 @@ def _check_output_path(inp: Path, out: Path, o: FileOptions, folder_must_exist: 
     if folder_must_exist and not os.access(folder, os.W_OK):
         raise FileJobError(f"{out}: output folder {folder} is not writable")
     if _same_file(inp, out) and not o.in_place:
-        raise FileJobError(f"{out}: output is the input file; choose another output or allow in-place writing "
-                           "(--in-place)")
+        raise FileJobError(
+            f"{out}: output is the input file; choose another output or allow in-place writing (--in-place)"
+        )
 
 
 def _reference_frames(o: FileOptions, info) -> int | None:
@@ -280,16 +293,19 @@ def _reference_frames(o: FileOptions, info) -> int | None:
         return None
     rinfo = audio_info(o.reference)
     if rinfo.samplerate != info.samplerate:
-        raise FileJobError(f"{o.reference}: reference rate {rinfo.samplerate} Hz differs from input rate "
-                           f"{info.samplerate} Hz")
+        raise FileJobError(
+            f"{o.reference}: reference rate {rinfo.samplerate} Hz differs from input rate {info.samplerate} Hz"
+        )
     if abs(rinfo.frames - info.frames) > max(1, int(0.01 * info.samplerate)):
-        raise FileJobError(f"{o.reference}: reference length {rinfo.frames} samples differs from input "
-                           f"length {info.frames}")
+        raise FileJobError(
+            f"{o.reference}: reference length {rinfo.frames} samples differs from input length {info.frames}"
+        )
     return int(rinfo.frames)
 
 
-def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
-                   options: FileOptions, *, folder_must_exist: bool = True) -> _Plan:
+def check_file_job(
+    input: str | os.PathLike, output: str | os.PathLike, config, options: FileOptions, *, folder_must_exist: bool = True
+) -> _Plan:
     """Check every argument of a file job without loading a model or writing anything.
 
     ``folder_must_exist=False`` skips the output folder's checks (a batch creates its folders after
@@ -314,8 +330,22 @@ def check_file_job(input: str | os.PathLike, output: str | os.PathLike, config,
     fmt, subtype = output_format(out, subtype)
     out_channels = 1 if o.mono else int(info.channels)
     ref_frames = _reference_frames(o, info)
-    return _Plan(inp, out, config, o, policy, bool(search), int(info.samplerate), int(info.frames),
-                 int(info.channels), int(o.rate or info.samplerate), out_channels, fmt, subtype, ref_frames)
+    return _Plan(
+        inp,
+        out,
+        config,
+        o,
+        policy,
+        bool(search),
+        int(info.samplerate),
+        int(info.frames),
+        int(info.channels),
+        int(o.rate or info.samplerate),
+        out_channels,
+        fmt,
+        subtype,
+        ref_frames,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -419,7 +449,9 @@ class _Sink:
         gain = 1.0
         try:
             if ok and self.written < self.n_out:
-                shape = (self.n_out - self.written,) + (() if self.plan.out_channels == 1 else (self.plan.out_channels,))
+                shape = (self.n_out - self.written,) + (
+                    () if self.plan.out_channels == 1 else (self.plan.out_channels,)
+                )
                 self._write(np.zeros(shape, np.float32))
             self.writer.__exit__(None if ok else RuntimeError, None, None)
             if ok and self.two_pass:
@@ -458,8 +490,14 @@ def _progress(plan: _Plan):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=round(seconds, 1), unit="s", desc=plan.input.name, leave=False, disable=None,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+    return tqdm(
+        total=round(seconds, 1),
+        unit="s",
+        desc=plan.input.name,
+        leave=False,
+        disable=None,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]",
+    )
 
 
 def _engine_config(plan: _Plan, sep):
@@ -519,8 +557,9 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
     return np.pad(y, (0, max(0, n - len(y))))[:n]
 
 
-def _run_whole(plan: _Plan, sep, cfg, x: np.ndarray, refm: np.ndarray | None,
-               per_step: bool) -> tuple[np.ndarray, list[np.ndarray], list]:
+def _run_whole(
+    plan: _Plan, sep, cfg, x: np.ndarray, refm: np.ndarray | None, per_step: bool
+) -> tuple[np.ndarray, list[np.ndarray], list]:
     """All channels of ``x`` ((n,) or (n, ch)) → (output (n_out[, ch]) at the out rate, per-step
     estimates at the model rate averaged over channels, ratios per step)."""
     from streamsep.engine import Engine
@@ -534,10 +573,22 @@ def _run_whole(plan: _Plan, sep, cfg, x: np.ndarray, refm: np.ndarray | None,
     for xc in cols:
         xm = resample(xc, plan.in_rate, sr) if plan.in_rate != sr else np.asarray(xc, np.float32)
         if plan.search:
-            cands = o.candidates if o.candidates is not None else (9 if plan.policy in OFFLINE_POLICIES
-                                                                  else cfg.candidates)
-            res = refine_signal(sep, xm, cfg.steps, plan.policy, cands, refm, o.scope, o.block_ms, o.blend or "time",
-                                cfg.ratios, config=None if plan.policy != "oracle-block" else cfg)
+            cands = (
+                o.candidates if o.candidates is not None else (9 if plan.policy in OFFLINE_POLICIES else cfg.candidates)
+            )
+            res = refine_signal(
+                sep,
+                xm,
+                cfg.steps,
+                plan.policy,
+                cands,
+                refm,
+                o.scope,
+                o.block_ms,
+                o.blend or "time",
+                cfg.ratios,
+                config=None if plan.policy != "oracle-block" else cfg,
+            )
             per, final, ratios = res.estimates, res.estimates[-1], res.ratios
         elif plan.policy == "oracle-block":
             res = refine_signal(sep, xm, cfg.steps, plan.policy, cfg.candidates, refm, config=cfg)
@@ -569,8 +620,9 @@ def _write_whole(plan: _Plan, y: np.ndarray) -> tuple[float, int]:
     return gain, clipped
 
 
-def _metric_rows(estimates: list[np.ndarray], rate: int, ref: np.ndarray | None, which: tuple[str, ...],
-                 ratios: list) -> list[dict]:
+def _metric_rows(
+    estimates: list[np.ndarray], rate: int, ref: np.ndarray | None, which: tuple[str, ...], ratios: list
+) -> list[dict]:
     from streamsep.metrics import evaluate
 
     rows = []
@@ -600,8 +652,9 @@ def load_separator(config, model_path: str | None = None):
     return create(config.model, device=config.device, **kwargs)
 
 
-def enhance_file(input: str | os.PathLike, output: str | os.PathLike, config,
-                 options: FileOptions | None = None, *, separator=None) -> FileResult:
+def enhance_file(
+    input: str | os.PathLike, output: str | os.PathLike, config, options: FileOptions | None = None, *, separator=None
+) -> FileResult:
     """Denoise the audio file ``input`` into ``output`` with the engine configured by ``config``
     (an :class:`~streamsep.engine.EngineConfig`); see the module docstring for what is kept.
 
@@ -621,11 +674,31 @@ def enhance_file(input: str | os.PathLike, output: str | os.PathLike, config,
     if o.blend == "frame" and not getattr(sep, "frame_domain", False):
         raise FileJobError(f"blend 'frame' needs a frame-domain separator; {sep.name} is waveform")
     sr = sep.sample_rate
-    cands = o.candidates if o.candidates is not None else (9 if plan.policy in OFFLINE_POLICIES and plan.search
-                                                          else cfg.candidates)
-    result = FileResult(str(plan.input), str(plan.output), sep.name, cfg.steps, cands, plan.policy, plan.out_rate,
-                        plan.in_rate, sr, plan.out_channels, _out_frames(plan), plan.in_frames / plan.in_rate,
-                        plan.out_subtype, 0.0, 0.0, 0.0, stream=o.stream, engine_block=None if plan.search else cfg.block)
+    cands = (
+        o.candidates
+        if o.candidates is not None
+        else (9 if plan.policy in OFFLINE_POLICIES and plan.search else cfg.candidates)
+    )
+    result = FileResult(
+        str(plan.input),
+        str(plan.output),
+        sep.name,
+        cfg.steps,
+        cands,
+        plan.policy,
+        plan.out_rate,
+        plan.in_rate,
+        sr,
+        plan.out_channels,
+        _out_frames(plan),
+        plan.in_frames / plan.in_rate,
+        plan.out_subtype,
+        0.0,
+        0.0,
+        0.0,
+        stream=o.stream,
+        engine_block=None if plan.search else cfg.block,
+    )
     whole = plan.search or plan.policy == "oracle-block" or (bool(o.metrics) and not o.stream)
     refm = None
     t0 = time.perf_counter()
@@ -648,8 +721,10 @@ def enhance_file(input: str | os.PathLike, output: str | os.PathLike, config,
     result.gain_db = float(20 * np.log10(gain)) if gain != 1.0 else 0.0
     result.clipped_samples = clipped
     if gain != 1.0:
-        result.warnings.append(f"{plan.output}: output would clip as {plan.out_subtype}; scaled by "
-                               f"{result.gain_db:.2f} dB to a -0.1 dBFS peak (use a FLOAT subtype to keep the level)")
+        result.warnings.append(
+            f"{plan.output}: output would clip as {plan.out_subtype}; scaled by "
+            f"{result.gain_db:.2f} dB to a -0.1 dBFS peak (use a FLOAT subtype to keep the level)"
+        )
     if clipped:
         result.warnings.append(f"{plan.output}: {clipped} samples clipped at full scale ({plan.out_subtype})")
     if o.metrics and whole:
@@ -680,8 +755,10 @@ def describe(result: FileResult) -> str:
     ch = "mono" if result.channels == 1 else f"{result.channels} ch"
     how = f"streamed in {result.host_block}-sample blocks, " if result.stream else ""
     lat = f", latency {result.latency_ms:.1f} ms" if result.latency_ms is not None else ""
-    return (f"wrote {result.output} ({result.seconds:.2f} s, {ch}, {result.rate} Hz {result.subtype}, {how}"
-            f"{result.model}, K={result.steps}, policy {result.policy}{lat}, {result.compute_seconds:.2f} s compute)")
+    return (
+        f"wrote {result.output} ({result.seconds:.2f} s, {ch}, {result.rate} Hz {result.subtype}, {how}"
+        f"{result.model}, K={result.steps}, policy {result.policy}{lat}, {result.compute_seconds:.2f} s compute)"
+    )
 
 
 __all__ += ["AudioFileError", "describe", "is_integer_subtype", "load_separator"]

@@ -1,4 +1,5 @@
 """What a measurement ran on: CPU, cores, threads, library versions and a machine-speed probe."""
+
 from __future__ import annotations
 
 import os
@@ -35,9 +36,16 @@ def machine_info(threads: int, device: str) -> dict:
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "device": device,
-            "python_loop_ns": round(python_loop_ns(), 1)}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "device": device,
+        "python_loop_ns": round(python_loop_ns(), 1),
+    }
     if device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -10,6 +10,7 @@ Undefined cases return NaN instead of raising, so batch evaluation never dies ha
 SI-SDR of an all-zero (or constant) reference, PESQ when the pesq library finds no utterance,
 STOI when pystoi finds fewer than 30 non-silent frames.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -23,8 +24,7 @@ import numpy as np
 
 from streamsep.audio_io import align, resample
 
-__all__ = ["si_sdr", "pesq_wb", "stoi", "DNSMOS", "DNSMOSUnavailable", "dnsmos", "evaluate",
-           "METRICS"]
+__all__ = ["si_sdr", "pesq_wb", "stoi", "DNSMOS", "DNSMOSUnavailable", "dnsmos", "evaluate", "METRICS"]
 
 #: metric names accepted by :func:`evaluate`
 METRICS = ("si_sdr", "pesq", "stoi", "dnsmos")
@@ -164,8 +164,13 @@ class DNSMOS:
     POLY_SIG = (-0.08397278, 1.22083953, 0.0052439)
     POLY_BAK = (-0.13166888, 1.60915514, -0.39604546)
 
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1,
-                 reference_windows: bool = True, max_windows: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        threads: int = 1,
+        reference_windows: bool = True,
+        max_windows: int | None = None,
+    ) -> None:
         # resolve the file now, so a missing model fails at construction (DNSMOSUnavailable)
         self.model_path = Path(model_path) if model_path is not None else dnsmos_model_path()
         if not self.model_path.is_file():
@@ -190,8 +195,9 @@ class DNSMOS:
                     opts = ort.SessionOptions()
                     opts.intra_op_num_threads = self.threads
                     opts.inter_op_num_threads = 1
-                    self._session = ort.InferenceSession(str(path), sess_options=opts,
-                                                         providers=["CPUExecutionProvider"])
+                    self._session = ort.InferenceSession(
+                        str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+                    )
                     self._input = self._session.get_inputs()[0].name
         return self._session
 
@@ -208,9 +214,9 @@ class DNSMOS:
         out = []
         for idx in range(num_hops):
             if self.reference_windows:
-                seg = audio[int(idx * fs): int((idx + self.INPUT_LENGTH) * fs)]
+                seg = audio[int(idx * fs) : int((idx + self.INPUT_LENGTH) * fs)]
             else:
-                seg = audio[idx * fs: idx * fs + len_samples]
+                seg = audio[idx * fs : idx * fs + len_samples]
             if len(seg) < len_samples:
                 continue
             out.append(seg)
@@ -223,8 +229,9 @@ class DNSMOS:
         """Per-window scores: ``{"ovrl", "sig", "bak"}`` → float64 arrays, one value per window."""
         segs = self._windows(x, rate)
         sess = self.session
-        raw = np.array([sess.run(None, {self._input: s[np.newaxis, :]})[0][0] for s in segs],
-                       dtype=np.float64).reshape(-1, 3)
+        raw = np.array([sess.run(None, {self._input: s[np.newaxis, :]})[0][0] for s in segs], dtype=np.float64).reshape(
+            -1, 3
+        )
         sig_raw, bak_raw, ovr_raw = raw[:, 0], raw[:, 1], raw[:, 2]
         return {
             "ovrl": np.polyval(self.POLY_OVRL, ovr_raw),
@@ -262,8 +269,9 @@ def dnsmos(x: np.ndarray, rate: int, max_windows: int | None = None) -> dict[str
 # --------------------------------------------------------------------------------------------
 
 
-def evaluate(est: np.ndarray, rate: int, ref: np.ndarray | None = None,
-             which: Iterable[str] = METRICS) -> dict[str, float]:
+def evaluate(
+    est: np.ndarray, rate: int, ref: np.ndarray | None = None, which: Iterable[str] = METRICS
+) -> dict[str, float]:
     """Compute the metrics named in ``which`` for ``est`` (and ``ref``, same rate, if given).
 
     Keys: ``si_sdr``, ``pesq``, ``stoi`` (only with a reference), ``dnsmos_ovrl``, ``dnsmos_sig``,

@@ -14,6 +14,7 @@ Every resolved file is checked against the card's sha256; the result is remember
 with :mod:`urllib` (``https://`` or ``file://``) to a temporary file, checks the digest and renames
 it into place atomically, so a failed or corrupted download leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,6 +39,7 @@ class Card(Protocol):
 
     name: str
     files: tuple[FileSpec, ...]
+
 
 ENV_MODEL_DIR = "STREAMSEP_MODEL_DIR"
 _CHUNK = 1 << 16
@@ -113,8 +115,10 @@ def resolve(card: Card, model_path: str | os.PathLike | None = None, check: bool
         hit = next((p for p in tried if p.is_file()), None)
         if hit is None:
             where = ", ".join(str(p) for p in tried)
-            raise ModelFileError(f"model file {entry.name} for '{card.name}' not found (looked in {where}); "
-                                 f"run `streamsep models pull {card.name}`")
+            raise ModelFileError(
+                f"model file {entry.name} for '{card.name}' not found (looked in {where}); "
+                f"run `streamsep models pull {card.name}`"
+            )
         found[entry.name] = verify(hit, entry.sha256, card.name) if check else hit
     return found
 
@@ -144,8 +148,9 @@ def _download(url: str, dest: Path, sha256: str, progress: bool) -> None:
                     bar.close()
         got = h.hexdigest()
         if got != sha256.lower():
-            raise ModelFileError(f"download of {url} has sha256 {got[:12]}…, the card expects {sha256[:12]}…; "
-                                 f"nothing was saved")
+            raise ModelFileError(
+                f"download of {url} has sha256 {got[:12]}…, the card expects {sha256[:12]}…; nothing was saved"
+            )
         os.replace(tmp, dest)
     except ModelFileError:
         tmp.unlink(missing_ok=True)

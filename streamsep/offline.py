@@ -15,6 +15,7 @@ streaming engine blends there, which is what makes K steps free of extra latency
 The engine policies (``heuristic``, ``proxy``) run through :meth:`Engine.run_offline` instead —
 see :func:`refine_signal`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ def run_separator(sep: Separator, x: np.ndarray, batch: int = 1) -> np.ndarray:
     xp = np.zeros((B, total), np.float32)
     xp[:, :n] = x
     y, _ = sep.process(xp, sep.new_state(B))
-    return y[:, sep.latency:sep.latency + n]
+    return y[:, sep.latency : sep.latency + n]
 
 
 class _FrameRunner:
@@ -73,7 +74,7 @@ class _FrameRunner:
         y, _ = self.sep.synthesize(Y, self.sep.stft.new_synthesis_state(Y.shape[0]))
         # steps were realigned in step(): the separator's latency less its step lag
         L = self.sep.latency - int(getattr(self.sep, "step_delay", 0) or 0) * self.sep.hop
-        return y[:, L:L + self.n].cpu().numpy()
+        return y[:, L : L + self.n].cpu().numpy()
 
 
 def _metric_fn(policy: str, rate: int, reference: np.ndarray | None):
@@ -93,7 +94,7 @@ def _stitch(cands: np.ndarray, choice: np.ndarray, block: int, fade: int) -> np.
     C, n = cands.shape
     weights = np.zeros((C, n), np.float32)
     for b, c in enumerate(choice):
-        weights[c, b * block:(b + 1) * block] = 1.0
+        weights[c, b * block : (b + 1) * block] = 1.0
     if fade > 1:
         kernel = np.ones(fade, np.float32) / fade
         weights = np.stack([np.convolve(w, kernel, mode="same") for w in weights])
@@ -101,9 +102,18 @@ def _stitch(cands: np.ndarray, choice: np.ndarray, block: int, fade: int) -> np.
     return (weights * cands).sum(axis=0)
 
 
-def refine_search(sep: Separator, x: np.ndarray, steps: int, policy: str, candidates: int = 9,
-                  reference: np.ndarray | None = None, scope: str = "utterance", block_ms: float = 200.0,
-                  blend: str = "time", ratios: list[float] | None = None) -> RefineResult:
+def refine_search(
+    sep: Separator,
+    x: np.ndarray,
+    steps: int,
+    policy: str,
+    candidates: int = 9,
+    reference: np.ndarray | None = None,
+    scope: str = "utterance",
+    block_ms: float = 200.0,
+    blend: str = "time",
+    ratios: list[float] | None = None,
+) -> RefineResult:
     """The offline refiner with oracle/blind metric selection or a fixed schedule (see module doc).
 
     ``x`` and ``reference`` are at the separator's rate and of equal length.
@@ -156,7 +166,7 @@ def refine_search(sep: Separator, x: np.ndarray, steps: int, policy: str, candid
             if best < len(grid):
                 y = cands[best]
                 if fr is not None:
-                    Y = Yc[best:best + 1]
+                    Y = Yc[best : best + 1]
                 result.ratios.append(float(grid[best]))
             else:
                 result.ratios.append(float("nan"))
@@ -183,10 +193,19 @@ def refine_search(sep: Separator, x: np.ndarray, steps: int, policy: str, candid
     return result
 
 
-def refine_signal(sep: Separator, x: np.ndarray, steps: int, policy: str, candidates: int = 9,
-                  reference: np.ndarray | None = None, scope: str = "utterance", block_ms: float = 200.0,
-                  blend: str = "time", ratios: list[float] | None = None,
-                  config: EngineConfig | None = None) -> RefineResult:
+def refine_signal(
+    sep: Separator,
+    x: np.ndarray,
+    steps: int,
+    policy: str,
+    candidates: int = 9,
+    reference: np.ndarray | None = None,
+    scope: str = "utterance",
+    block_ms: float = 200.0,
+    blend: str = "time",
+    ratios: list[float] | None = None,
+    config: EngineConfig | None = None,
+) -> RefineResult:
     """Dispatch: metric policies → :func:`refine_search`; engine policies → the engine offline.
 
     For engine policies (``heuristic``, ``proxy``, and ``fixed`` when ``config`` is given) the
@@ -198,8 +217,14 @@ def refine_signal(sep: Separator, x: np.ndarray, steps: int, policy: str, candid
         return refine_search(sep, x, steps, policy, candidates, reference, scope, block_ms, blend, ratios)
     if policy == "oracle-block" and reference is None:
         raise PolicyError("policy oracle-block needs a clean reference (--reference)")
-    cfg = config or EngineConfig(model=sep.name, steps=steps, candidates=candidates, policy=policy,
-                                 ratios=ratios, block=int(round(block_ms * 1e-3 * sep.sample_rate / sep.hop)) * sep.hop)
+    cfg = config or EngineConfig(
+        model=sep.name,
+        steps=steps,
+        candidates=candidates,
+        policy=policy,
+        ratios=ratios,
+        block=int(round(block_ms * 1e-3 * sep.sample_rate / sep.hop)) * sep.hop,
+    )
     eng = Engine(cfg, separator=sep)
     final, per, diag = eng.run_offline(x, reference=reference if policy == "oracle-block" else None, per_step=True)
     rec_ratios: list = [None] + [list(map(float, r)) for r in diag["ratios"][: len(per) - 1]]

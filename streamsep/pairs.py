@@ -1,4 +1,5 @@
 """Clean/noisy pairs of a data set directory (``clean/`` and ``noisy/`` subdirectories)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -11,6 +11,7 @@ Scores work on complex STFT frames of shape (B, T, F) (``T`` frames of one decis
 waveform separators the engine hands over a short-time spectrum of each block, so one code path
 serves both.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,7 +38,7 @@ class PolicyError(ValueError):
 
 def power(frames: torch.Tensor) -> torch.Tensor:
     """|frames|² as a real tensor."""
-    return frames.real ** 2 + frames.imag ** 2
+    return frames.real**2 + frames.imag**2
 
 
 def frame_power(frames: torch.Tensor) -> np.ndarray:
@@ -75,8 +76,8 @@ def spread(grid: tuple[float, ...], count: int) -> np.ndarray:
 class Choice:
     """What a policy decided for one block and step."""
 
-    index: int          # candidate index, or KEEP
-    ratio: float        # the ratio of the survivor (nan when KEEP)
+    index: int  # candidate index, or KEEP
+    ratio: float  # the ratio of the survivor (nan when KEEP)
     scores: np.ndarray | None = None  # per-candidate scores (KEEP score last), for diagnostics
 
 
@@ -91,8 +92,15 @@ class Policy(ABC):
     def ratios(self, k: int, candidates: int, X: torch.Tensor, Yprev: torch.Tensor) -> np.ndarray:
         """Candidate ratios for step ``k`` (1-based) of one block: shape (C,) or (C, T) per frame."""
 
-    def choose(self, k: int, X: torch.Tensor, Yprev: torch.Tensor, Ycand: torch.Tensor,
-               ratios: np.ndarray, ctx: dict | None = None) -> Choice:
+    def choose(
+        self,
+        k: int,
+        X: torch.Tensor,
+        Yprev: torch.Tensor,
+        Ycand: torch.Tensor,
+        ratios: np.ndarray,
+        ctx: dict | None = None,
+    ) -> Choice:
         """Pick the survivor among ``Ycand`` (C, T, F) or KEEP.  Non-searching policies take 0."""
         return Choice(0, float(np.mean(ratios[0])))
 
@@ -240,15 +248,34 @@ def calibrated_basis(f: np.ndarray) -> np.ndarray:
     """The regression basis of the calibrated proxy from :func:`candidate_features` rows (…, 9)."""
     k, r, snr, er, nr, spc, ld, sf, lvl = (f[..., i] for i in range(9))
     snr = np.clip(snr, -40.0, 40.0)
-    return np.stack([np.ones_like(r), r, r * r, snr / 10, r * snr / 10, er, nr, spc, ld, sf, sf * r,
-                     (k == 1).astype(float), er * sf, spc * sf, np.clip(lvl, -100.0, 0.0) / 10], axis=-1)
+    return np.stack(
+        [
+            np.ones_like(r),
+            r,
+            r * r,
+            snr / 10,
+            r * snr / 10,
+            er,
+            nr,
+            spc,
+            ld,
+            sf,
+            sf * r,
+            (k == 1).astype(float),
+            er * sf,
+            spc * sf,
+            np.clip(lvl, -100.0, 0.0) / 10,
+        ],
+        axis=-1,
+    )
 
 
 #: Ridge weights predicting the block-SDR gain (dB) of a candidate over keeping the previous
 #: estimate.  Fitted with ``scripts/fit_proxy.py`` on NSNet2 / NOIZEUS (32 files, 3 steps, 9 ratios,
 #: 200 ms blocks); validated on the held-out leventure set (docs/PROXIES.md).
-CALIBRATED_WEIGHTS = np.array([-1.098, 0.674, 0.424, -0.283, 0.326, -0.311, 0.266, 0.243, 0.031, 2.473,
-                               -2.05, 0.224, 0.762, 3.724, -0.124])
+CALIBRATED_WEIGHTS = np.array(
+    [-1.098, 0.674, 0.424, -0.283, 0.326, -0.311, 0.266, 0.243, 0.031, 2.473, -2.05, 0.224, 0.762, 3.724, -0.124]
+)
 
 
 def score_calibrated(X, Yprev, Ycand, ctx=None, k: int = 1, ratios=None) -> np.ndarray:
@@ -307,8 +334,9 @@ class ProxyPolicy(Policy):
     name = "proxy"
     searches = True
 
-    def __init__(self, proxy: str = "noise-gated", margin: float | None = None,
-                 grid: tuple[float, ...] = DEFAULT_GRID) -> None:
+    def __init__(
+        self, proxy: str = "noise-gated", margin: float | None = None, grid: tuple[float, ...] = DEFAULT_GRID
+    ) -> None:
         if proxy not in PROXIES:
             raise PolicyError(f"unknown proxy '{proxy}' (known: {', '.join(PROXIES)})")
         if proxy == "floor-match":
@@ -369,10 +397,21 @@ class FloorMatchPolicy(ProxyPolicy):
     engine makes a new policy when the configuration changes).
     """
 
-    def __init__(self, gate_db: float = -25.0, transient_db: float | None = 12.0, mix_db: float | None = None,
-                 excess_db: float = 3.0, under_db: float = 1.0, margin: float = 4.0, history_s: float = 3.0,
-                 transient_s: float = 0.2, quiet_s: float = 0.2, warmup_s: float = 1.0, quantile: float = 0.1,
-                 grid: tuple[float, ...] = DEFAULT_GRID) -> None:
+    def __init__(
+        self,
+        gate_db: float = -25.0,
+        transient_db: float | None = 12.0,
+        mix_db: float | None = None,
+        excess_db: float = 3.0,
+        under_db: float = 1.0,
+        margin: float = 4.0,
+        history_s: float = 3.0,
+        transient_s: float = 0.2,
+        quiet_s: float = 0.2,
+        warmup_s: float = 1.0,
+        quantile: float = 0.1,
+        grid: tuple[float, ...] = DEFAULT_GRID,
+    ) -> None:
         self.proxy, self.margin, self.grid = "floor-match", float(margin), tuple(grid)
         self.score = score_floor_match
         self.gate_db, self.transient_db, self.mix_db = gate_db, transient_db, mix_db
@@ -387,11 +426,11 @@ class FloorMatchPolicy(ProxyPolicy):
         self.block_s = max(1e-4, float(block_s))
 
     def reset(self) -> None:
-        self._mix: dict[int, list[float]] = {}   # mixture block level (dB), every block
+        self._mix: dict[int, list[float]] = {}  # mixture block level (dB), every block
         self._mixf: dict[int, list[float]] = {}  # mixture frame levels (dB), the last transient_s
-        self._res: dict[int, list[float]] = {}   # previous estimate's level (dB), gated blocks
-        self._quiet: dict[int, float] = {}       # seconds the previous estimate has been gated
-        self._pending: dict[int, tuple] = {}     # per step: a precheck's result awaiting choose
+        self._res: dict[int, list[float]] = {}  # previous estimate's level (dB), gated blocks
+        self._quiet: dict[int, float] = {}  # seconds the previous estimate has been gated
+        self._pending: dict[int, tuple] = {}  # per step: a precheck's result awaiting choose
 
     def _push(self, hist: dict, k: int, v: float) -> float:
         """Append ``v`` to step ``k``'s history and return its low quantile."""
@@ -476,7 +515,6 @@ class OracleBlock(ProxyPolicy):
     def __init__(self, grid: tuple[float, ...] = DEFAULT_GRID) -> None:
         self.proxy, self.margin, self.grid = "oracle", 0.0, tuple(grid)
         self.score = score_oracle_sdr
-
 
 
 def proxy_policy(proxy: str, margin: float | None = None) -> ProxyPolicy:

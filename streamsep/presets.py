@@ -5,6 +5,7 @@ and are also installed inside the package; users pass a name or a path with ``--
 Validation is strict: an unknown key, a wrong type or an out-of-range value raises
 :class:`PresetError` naming the file and the key.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,7 @@ def user_preset_dir() -> Path:
     """Where users' own presets live (``streamsep tune --save-preset NAME`` writes there)."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "streamsep" / "presets"
+
 
 _TYPES = CONFIG_TYPES
 
@@ -69,8 +71,9 @@ def config_from_dict(data: dict, source: str = "preset", base: EngineConfig | No
         if isinstance(val, bool) and bool not in types:
             raise PresetError(f"{source}: key '{key}' has the wrong type (bool)")
         if not isinstance(val, types):
-            raise PresetError(f"{source}: key '{key}' must be {' or '.join(t.__name__ for t in types)}, "
-                              f"got {type(val).__name__}")
+            raise PresetError(
+                f"{source}: key '{key}' must be {' or '.join(t.__name__ for t in types)}, got {type(val).__name__}"
+            )
         if key == "ratios" and not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in val):
             raise PresetError(f"{source}: key 'ratios' must be a list of numbers")
         values[key] = float(val) if key in ("mix", "atten_db") else val

@@ -8,6 +8,7 @@ change (oracle-block dB) its choice would have given against keep-previous.
 
 ``streamsep proxies DIR`` runs it on a clean/noisy pair directory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,12 @@ class Tally:
     gain_db: list = field(default_factory=list)  # oracle score of its pick − oracle score of keep
 
     def row(self) -> dict:
-        return {"agreement": self.agree / max(1, self.total), "keep_rate": self.keeps / max(1, self.total),
-                "mean_gain_db": float(np.mean(self.gain_db)) if self.gain_db else 0.0, "decisions": self.total}
+        return {
+            "agreement": self.agree / max(1, self.total),
+            "keep_rate": self.keeps / max(1, self.total),
+            "mean_gain_db": float(np.mean(self.gain_db)) if self.gain_db else 0.0,
+            "decisions": self.total,
+        }
 
 
 class AgreementPolicy(OracleBlock):
@@ -58,8 +63,14 @@ class AgreementPolicy(OracleBlock):
         return Choice(oracle_idx, float("nan") if oracle_idx == KEEP else float(ratios[oracle_idx]), o)
 
 
-def measure(pairs: list[tuple[np.ndarray, np.ndarray]], sep, steps: int = 3, candidates: int = 9,
-            block: int | None = None, margins: dict[str, float] | None = None) -> dict:
+def measure(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    sep,
+    steps: int = 3,
+    candidates: int = 9,
+    block: int | None = None,
+    margins: dict[str, float] | None = None,
+) -> dict:
     """Agreement of each proxy with the oracle over (noisy, clean) pairs at the separator's rate."""
     margins = margins or {}
     proxies = {name: proxy_policy(name, margin=margins.get(name)) for name in PROXIES}
@@ -72,8 +83,9 @@ def measure(pairs: list[tuple[np.ndarray, np.ndarray]], sep, steps: int = 3, can
 def _follow_oracle(pol: OracleBlock, pairs, sep, steps: int, candidates: int, block: int | None) -> None:
     """Run every pair through the engine with ``pol`` (an oracle-following recorder) as its policy."""
     for x, s in pairs:
-        cfg = EngineConfig(model=sep.name, steps=steps, candidates=candidates, policy="oracle-block",
-                           block=block or sep.hop * 20)
+        cfg = EngineConfig(
+            model=sep.name, steps=steps, candidates=candidates, policy="oracle-block", block=block or sep.hop * 20
+        )
         eng = Engine(cfg, separator=sep)
         eng.policy = pol
         for p in getattr(pol, "proxies", {}).values():  # stateful proxies start afresh per file

@@ -14,6 +14,7 @@ adds ``latency`` samples.
 Used by :mod:`streamsep.engine` (streaming and whole-file) — the same code on both paths is what
 makes streamed output equal offline output.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class FrameDelay:
         if self.buf is None:
             self.buf = torch.zeros(X.shape[0], self.delay, *X.shape[2:], dtype=X.dtype, device=X.device)
         joined = torch.cat([self.buf, X], dim=1)
-        self.buf = joined[:, joined.shape[1] - self.delay:]
+        self.buf = joined[:, joined.shape[1] - self.delay :]
         return joined[:, : X.shape[1]]
 
 
@@ -56,7 +57,7 @@ class DelayLine:
         if self.delay == 0:
             return x
         joined = np.concatenate([self.buf, x])
-        self.buf = joined[len(x):].copy()
+        self.buf = joined[len(x) :].copy()
         return joined[: len(x)]
 
 
@@ -183,9 +184,16 @@ class StepChains:
     def _scoring_view(self, t: torch.Tensor) -> torch.Tensor:
         return t if self.frame else block_spectra(t)
 
-    def run(self, X: torch.Tensor, steps: int, candidates: int, policy: Policy,
-            ctx: dict | None = None, record: StepRecord | None = None,
-            keep_steps: list | None = None) -> torch.Tensor:
+    def run(
+        self,
+        X: torch.Tensor,
+        steps: int,
+        candidates: int,
+        policy: Policy,
+        ctx: dict | None = None,
+        record: StepRecord | None = None,
+        keep_steps: list | None = None,
+    ) -> torch.Tensor:
         """Refine one chunk.
 
         ``X``: frame domain: complex (1, T, F) with T a multiple of ``block_frames``; waveform: float
@@ -215,7 +223,7 @@ class StepChains:
         if X.device.type == "cpu" and X.shape[0] == 1 and X.shape[-1] > 1:
             # a unit is all zero only if every element is: one nonzero element per unit (bin 1 of
             # its first frame; exactly zero only in silence) rules it out at the cost of one read
-            if Xr.numpy()[0, ::self.block_frames, 1, 0].all():
+            if Xr.numpy()[0, :: self.block_frames, 1, 0].all():
                 return None
         nz = Xr.reshape(n_units, -1).any(dim=1)
         if bool(nz.all()):
@@ -275,7 +283,7 @@ class StepChains:
             self._check(k)
             if self.fast:  # blend X(t) with step k−1's gains G = Y(t)/X(t−d) applied to X(t)
                 Xs = self.score_delays[k](X)
-                G = Y * Xs.conj() / (Xs.real ** 2 + Xs.imag ** 2 + 1e-20)
+                G = Y * Xs.conj() / (Xs.real**2 + Xs.imag**2 + 1e-20)
                 G = G / G.abs().clamp_min(1.0)  # |G| ≤ 1: never amplify where X(t−d) was near zero
                 Xk, Pk, Y = X, Y, G * X
             elif self.frame and self.delay:
@@ -302,8 +310,9 @@ class StepChains:
                 self.mix_delays[k](X)
                 self.score_delays[k](X)
                 self.keep_delays[k](torch.zeros_like(X))
-            padded = [self.out_delays[k](outs[k] if k <= steps else torch.zeros_like(X))
-                      for k in range(self.max_steps + 1)]
+            padded = [
+                self.out_delays[k](outs[k] if k <= steps else torch.zeros_like(X)) for k in range(self.max_steps + 1)
+            ]
             return padded[steps]
         # keep the unused delay lines flowing so a re-enabled step is aligned
         if not self.frame:
@@ -349,7 +358,7 @@ class StepChains:
                 # KEEP (row i of the full batch, the same arithmetic), so the chain advances on the
                 # same input as if all C had run
                 i = _keep_survivor(choice, C)
-                _, self.states[k] = self._run(_blend(rat[i: i + 1], Xb, Pb), self.states[k], k)
+                _, self.states[k] = self._run(_blend(rat[i : i + 1], Xb, Pb), self.states[k], k)
                 Yb = Kb
             else:
                 st = self.sep.fork(self.states[k], C)
@@ -373,7 +382,7 @@ class StepChains:
                     Yb = Kb
                 else:
                     self.states[k] = self.sep.select(st, [choice.index])
-                    Yb = Yc[choice.index: choice.index + 1]
+                    Yb = Yc[choice.index : choice.index + 1]
                 if not self.frame:
                     Yb = self._crossfade(k, Yb, Yc, Kb, choice.index)
             self.prev_choice[k] = choice.index
@@ -389,7 +398,7 @@ class StepChains:
         prev = self.prev_choice[k]
         if prev == index:
             return Yb
-        old = Pb if prev == KEEP or prev >= Yc.shape[0] else Yc[prev: prev + 1]
+        old = Pb if prev == KEEP or prev >= Yc.shape[0] else Yc[prev : prev + 1]
         n = min(CROSSFADE, Yb.shape[-1])
         ramp = torch.linspace(0.0, 1.0, n + 2, device=Yb.device)[1:-1]
         Yb = Yb.clone()

@@ -1,4 +1,5 @@
 """Reports of measurements: atomic JSON files, JSON-safe numbers, per-step metric rows."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,9 @@ def clean_float(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def step_metrics(estimates: list[np.ndarray], rate: int, reference: np.ndarray | None,
-                 which: tuple[str, ...]) -> list[dict]:
+def step_metrics(
+    estimates: list[np.ndarray], rate: int, reference: np.ndarray | None, which: tuple[str, ...]
+) -> list[dict]:
     """One row of metrics (``which``: si_sdr, pesq, stoi, dnsmos) per estimate, NaN as None."""
     from streamsep.metrics import evaluate
 

@@ -41,8 +41,9 @@ def integer_ratio(a: int, b: int) -> int:
     return hi // lo if lo > 0 and hi != lo and hi % lo == 0 else 0
 
 
-def fir_design(ratio: int, half: int = FIR_HALF, atten_db: float = FIR_ATTEN_DB,
-               passband: float = FIR_PASSBAND) -> np.ndarray:
+def fir_design(
+    ratio: int, half: int = FIR_HALF, atten_db: float = FIR_ATTEN_DB, passband: float = FIR_PASSBAND
+) -> np.ndarray:
     """Linear-phase low-pass taps at the higher rate for conversion by ``ratio`` (float64, DC gain 1).
 
     Length ``2·half·ratio + 1`` (odd, symmetric), centre tap ``half·ratio``.  The cut-off lies half
@@ -96,12 +97,12 @@ class PolyphaseFIR:
             k0 = -(-t // m)
             k1 = -(-(t + n) // m)
             self.t = t + n
-            self.hist = buf[len(buf) - len(self.hist):]
+            self.hist = buf[len(buf) - len(self.hist) :]
             if k1 <= k0:
                 return np.zeros(0, np.float32)
             w = np.lib.stride_tricks.sliding_window_view(buf, len(self.h))
-            return w[k0 * m - t::m][: k1 - k0] @ self.h
-        self.hist = buf[len(buf) - len(self.hist):]
+            return w[k0 * m - t :: m][: k1 - k0] @ self.h
+        self.hist = buf[len(buf) - len(self.hist) :]
         if not len(x):
             return np.zeros(0, np.float32)
         w = np.lib.stride_tricks.sliding_window_view(buf, self.g.shape[0])
@@ -171,8 +172,13 @@ def soxr_prefill(rate: int, model_rate: int, block: int, host_block: int, qualit
     return int(worst + host_block)
 
 
-def fir_response(ratio: int, half: int = FIR_HALF, atten_db: float = FIR_ATTEN_DB,
-                 passband: float = FIR_PASSBAND, n_fft: int = 1 << 16) -> dict:
+def fir_response(
+    ratio: int,
+    half: int = FIR_HALF,
+    atten_db: float = FIR_ATTEN_DB,
+    passband: float = FIR_PASSBAND,
+    n_fft: int = 1 << 16,
+) -> dict:
     """Measured figures of the FIR design: passband ripple (peak-to-peak dB up to ``passband`` ×
     the lower Nyquist), worst stopband gain (dB, from the lower Nyquist up: aliasing/imaging
     rejection), taps and group delay (samples of the lower rate)."""
@@ -181,8 +187,12 @@ def fir_response(ratio: int, half: int = FIR_HALF, atten_db: float = FIR_ATTEN_D
     f = np.arange(len(H)) / n_fft * ratio  # in units of the lower rate (0.5 = its Nyquist)
     pb = H[f <= 0.5 * passband]
     sb = H[f >= 0.5]
-    return {"taps": len(h), "delay_low": half, "ripple_db": float(20 * np.log10(pb.max() / pb.min())),
-            "stopband_db": float(20 * np.log10(sb.max()))}
+    return {
+        "taps": len(h),
+        "delay_low": half,
+        "ripple_db": float(20 * np.log10(pb.max() / pb.min())),
+        "stopband_db": float(20 * np.log10(sb.max())),
+    }
 
 
 @dataclass

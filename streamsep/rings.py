@@ -25,6 +25,7 @@ as well as on x86-64; aligned 8-byte loads and stores are atomic on both.  No lo
 Header layout (:data:`HDR_SIZE` int64 slots) for the live host, see :func:`new_header` and
 :func:`audio_callback_core`.  Units: indices and lengths in samples.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -70,6 +71,7 @@ def acquire_fence() -> None:
 @intrinsic
 def _as_f32_ptr(typingctx, addr):
     """An int64 address or a void pointer as ``float32*``."""
+
     def codegen(context, builder, signature, args):
         ty = context.get_value_type(types.CPointer(types.float32))
         if isinstance(addr, types.Integer):
@@ -82,6 +84,7 @@ def _as_f32_ptr(typingctx, addr):
 @intrinsic
 def _as_i64_ptr(typingctx, addr):
     """A void pointer as ``int64*``."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(types.CPointer(types.int64)))
 
@@ -151,9 +154,9 @@ class SampleRing:
         n = x.shape[0]
         s = start & self.mask
         first = min(n, self.capacity - s)
-        np.copyto(self.buf[s:s + first], x[:first])
+        np.copyto(self.buf[s : s + first], x[:first])
         if first < n:
-            np.copyto(self.buf[:n - first], x[first:])
+            np.copyto(self.buf[: n - first], x[first:])
 
     def write(self, x: np.ndarray) -> int:
         """Append as many samples of ``x`` as fit without overwriting unread ones; returns the count."""
@@ -169,7 +172,7 @@ class SampleRing:
         """Append all of ``x``, overwriting the oldest samples if needed (history rings)."""
         w, n = self.written, x.shape[0]
         if n > self.capacity:
-            self._store(w + n - self.capacity, x[n - self.capacity:])
+            self._store(w + n - self.capacity, x[n - self.capacity :])
         else:
             self._store(w, x)
         self.written = w + n
@@ -195,9 +198,9 @@ class SampleRing:
         n = out.shape[0]
         s = start & self.mask
         first = min(n, self.capacity - s)
-        np.copyto(out[:first], self.buf[s:s + first])
+        np.copyto(out[:first], self.buf[s : s + first])
         if first < n:
-            np.copyto(out[first:], self.buf[:n - first])
+            np.copyto(out[first:], self.buf[: n - first])
 
     def read_into(self, out: np.ndarray) -> int:
         """Copy the next ``min(len(out), available)`` samples into ``out`` and consume them."""
@@ -248,36 +251,36 @@ class SampleRing:
 
 # -- the live host's shared header and the audio callback -------------------------------------------
 # ring counters (pairs: written, read)
-IN_W, IN_R = 0, 1          # input ring: callback produces, worker consumes
-OUT_W, OUT_R = 2, 3        # output ring: worker produces, callback consumes
-PLAY_W, PLAY_R = 4, 5      # played-audio history: callback produces (monitor reads the tail)
+IN_W, IN_R = 0, 1  # input ring: callback produces, worker consumes
+OUT_W, OUT_R = 2, 3  # output ring: worker produces, callback consumes
+PLAY_W, PLAY_R = 4, 5  # played-audio history: callback produces (monitor reads the tail)
 # scalars written by the host (read by the callback)
-LATENCY = 6                # total latency T in samples: a fallback sample at output o is input o − T
-MODE = 7                   # 0 duplex, 1 capture only (output discarded), 2 file input (no capture)
-OUT_CH = 8                 # interleaved output channels (the mono signal goes to every channel)
-IN_CH = 9                  # interleaved input channels (channel 0 is used)
-LOOP = 10                  # file input loops (1) or ends in silence (0)
+LATENCY = 6  # total latency T in samples: a fallback sample at output o is input o − T
+MODE = 7  # 0 duplex, 1 capture only (output discarded), 2 file input (no capture)
+OUT_CH = 8  # interleaved output channels (the mono signal goes to every channel)
+IN_CH = 9  # interleaved input channels (channel 0 is used)
+LOOP = 10  # file input loops (1) or ends in silence (0)
 # counters written by the callback (read by anyone)
-XRUNS = 11                 # callbacks with an over/underflow status flag
+XRUNS = 11  # callbacks with an over/underflow status flag
 IN_OVERFLOWS = 12
 OUT_UNDERFLOWS = 13
-FALLBACK_SAMPLES = 14      # output samples the worker had not produced in time (dry was played)
+FALLBACK_SAMPLES = 14  # output samples the worker had not produced in time (dry was played)
 FALLBACK_CALLBACKS = 15
 CALLBACKS = 16
 FILE_POS = 17
 FILE_DONE = 18
-MAX_FRAMES = 19            # largest period seen
+MAX_FRAMES = 19  # largest period seen
 # buffers: address and capacity (power of two) / length
 IN_BUF, IN_CAP = 20, 21
 OUT_BUF, OUT_CAP = 22, 23
 PLAY_BUF, PLAY_CAP = 24, 25
 FILE_BUF, FILE_LEN = 26, 27
-STOP = 28                  # set to 1 to end :func:`run_clock`
+STOP = 28  # set to 1 to end :func:`run_clock`
 HDR_SIZE = 32
 
 MODE_DUPLEX, MODE_CAPTURE, MODE_FILE = 0, 1, 2
 #: PortAudio status bits that are xruns (priming output is not)
-XRUN_FLAGS = 0x1 | 0x2 | 0x4 | 0x8   # input underflow, input overflow, output underflow, output overflow
+XRUN_FLAGS = 0x1 | 0x2 | 0x4 | 0x8  # input underflow, input overflow, output underflow, output overflow
 
 
 def new_header() -> np.ndarray:
@@ -397,10 +400,10 @@ def callback_address(capture_only: bool = False) -> int:
 # -- a GIL-free clock for running without any audio device (file in, no playback) -------------------
 _libc = ctypes.CDLL(None)
 _clock_gettime = _libc.clock_gettime
-_clock_gettime.argtypes = [ctypes.c_int, ctypes.c_ssize_t]   # (clockid, struct timespec*)
+_clock_gettime.argtypes = [ctypes.c_int, ctypes.c_ssize_t]  # (clockid, struct timespec*)
 _clock_gettime.restype = ctypes.c_int
 _nanosleep = _libc.nanosleep
-_nanosleep.argtypes = [ctypes.c_ssize_t, ctypes.c_ssize_t]    # (const timespec*, timespec*)
+_nanosleep.argtypes = [ctypes.c_ssize_t, ctypes.c_ssize_t]  # (const timespec*, timespec*)
 _nanosleep.restype = ctypes.c_int
 _CLOCK_MONOTONIC = 1
 

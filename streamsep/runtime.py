@@ -1,4 +1,5 @@
 """Run-time set-up shared by the commands: CPU threads and the configured separator."""
+
 from __future__ import annotations
 
 import os
@@ -23,5 +24,7 @@ def make_separator(cfg, model_path: str | None = None):
     kwargs = {"model_path": model_path} if model_path else {}
     sep = create(cfg.model, device=cfg.device, **kwargs)
     if cfg.block and cfg.block % sep.hop:
-        raise ValueError(f"--engine-block/block: {cfg.block} samples is not a multiple of the {sep.name} hop ({sep.hop})")
+        raise ValueError(
+            f"--engine-block/block: {cfg.block} samples is not a multiple of the {sep.name} hop ({sep.hop})"
+        )
     return sep

@@ -1,5 +1,6 @@
 """Batched stream state: :class:`TensorState` holds the carried tensors of a batch of streams
 (separator recurrences, STFT overlap buffers) and can fork and select streams."""
+
 from __future__ import annotations
 
 import math

@@ -7,6 +7,7 @@ feeding it in one piece, which is what makes streaming/offline parity hold by co
 Latency of analysis + synthesis: ``win_length − hop`` samples.  The synthesis window is normalised
 so that analysis·synthesis windows overlap-add to exactly 1 (perfect reconstruction).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ def sqrt_hann(win_length: int) -> np.ndarray:
 def synthesis_window(analysis: np.ndarray, hop: int) -> np.ndarray:
     """The synthesis window that makes ``analysis·synthesis`` overlap-add to one at ``hop``."""
     win = len(analysis)
-    sq = analysis ** 2
+    sq = analysis**2
     denom = np.zeros(win)
     for k in range(-(win // hop) - 1, win // hop + 2):
         idx = np.arange(win) + k * hop
@@ -38,8 +39,14 @@ def synthesis_window(analysis: np.ndarray, hop: int) -> np.ndarray:
 class StreamingSTFT:
     """Batched streaming STFT with ``n_fft``-point FFT, ``win_length`` window and ``hop``."""
 
-    def __init__(self, n_fft: int, win_length: int, hop: int, window: np.ndarray | None = None,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        n_fft: int,
+        win_length: int,
+        hop: int,
+        window: np.ndarray | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
         if win_length > n_fft:
             raise ValueError(f"win_length {win_length} > n_fft {n_fft}")
         if hop > win_length:
@@ -89,7 +96,7 @@ class StreamingSTFT:
         buf = torch.cat([state.tensors[0], x.to(self.device, torch.float32)], dim=-1)
         frames = buf.unfold(-1, self.win_length, self.hop) * self.ana_window  # (B, n, win)
         spec = torch.fft.rfft(frames, n=self.n_fft, dim=-1)
-        new = buf[:, buf.shape[-1] - self.overlap:] if self.overlap else buf[:, :0]
+        new = buf[:, buf.shape[-1] - self.overlap :] if self.overlap else buf[:, :0]
         return spec, TensorState([new.contiguous()], [0])
 
     def synthesize(self, spec: torch.Tensor, state: TensorState) -> tuple[torch.Tensor, TensorState]:
@@ -106,10 +113,11 @@ class StreamingSTFT:
             return torch.from_numpy(out.reshape(B, n * H)), TensorState([torch.from_numpy(tail)], [0])
         frames = torch.fft.irfft(spec, n=self.n_fft, dim=-1)[..., : self.win_length] * self.syn_window
         total = (n - 1) * self.hop + self.win_length
-        acc = F.fold(frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.win_length),
-                     stride=(1, self.hop)).reshape(B, total)
+        acc = F.fold(
+            frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.win_length), stride=(1, self.hop)
+        ).reshape(B, total)
         if self.overlap:
             acc[:, : self.overlap] += state.tensors[0]
         out = acc[:, : n * self.hop]
-        tail = acc[:, n * self.hop:].contiguous()
+        tail = acc[:, n * self.hop :].contiguous()
         return out, TensorState([tail], [0])

@@ -1,5 +1,6 @@
 """Test signals made on the spot: speech (espeak-ng, else a synthetic voiced signal), coloured noise,
 and mixing at a given SNR.  The one generator the demo, the benchmarks and the tests share."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 RATE = 16000
-TEXT = ("Streamsep cleans a live microphone. It runs a pretrained noise suppressor several times, "
-        "blending the noisy input back in, and keeps what sounds best.")
+TEXT = (
+    "Streamsep cleans a live microphone. It runs a pretrained noise suppressor several times, "
+    "blending the noisy input back in, and keeps what sounds best."
+)
 
 
 def synthetic_speech(seconds: float = 4.0, rate: int = RATE, seed: int = 0, f0_jitter_hz: float = 10.0) -> np.ndarray:
@@ -31,8 +34,9 @@ def synthetic_speech(seconds: float = 4.0, rate: int = RATE, seed: int = 0, f0_j
     return (0.3 * y / (np.max(np.abs(y)) + 1e-9)).astype(np.float32)
 
 
-def espeak_speech(text: str = TEXT, rate: int = RATE, words_per_minute: int = 150,
-                  peak: float = 0.3) -> np.ndarray | None:
+def espeak_speech(
+    text: str = TEXT, rate: int = RATE, words_per_minute: int = 150, peak: float = 0.3
+) -> np.ndarray | None:
     """Speech from espeak-ng at ``rate`` Hz scaled to ``peak`` (None when espeak-ng is not installed
     or fails)."""
     exe = shutil.which("espeak-ng") or shutil.which("espeak")
@@ -43,16 +47,18 @@ def espeak_speech(text: str = TEXT, rate: int = RATE, words_per_minute: int = 15
     with tempfile.TemporaryDirectory() as d:
         wav = Path(d) / "speech.wav"
         try:
-            subprocess.run([exe, "-w", str(wav), "-s", str(words_per_minute), text], check=True,
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [exe, "-w", str(wav), "-s", str(words_per_minute), text], check=True, capture_output=True, timeout=60
+            )
         except (subprocess.SubprocessError, OSError):
             return None
         x, _ = read_audio(wav, rate=rate)
     return (peak * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 
 
-def coloured_noise(n: int, rate: int = RATE, seed: int = 1, rms: float | None = None, hum: float = 0.3,
-                   harmonics: int = 3) -> np.ndarray:
+def coloured_noise(
+    n: int, rate: int = RATE, seed: int = 1, rms: float | None = None, hum: float = 0.3, harmonics: int = 3
+) -> np.ndarray:
     """Pink-ish noise (1/sqrt(f) above 50 Hz) plus a 100 Hz hum of ``hum`` (relative to the noise's
     standard deviation) with ``harmonics`` harmonics falling as 1/h: a fan / mains mix.
 
@@ -66,7 +72,7 @@ def coloured_noise(n: int, rate: int = RATE, seed: int = 1, rms: float | None = 
     t = np.arange(n) / rate
     noise = noise / np.std(noise) + hum * sum(np.sin(2 * np.pi * 100 * h * t) / h for h in range(1, harmonics + 1))
     if rms is not None:
-        return (rms * noise / np.sqrt(np.mean(noise ** 2))).astype(np.float32)
+        return (rms * noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
     return (noise / np.std(noise)).astype(np.float32)
 
 

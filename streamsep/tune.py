@@ -22,6 +22,7 @@ Combinations that would run the same thing twice are collapsed: ``steps = 0`` is
 (policy ``fixed``, one candidate), and non-searching policies (``fixed``, ``heuristic``) run with one
 candidate only.
 """
+
 from __future__ import annotations
 
 import math
@@ -126,7 +127,9 @@ def parse_policies(text: str | Sequence[str]) -> list[str]:
         if not s:
             continue
         if s not in LIVE_POLICIES and not s.startswith("proxy:"):
-            raise TuneError(f"--policy: '{s}' is not a streaming policy (known: {', '.join(LIVE_POLICIES)}, proxy:NAME)")
+            raise TuneError(
+                f"--policy: '{s}' is not a streaming policy (known: {', '.join(LIVE_POLICIES)}, proxy:NAME)"
+            )
         try:
             make_policy(s)
         except PolicyError as exc:
@@ -145,8 +148,9 @@ def searches(policy: str) -> bool:
     return bool(make_policy(policy).searches)
 
 
-def grid(steps: Iterable[int], candidates: Iterable[int], policies: Iterable[str],
-         blocks: Iterable[int]) -> list[GridPoint]:
+def grid(
+    steps: Iterable[int], candidates: Iterable[int], policies: Iterable[str], blocks: Iterable[int]
+) -> list[GridPoint]:
     """The configurations to run, without duplicates (see the module docstring for the collapsing)."""
     seen: list[GridPoint] = []
     steps, candidates, policies = list(steps), list(candidates), list(policies)
@@ -188,16 +192,15 @@ def stream(engine: Engine, x: np.ndarray, host_block: int) -> tuple[np.ndarray, 
     cpu0 = time.process_time()
     for j, i in enumerate(range(0, len(xpad), host_block)):
         t0 = clock()
-        out[i:i + host_block] = engine.process(xpad[i:i + host_block])
+        out[i : i + host_block] = engine.process(xpad[i : i + host_block])
         dt = clock() - t0
         spent += dt
         per_block[j] = dt
     cpu = time.process_time() - cpu0
     audio_s = len(xpad) / engine.rate
     block_s = host_block / engine.rate
-    load = {"rtf": spent / audio_s, "rtf_p95": float(np.percentile(per_block, 95)) / block_s,
-            "cpu_rtf": cpu / audio_s}
-    return out[lat:lat + n], load
+    load = {"rtf": spent / audio_s, "rtf_p95": float(np.percentile(per_block, 95)) / block_s, "cpu_rtf": cpu / audio_s}
+    return out[lat : lat + n], load
 
 
 def quality_metrics(y: np.ndarray, rate: int, reference: np.ndarray | None) -> dict[str, float | None]:
@@ -209,27 +212,46 @@ def quality_metrics(y: np.ndarray, rate: int, reference: np.ndarray | None) -> d
         m["si_sdr"] = clean_float(si_sdr(y, reference))
         m["pesq"] = clean_float(pesq_wb(y, reference, rate))
     d = dnsmos(y, rate)
-    m.update({"dnsmos_ovrl": clean_float(d["ovrl"]), "dnsmos_sig": clean_float(d["sig"]),
-              "dnsmos_bak": clean_float(d["bak"])})
+    m.update(
+        {
+            "dnsmos_ovrl": clean_float(d["ovrl"]),
+            "dnsmos_sig": clean_float(d["sig"]),
+            "dnsmos_bak": clean_float(d["bak"]),
+        }
+    )
     return m
 
 
-def run_point(sep, point: GridPoint, x: np.ndarray, reference: np.ndarray | None, device: str,
-              model: str) -> dict:
+def run_point(sep, point: GridPoint, x: np.ndarray, reference: np.ndarray | None, device: str, model: str) -> dict:
     """Stream ``x`` through one configuration; the row of the result (see :func:`sweep`)."""
-    cfg = EngineConfig(model=model, steps=point.steps, candidates=point.candidates, policy=point.policy,
-                       block=block_for(point.block, sep.hop), device=device)
+    cfg = EngineConfig(
+        model=model,
+        steps=point.steps,
+        candidates=point.candidates,
+        policy=point.policy,
+        block=block_for(point.block, sep.hop),
+        device=device,
+    )
     warm = Engine(cfg, separator=sep)
     w = x[: min(len(x), WARMUP_BLOCKS * point.block)]
     for i in range(0, len(w), point.block):
-        warm.process(w[i:i + point.block])
+        warm.process(w[i : i + point.block])
     eng = Engine(cfg, separator=sep)
     y, load = stream(eng, x, point.block)
     proxy = getattr(eng.policy, "proxy", None) if point.steps else None  # the proxy score actually used
-    row = {"model": model, "steps": point.steps, "candidates": point.candidates, "policy": point.policy,
-           "proxy": proxy,
-           "block": point.block, "engine_block": eng.block, "device": device, **load,
-           "latency_ms": eng.latency_ms, "latency_samples": eng.latency}
+    row = {
+        "model": model,
+        "steps": point.steps,
+        "candidates": point.candidates,
+        "policy": point.policy,
+        "proxy": proxy,
+        "block": point.block,
+        "engine_block": eng.block,
+        "device": device,
+        **load,
+        "latency_ms": eng.latency_ms,
+        "latency_samples": eng.latency,
+    }
     row.update(quality_metrics(y, sep.sample_rate, reference))
     return row
 
@@ -291,8 +313,9 @@ def _open_separator(model: str, device: str, model_path: str | None):
         raise TuneError(f"--model-path: model '{model}' does not load files") from None
 
 
-def _to_model_rate(x: np.ndarray, reference: np.ndarray | None, rate: int,
-                   sr: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _to_model_rate(
+    x: np.ndarray, reference: np.ndarray | None, rate: int, sr: int
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``x`` and ``reference`` resampled from ``rate`` to ``sr`` Hz; the reference is zero-padded or cut
     to the length of ``x`` (None stays None)."""
     from streamsep.audio_io import resample
@@ -306,9 +329,17 @@ def _to_model_rate(x: np.ndarray, reference: np.ndarray | None, rate: int,
     return xm, ref
 
 
-def _run_points(separator, points: Sequence[GridPoint], xm: np.ndarray, ref: np.ndarray | None, device: str,
-                model: str, threads: int | None, progress: Progress | None,
-                cancelled: Callable[[], bool] | None) -> tuple[list[dict], int]:
+def _run_points(
+    separator,
+    points: Sequence[GridPoint],
+    xm: np.ndarray,
+    ref: np.ndarray | None,
+    device: str,
+    model: str,
+    threads: int | None,
+    progress: Progress | None,
+    cancelled: Callable[[], bool] | None,
+) -> tuple[list[dict], int]:
     """Run every grid point in order with ``threads`` torch CPU threads (restored afterwards); returns the
     rows and the thread count in use.  Calls ``progress`` and honours ``cancelled`` as :func:`sweep` says."""
     import torch
@@ -334,12 +365,23 @@ def _run_points(separator, points: Sequence[GridPoint], xm: np.ndarray, ref: np.
     return rows, used_threads
 
 
-def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: str = "nsnet2",
-          steps: Sequence[int] = (0, 1, 2, 3), candidates: Sequence[int] = (1, 4),
-          policies: Sequence[str] = ENGINE_POLICIES, blocks: Sequence[int] = (160, 800),
-          device: str = "cpu", progress: Progress | None = None, budget_rtf: float = 0.5,
-          model_path: str | None = None, separator=None, threads: int | None = None,
-          cancelled: Callable[[], bool] | None = None) -> dict:
+def sweep(
+    x: np.ndarray,
+    rate: int,
+    reference: np.ndarray | None = None,
+    model: str = "nsnet2",
+    steps: Sequence[int] = (0, 1, 2, 3),
+    candidates: Sequence[int] = (1, 4),
+    policies: Sequence[str] = ENGINE_POLICIES,
+    blocks: Sequence[int] = (160, 800),
+    device: str = "cpu",
+    progress: Progress | None = None,
+    budget_rtf: float = 0.5,
+    model_path: str | None = None,
+    separator=None,
+    threads: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> dict:
     """Run every configuration of the grid on ``x`` (1-D, ``rate`` Hz) and return the result.
 
     ``reference``: clean signal at ``rate`` (enables SI-SDR and PESQ).  ``blocks``: host blocks in
@@ -376,10 +418,20 @@ def sweep(x: np.ndarray, rate: int, reference: np.ndarray | None = None, model: 
     metric = "pesq" if ref is not None else "dnsmos_ovrl"
     for r in rows:
         r["quality"] = r.get(metric)
-    return {"model": model, "model_rate": sr, "rate": int(rate), "seconds": len(x) / rate, "device": device,
-            "threads": used_threads, "quality_metric": metric, "budget_rtf": float(budget_rtf),
-            "input": quality_metrics(xm, sr, ref), "configs": rows,
-            "pareto": pareto_front(rows), "recommended": recommend(rows, budget_rtf)}
+    return {
+        "model": model,
+        "model_rate": sr,
+        "rate": int(rate),
+        "seconds": len(x) / rate,
+        "device": device,
+        "threads": used_threads,
+        "quality_metric": metric,
+        "budget_rtf": float(budget_rtf),
+        "input": quality_metrics(xm, sr, ref),
+        "configs": rows,
+        "pareto": pareto_front(rows),
+        "recommended": recommend(rows, budget_rtf),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -391,19 +443,27 @@ def format_table(result: dict) -> str:
     ref = "pesq" in (rows[0] if rows else result.get("input", {}))
     qcols = (["si_sdr", "pesq"] if ref else []) + ["dnsmos_ovrl"]
     pw = max([10] + [len(r["policy"]) for r in rows])
-    head = (f"{'#':>3} {'P':>1} {'steps':>5} {'cands':>5} {'policy':>{pw}} {'block':>6} {'eblock':>6} "
-            f"{'rtf':>7} {'rtf_p95':>7} {'cpu_rtf':>7} {'lat_ms':>7} " + " ".join(f"{c:>11}" for c in qcols))
+    head = (
+        f"{'#':>3} {'P':>1} {'steps':>5} {'cands':>5} {'policy':>{pw}} {'block':>6} {'eblock':>6} "
+        f"{'rtf':>7} {'rtf_p95':>7} {'cpu_rtf':>7} {'lat_ms':>7} " + " ".join(f"{c:>11}" for c in qcols)
+    )
     fmt = lambda v, w=11: f"{v:{w}.3f}" if v is not None else f"{'-':>{w}}"
     inp = result.get("input", {})
-    lines = [head, f"{'in':>3} {'':>1} {'-':>5} {'-':>5} {'(noisy)':>{pw}} {'-':>6} {'-':>6} {'-':>7} {'-':>7} "
-             f"{'-':>7} {'-':>7} " + " ".join(fmt(inp.get(c)) for c in qcols)]
+    lines = [
+        head,
+        f"{'in':>3} {'':>1} {'-':>5} {'-':>5} {'(noisy)':>{pw}} {'-':>6} {'-':>6} {'-':>7} {'-':>7} "
+        f"{'-':>7} {'-':>7} " + " ".join(fmt(inp.get(c)) for c in qcols),
+    ]
     pareto, rec = set(result.get("pareto", [])), result.get("recommended")
     for i, r in enumerate(rows):
         mark = "*" if i in pareto else " "
         tail = "  <= recommended" if i == rec else ""
-        lines.append(f"{i:>3} {mark:>1} {r['steps']:>5} {r['candidates']:>5} {r['policy']:>{pw}} {r['block']:>6} "
-                     f"{r['engine_block']:>6} {r['rtf']:>7.3f} {r['rtf_p95']:>7.3f} {r['cpu_rtf']:>7.3f} {r['latency_ms']:>7.1f} "
-                     + " ".join(fmt(r.get(c)) for c in qcols) + tail)
+        lines.append(
+            f"{i:>3} {mark:>1} {r['steps']:>5} {r['candidates']:>5} {r['policy']:>{pw}} {r['block']:>6} "
+            f"{r['engine_block']:>6} {r['rtf']:>7.3f} {r['rtf_p95']:>7.3f} {r['cpu_rtf']:>7.3f} {r['latency_ms']:>7.1f} "
+            + " ".join(fmt(r.get(c)) for c in qcols)
+            + tail
+        )
     return "\n".join(lines)
 
 
@@ -412,8 +472,11 @@ def label(row: dict) -> str:
     if row["steps"] == 0:
         return f"K0 b{row['block']}"
     pol = row["policy"]
-    return f"K{row['steps']} C{row['candidates']} {pol} b{row['block']}" if row["candidates"] > 1 \
+    return (
+        f"K{row['steps']} C{row['candidates']} {pol} b{row['block']}"
+        if row["candidates"] > 1
         else f"K{row['steps']} {pol} b{row['block']}"
+    )
 
 
 _POLICY_COLOURS = {"one pass (K=0)": "#555555", "fixed": "#1f77b4", "heuristic": "#ff7f0e", "proxy": "#2ca02c"}
@@ -437,8 +500,9 @@ def _front_2d(points: list[tuple[float, float]], eps: float = 1e-4) -> list[tupl
     return front
 
 
-def _place_labels(ax, items: list[tuple[tuple[float, float], str, str]], points: list[tuple[float, float]],
-                  fontsize: float = 7.5) -> None:
+def _place_labels(
+    ax, items: list[tuple[tuple[float, float], str, str]], points: list[tuple[float, float]], fontsize: float = 7.5
+) -> None:
     """Annotate ``items`` ((x, y), text, colour) in order, each at the first of four offsets where its
     text box overlaps no earlier label and no marker; a label with no free place is left out."""
     fig = ax.figure
@@ -457,14 +521,27 @@ def _place_labels(ax, items: list[tuple[tuple[float, float], str, str]], points:
         cx, cy = to_pix((x, y))
         w, h = 0.58 * px * len(text), 1.2 * px
         gap = 5 * fig.dpi / 72.0
-        for ox, oy, ha in ((gap, gap, "left"), (gap, -gap - h, "left"), (-gap, gap, "right"),
-                           (-gap, -gap - h, "right")):
+        for ox, oy, ha in (
+            (gap, gap, "left"),
+            (gap, -gap - h, "left"),
+            (-gap, gap, "right"),
+            (-gap, -gap - h, "right"),
+        ):
             x0 = cx + ox if ha == "left" else cx + ox - w
             box = (x0, cy + oy, x0 + w, cy + oy + h)
             if free(box):
                 taken.append(box)
-                ax.annotate(text, (x, y), textcoords="offset pixels", xytext=(ox, oy), ha=ha, va="bottom",
-                            fontsize=fontsize, color=colour, zorder=5)
+                ax.annotate(
+                    text,
+                    (x, y),
+                    textcoords="offset pixels",
+                    xytext=(ox, oy),
+                    ha=ha,
+                    va="bottom",
+                    fontsize=fontsize,
+                    color=colour,
+                    zorder=5,
+                )
                 break
 
 
@@ -517,34 +594,64 @@ def _draw_points(ax, rows: Sequence[dict], xkey: str, keys: _PlotKeys, pareto: s
     for i in keys.valid:
         r = rows[i]
         on = i in pareto
-        ax.scatter(_plot_x(rows, i, xkey, keys), r["quality"], s=70 if on else 40,
-                   marker=_STEP_MARKERS[r["steps"] % len(_STEP_MARKERS)],
-                   c=keys.colours[_family(r)], edgecolors="black" if on else "none", linewidths=1.3 if on else 0,
-                   alpha=1.0 if on else 0.6, zorder=3)
+        ax.scatter(
+            _plot_x(rows, i, xkey, keys),
+            r["quality"],
+            s=70 if on else 40,
+            marker=_STEP_MARKERS[r["steps"] % len(_STEP_MARKERS)],
+            c=keys.colours[_family(r)],
+            edgecolors="black" if on else "none",
+            linewidths=1.3 if on else 0,
+            alpha=1.0 if on else 0.6,
+            zorder=3,
+        )
     if rec is not None:
-        ax.scatter(_plot_x(rows, rec, xkey, keys), rows[rec]["quality"], s=320, marker="*", facecolors="none",
-                   edgecolors="crimson", linewidths=1.6, zorder=4)
+        ax.scatter(
+            _plot_x(rows, rec, xkey, keys),
+            rows[rec]["quality"],
+            s=320,
+            marker="*",
+            facecolors="none",
+            edgecolors="crimson",
+            linewidths=1.6,
+            zorder=4,
+        )
 
 
 def _draw_rtf_axis(ax, rows: Sequence[dict], valid: list[int], budget: float | None) -> None:
     """The RTF panel's budget line, and a log x axis with plain tick labels when the rtfs span over 20×."""
     if budget:
         ax.axvline(budget, color="crimson", ls="--", lw=1.0, zorder=1)
-        ax.text(budget, 0.02, f" budget {budget:g}", transform=ax.get_xaxis_transform(),
-                color="crimson", fontsize=8, va="bottom")
+        ax.text(
+            budget,
+            0.02,
+            f" budget {budget:g}",
+            transform=ax.get_xaxis_transform(),
+            color="crimson",
+            fontsize=8,
+            va="bottom",
+        )
     xs = [rows[i]["rtf"] for i in valid]
     if xs and max(xs) / max(min(xs), 1e-9) > 20:
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
         ax.set_xscale("log")
-        nice = [m * 10.0 ** e for e in range(-4, 3) for m in (1, 2, 5)]
+        nice = [m * 10.0**e for e in range(-4, 3) for m in (1, 2, 5)]
         ax.xaxis.set_major_locator(FixedLocator([v for v in nice if min(xs) / 2 <= v <= max(xs) * 2]))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _draw_panel(ax, rows: Sequence[dict], xkey: str, xname: str, keys: _PlotKeys, pareto: set[int],
-                rec: int | None, budget: float | None) -> None:
+def _draw_panel(
+    ax,
+    rows: Sequence[dict],
+    xkey: str,
+    xname: str,
+    keys: _PlotKeys,
+    pareto: set[int],
+    rec: int | None,
+    budget: float | None,
+) -> None:
     """One panel: quality against ``xkey`` (``rtf`` or ``latency_ms``)."""
     _draw_front(ax, rows, xkey, keys.valid)
     _draw_points(ax, rows, xkey, keys, pareto, rec)
@@ -554,8 +661,9 @@ def _draw_panel(ax, rows: Sequence[dict], xkey: str, xname: str, keys: _PlotKeys
     ax.grid(True, alpha=0.3)
 
 
-def _annotate_quality(ax, rows: Sequence[dict], valid: list[int], pareto: set[int], rec: int | None,
-                      qname: str) -> None:
+def _annotate_quality(
+    ax, rows: Sequence[dict], valid: list[int], pareto: set[int], rec: int | None, qname: str
+) -> None:
     """Quality limits and label of the (shared) y axis, and labels on the Pareto rows of the RTF panel
     (the recommendation first, then by falling quality)."""
     qs = [rows[i]["quality"] for i in valid]
@@ -564,8 +672,11 @@ def _annotate_quality(ax, rows: Sequence[dict], valid: list[int], pareto: set[in
         pad = max(0.05 * (hi - lo), 0.02)
         ax.set_ylim(lo - pad, hi + 2.5 * pad)
     order = sorted((i for i in valid if i in pareto), key=lambda i: (i != rec, -rows[i]["quality"]))
-    _place_labels(ax, [((rows[i]["rtf"], rows[i]["quality"]), label(rows[i]), "crimson" if i == rec else "black")
-                       for i in order], [(rows[i]["rtf"], rows[i]["quality"]) for i in valid])
+    _place_labels(
+        ax,
+        [((rows[i]["rtf"], rows[i]["quality"]), label(rows[i]), "crimson" if i == rec else "black") for i in order],
+        [(rows[i]["rtf"], rows[i]["quality"]) for i in valid],
+    )
     ax.set_ylabel(f"quality: {qname}")
 
 
@@ -574,10 +685,22 @@ def _add_legend(fig, keys: _PlotKeys, rec: int | None) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], ls="", marker="o", ms=7, color=keys.colours[f], label=f) for f in keys.families]
-    handles += [Line2D([], [], ls="", marker=_STEP_MARKERS[k % len(_STEP_MARKERS)], ms=7, color="dimgray",
-                       label=f"K={k} step{'s' if k != 1 else ''}") for k in keys.steps_seen]
-    handles += [Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec="black", mew=1.3, label="Pareto-optimal"),
-                Line2D([], [], ls="-", color="black", lw=1.0, alpha=0.6, label="2-D front of the panel")]
+    handles += [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker=_STEP_MARKERS[k % len(_STEP_MARKERS)],
+            ms=7,
+            color="dimgray",
+            label=f"K={k} step{'s' if k != 1 else ''}",
+        )
+        for k in keys.steps_seen
+    ]
+    handles += [
+        Line2D([], [], ls="", marker="o", ms=7, mfc="white", mec="black", mew=1.3, label="Pareto-optimal"),
+        Line2D([], [], ls="-", color="black", lw=1.0, alpha=0.6, label="2-D front of the panel"),
+    ]
     if rec is not None:
         handles.append(Line2D([], [], ls="", marker="*", ms=13, mfc="none", mec="crimson", label="recommended"))
     fig.legend(handles=handles, fontsize=8, loc="center right", framealpha=0.9)
@@ -624,8 +747,10 @@ def plot(result: dict, target) -> object:
     rec = result.get("recommended")
     axes = fig.subplots(1, 2, sharey=True)
     keys = _plot_keys(rows)
-    for ax, xkey, xname in ((axes[0], "rtf", "real-time factor (compute s / audio s; lower = lighter)"),
-                            (axes[1], "latency_ms", "latency (ms)")):
+    for ax, xkey, xname in (
+        (axes[0], "rtf", "real-time factor (compute s / audio s; lower = lighter)"),
+        (axes[1], "latency_ms", "latency (ms)"),
+    ):
         _draw_panel(ax, rows, xkey, xname, keys, pareto, rec, result.get("budget_rtf"))
     _annotate_quality(axes[0], rows, keys.valid, pareto, rec, _QUALITY_NAMES.get(metric, metric))
     _add_legend(fig, keys, rec)
@@ -648,15 +773,22 @@ def preset_target(name: str) -> Path:
     if name.endswith(".toml"):
         return Path(name).expanduser()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise TuneError(f"--save-preset: '{name}' is not a plain preset name (letters, digits, _ . -) "
-                       "nor a path ending in .toml")
+        raise TuneError(
+            f"--save-preset: '{name}' is not a plain preset name (letters, digits, _ . -) nor a path ending in .toml"
+        )
     return user_preset_dir() / f"{name}.toml"
 
 
 def config_of(row: dict) -> EngineConfig:
     """The :class:`EngineConfig` a result row describes."""
-    return EngineConfig(model=row["model"], steps=int(row["steps"]), candidates=int(row["candidates"]),
-                        policy=row["policy"], block=int(row["engine_block"]), device=row.get("device", "cpu")).validate()
+    return EngineConfig(
+        model=row["model"],
+        steps=int(row["steps"]),
+        candidates=int(row["candidates"]),
+        policy=row["policy"],
+        block=int(row["engine_block"]),
+        device=row.get("device", "cpu"),
+    ).validate()
 
 
 def save_recommended(result: dict, name: str) -> Path:
@@ -668,9 +800,10 @@ def save_recommended(result: dict, name: str) -> Path:
         raise TuneError(f"--save-preset: no configuration fits --budget-rtf {result.get('budget_rtf')}; nothing saved")
     row = result["configs"][rec]
     q = row.get("quality")
-    desc = (f"From streamsep tune on {result.get('source', 'a recording')}: rtf {row['rtf']:.3f}, "
-            f"{row['latency_ms']:.0f} ms latency, {result['quality_metric']} "
-            + (f"{q:.2f}" if q is not None else "n/a"))
+    desc = (
+        f"From streamsep tune on {result.get('source', 'a recording')}: rtf {row['rtf']:.3f}, "
+        f"{row['latency_ms']:.0f} ms latency, {result['quality_metric']} " + (f"{q:.2f}" if q is not None else "n/a")
+    )
     return save_preset(config_of(row), preset_target(name), description=desc)
 
 
@@ -723,9 +856,20 @@ def run_tune(args: TuneOptions) -> int:
     progress, close = _tqdm_progress(f"tune {args.model}")
     t0 = time.perf_counter()
     try:
-        result = sweep(x, rate, ref, model=args.model, steps=steps, candidates=cands, policies=policies,
-                       blocks=blocks, device=args.device, progress=progress, budget_rtf=args.budget_rtf,
-                       model_path=args.model_path)
+        result = sweep(
+            x,
+            rate,
+            ref,
+            model=args.model,
+            steps=steps,
+            candidates=cands,
+            policies=policies,
+            blocks=blocks,
+            device=args.device,
+            progress=progress,
+            budget_rtf=args.budget_rtf,
+            model_path=args.model_path,
+        )
     finally:
         close()
     result["source"] = Path(args.input).name
@@ -734,19 +878,25 @@ def run_tune(args: TuneOptions) -> int:
     from streamsep.machine import machine_info
 
     result["machine"] = machine_info(result["threads"], args.device)
-    print(f"{args.model} on {result['source']} ({result['seconds']:.1f} s, model rate {result['model_rate']} Hz, "
-          f"{result['threads']} thread(s), {args.device}); quality = {result['quality_metric']}; "
-          f"* = Pareto-optimal (quality up, rtf and latency down)")
+    print(
+        f"{args.model} on {result['source']} ({result['seconds']:.1f} s, model rate {result['model_rate']} Hz, "
+        f"{result['threads']} thread(s), {args.device}); quality = {result['quality_metric']}; "
+        f"* = Pareto-optimal (quality up, rtf and latency down)"
+    )
     print(format_table(result))
     rec = result["recommended"]
     if rec is None:
         lightest = min(range(len(result["configs"])), key=lambda i: result["configs"][i]["rtf"])
-        print(f"no configuration fits --budget-rtf {args.budget_rtf:g}; the lightest is #{lightest} "
-              f"(rtf {result['configs'][lightest]['rtf']:.3f})")
+        print(
+            f"no configuration fits --budget-rtf {args.budget_rtf:g}; the lightest is #{lightest} "
+            f"(rtf {result['configs'][lightest]['rtf']:.3f})"
+        )
     else:
         r = result["configs"][rec]
-        print(f"recommended (rtf ≤ {args.budget_rtf:g}): #{rec} {label(r)}: rtf {r['rtf']:.3f}, "
-              f"{r['latency_ms']:.1f} ms, {result['quality_metric']} {r['quality']:.3f}")
+        print(
+            f"recommended (rtf ≤ {args.budget_rtf:g}): #{rec} {label(r)}: rtf {r['rtf']:.3f}, "
+            f"{r['latency_ms']:.1f} ms, {result['quality_metric']} {r['quality']:.3f}"
+        )
     if args.json:
         write_json(args.json, result)
     if args.plot:

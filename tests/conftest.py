@@ -5,6 +5,7 @@ Real data: ``../shared`` next to the repository root (never copied into the repo
 espeak-ng speech when espeak-ng is installed, otherwise a numpy voiced signal with moving pitch and
 formants; coloured noise from numpy.  Every clip is float32 mono; rates in Hz, lengths in samples.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,15 +69,16 @@ def read(path: Path, rate: int = RATE) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def leventure_pair(index: int = 0, seconds: float = 3.0, offset: float = 2.0,
-                   rate: int = RATE) -> tuple[np.ndarray, np.ndarray]:
+def leventure_pair(
+    index: int = 0, seconds: float = 3.0, offset: float = 2.0, rate: int = RATE
+) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, clean) segment of ``seconds`` from leventure pair ``index``, starting at ``offset`` s."""
     noisy_stem, clean_stem = LEVENTURE[index]
     d = shared("data", "pairs", "leventure")
     x = read(d / "noisy" / f"{noisy_stem}.wav", rate)
     s = read(d / "clean" / f"{clean_stem}.wav", rate)
     a, n = int(offset * rate), int(seconds * rate)
-    return x[a:a + n].copy(), s[a:a + n].copy()
+    return x[a : a + n].copy(), s[a : a + n].copy()
 
 
 def real_noise(seconds: float = 2.0, rate: int = RATE, name: str = "derived_noizeus_car.wav") -> np.ndarray:
@@ -86,7 +88,7 @@ def real_noise(seconds: float = 2.0, rate: int = RATE, name: str = "derived_noiz
     if len(x) < n:
         x = np.tile(x, int(np.ceil(n / len(x))))
     x = x[:n]
-    return (0.1 * x / (np.sqrt(np.mean(x ** 2)) + 1e-12)).astype(np.float32)
+    return (0.1 * x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -113,8 +115,10 @@ def _espeak(rate: int) -> np.ndarray | None:
     """espeak-ng speech, or None (not installed, or STREAMSEP_TEST_NO_ESPEAK=1 to test the fallback)."""
     if os.environ.get("STREAMSEP_TEST_NO_ESPEAK") == "1":
         return None
-    text = ("Please call Stella and ask her to bring these things with her from the store. "
-            "Six spoons of fresh snow peas, five thick slabs of blue cheese.")
+    text = (
+        "Please call Stella and ask her to bring these things with her from the store. "
+        "Six spoons of fresh snow peas, five thick slabs of blue cheese."
+    )
     return synth.espeak_speech(text, rate, words_per_minute=160)
 
 
@@ -131,8 +135,9 @@ def coloured_noise(n: int, rate: int = RATE, seed: int = 1, rms: float = 0.1) ->
 mix_at_snr = synth.mix_at_snr
 
 
-def generated_pair(seconds: float = 3.0, snr_db: float = 5.0, seed: int = 1,
-                   rate: int = RATE) -> tuple[np.ndarray, np.ndarray]:
+def generated_pair(
+    seconds: float = 3.0, snr_db: float = 5.0, seed: int = 1, rate: int = RATE
+) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, clean): generated speech + coloured noise at ``snr_db``."""
     s = generated_speech(seconds, rate)
     return mix_at_snr(s, coloured_noise(len(s), rate, seed), snr_db), s
@@ -147,14 +152,14 @@ def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
     e, r = est[:n].astype(np.float64), ref[:n].astype(np.float64)
     e, r = e - e.mean(), r - r.mean()
     t = np.dot(e, r) / np.dot(r, r) * r
-    return float(10 * np.log10(np.sum(t ** 2) / np.sum((e - t) ** 2)))
+    return float(10 * np.log10(np.sum(t**2) / np.sum((e - t) ** 2)))
 
 
 def stream(engine, x: np.ndarray, sizes: list[int]) -> np.ndarray:
     """Feed ``x`` to ``engine.process`` in host blocks cycling through ``sizes``; check lengths."""
     out, i, j = [], 0, 0
     while i < len(x):
-        blk = x[i:i + sizes[j % len(sizes)]]
+        blk = x[i : i + sizes[j % len(sizes)]]
         y = engine.process(blk)
         assert len(y) == len(blk), f"host block of {len(blk)} samples returned {len(y)}"
         out.append(y)
@@ -165,7 +170,7 @@ def stream(engine, x: np.ndarray, sizes: list[int]) -> np.ndarray:
 def lag_of(y: np.ndarray, x: np.ndarray, max_lag: int) -> int:
     """Lag (samples, 0..max_lag) at which ``y`` correlates best with ``x`` (y ≈ x delayed)."""
     n = len(x)
-    c = [float(np.dot(y[lag:lag + n], x[: len(y[lag:lag + n])])) for lag in range(max_lag + 1)]
+    c = [float(np.dot(y[lag : lag + n], x[: len(y[lag : lag + n])])) for lag in range(max_lag + 1)]
     return int(np.argmax(c))
 
 

@@ -8,6 +8,7 @@ Clock bookkeeping: the player notes the JACK frame time at which its first signa
 the recorder notes the frame time of every cycle it captured.  Player and recorder are separate JACK
 clients so the graph ``player → streamsep → recorder`` has no cycle (a cycle would add a period).
 """
+
 from __future__ import annotations
 
 import json
@@ -104,7 +105,8 @@ class JackServer:
                             "JACK's server registry (/dev/shm/jack-shm-registry, 8 slots) is full of "
                             "servers that died without unregistering; start and stop a jackd with each "
                             "stale name (`strings /dev/shm/jack-shm-registry`) or remove the file while "
-                            "no jackd runs") from exc
+                            "no jackd runs"
+                        ) from exc
                     errors.append(f"{name} {' '.join(f)}: {str(exc)[-300:]}")
                     if "already" in log:
                         break  # this name is taken: next name
@@ -116,10 +118,25 @@ class JackServer:
         jack.set_error_function(lambda msg: None)  # "cannot connect" while jackd comes up is expected
 
         self.rt_flags = rt_flags
-        cmd = ["jackd", *self.rt_flags, "-n", self.name, "-d", "dummy", "-r", str(self.rate),
-               "-p", str(self.period), "-C", "2", "-P", "2"]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
-                                     env=self.env(), start_new_session=True)
+        cmd = [
+            "jackd",
+            *self.rt_flags,
+            "-n",
+            self.name,
+            "-d",
+            "dummy",
+            "-r",
+            str(self.rate),
+            "-p",
+            str(self.period),
+            "-C",
+            "2",
+            "-P",
+            "2",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=self.env(), start_new_session=True
+        )
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
@@ -255,8 +272,8 @@ class Player:
         self.pos = t - self.start_frame  # follow JACK's clock, even across skipped cycles
         n = min(frames, len(self.signal) - self.pos)
         if n > 0:
-            buf[:n] = self.signal[self.pos:self.pos + n]
-        buf[max(n, 0):] = 0.0
+            buf[:n] = self.signal[self.pos : self.pos + n]
+        buf[max(n, 0) :] = 0.0
         self.pos += frames
 
     def play(self, x: np.ndarray) -> None:
@@ -303,12 +320,12 @@ class Recorder:
             self.gaps += 1  # JACK skipped cycles: the frames between never existed
             if len(self.gap_frames) < 1000:
                 self.gap_frames.append(self._next)  # first frame that never existed
-                self.gap_frames.append(t)           # first frame after the gap
+                self.gap_frames.append(t)  # first frame after the gap
         self._next = t + frames
         i = t - self.first_frame
         n = min(frames, len(self.buf) - i)
         if n > 0:
-            self.buf[i:i + n] = self.port.get_array()[:n]
+            self.buf[i : i + n] = self.port.get_array()[:n]
             self.pos = i + n
 
     def aligned(self, start_frame: int, n: int) -> np.ndarray:
@@ -316,7 +333,7 @@ class Recorder:
         i = start_frame - self.first_frame
         if i < 0 or i + n > self.pos:
             raise AssertionError(f"recording does not cover frames {start_frame}..{start_frame + n}")
-        return self.buf[i:i + n].copy()
+        return self.buf[i : i + n].copy()
 
 
 class LiveProcess:
@@ -325,10 +342,28 @@ class LiveProcess:
     def __init__(self, server: JackServer, *args: str, stats: Path, env: dict | None = None) -> None:
         self.server = server
         self.stats_path = Path(stats)
-        cmd = [sys.executable, "-m", "streamsep.cli", "live", "--input", "system", "--output", "system",
-               "--stats", str(self.stats_path), "--quiet", *args]
-        self.proc = subprocess.Popen(cmd, cwd=str(REPO), env={**server.env(), **(env or {})},
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamsep.cli",
+            "live",
+            "--input",
+            "system",
+            "--output",
+            "system",
+            "--stats",
+            str(self.stats_path),
+            "--quiet",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=str(REPO),
+            env={**server.env(), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.out = ""
         self.err = ""
 
@@ -369,11 +404,11 @@ class Recording:
     """What a play/record run captured: samples by JACK frame time, and xruns JACK reported."""
 
     buf: np.ndarray
-    first_frame: int          # JACK frame time of buf[0]
-    start_frame: int          # JACK frame time of the first played sample
-    end_frame: int            # JACK frame time when playing (plus tail) ended
-    xrun_frames: np.ndarray   # JACK frame times of xrun notifications (any client)
-    gaps: int                 # cycles JACK skipped
+    first_frame: int  # JACK frame time of buf[0]
+    start_frame: int  # JACK frame time of the first played sample
+    end_frame: int  # JACK frame time when playing (plus tail) ended
+    xrun_frames: np.ndarray  # JACK frame times of xrun notifications (any client)
+    gaps: int  # cycles JACK skipped
     gap_frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     #                         (first missing frame, first frame after) of each skip, JACK frame time
 
@@ -399,7 +434,7 @@ class Recording:
         stretches, where the recording, not the host, is off."""
         mask = np.ones(n, bool)
         for j, m in self.skipped(start_frame, n):
-            mask[j:j + m] = False
+            mask[j : j + m] = False
         return mask
 
     def aligned(self, start_frame: int, n: int) -> np.ndarray:
@@ -407,7 +442,7 @@ class Recording:
         i = start_frame - self.first_frame
         if i < 0 or i + n > len(self.buf):
             raise AssertionError(f"recording does not cover frames {start_frame}..{start_frame + n}")
-        return self.buf[i:i + n].copy()
+        return self.buf[i : i + n].copy()
 
     def xruns_while_playing(self) -> int:
         return int(np.sum((self.xrun_frames >= self.start_frame) & (self.xrun_frames <= self.end_frame)))
@@ -420,16 +455,37 @@ class PlayRecord:
     a main thread that only sleeps, nothing can hold that GIL when JACK calls them (a test process
     doing other work can, and then the test's own clients cause the xruns)."""
 
-    def __init__(self, server: JackServer, x: np.ndarray, tmp: Path, lead_s: float = 0.5,
-                 tail_s: float = 0.6, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        server: JackServer,
+        x: np.ndarray,
+        tmp: Path,
+        lead_s: float = 0.5,
+        tail_s: float = 0.6,
+        timeout_s: float = 120.0,
+    ) -> None:
         tag = uuid.uuid4().hex[:6]
         self.play_path = Path(tmp) / f"play-{tag}.npy"
         self.out_path = Path(tmp) / f"rec-{tag}.npz"
         np.save(self.play_path, np.ascontiguousarray(x, dtype=np.float32))
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "playrec", server.name, str(self.play_path),
-             str(self.out_path), str(lead_s), str(tail_s), str(timeout_s), tag],
-            env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "playrec",
+                server.name,
+                str(self.play_path),
+                str(self.out_path),
+                str(lead_s),
+                str(tail_s),
+                str(timeout_s),
+                tag,
+            ],
+            env=server.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.n = len(x)
 
     def wait(self, timeout: float) -> Recording:
@@ -453,8 +509,9 @@ def _playrec_main(server: str, play: str, out: str, lead_s: str, tail_s: str, ti
     player.client.activate()
     rec.client.activate()
     hin, hout = f"{HOST_CLIENT}:in_0", f"{HOST_CLIENT}:out_0"
-    if not wait_until(lambda: {hin, hout} <= {p.name for p in rec.client.get_ports(f"{HOST_CLIENT}:")},
-                      float(timeout_s), step=0.2):
+    if not wait_until(
+        lambda: {hin, hout} <= {p.name for p in rec.client.get_ports(f"{HOST_CLIENT}:")}, float(timeout_s), step=0.2
+    ):
         print("host ports did not appear", file=sys.stderr)
         return 3
     route(rec.client, player, rec)
@@ -469,9 +526,16 @@ def _playrec_main(server: str, play: str, out: str, lead_s: str, tail_s: str, ti
     end = rec.client.frame_time
     player.client.deactivate()
     rec.client.deactivate()
-    np.savez(out, rec=rec.buf[: rec.pos], first=rec.first_frame, start=player.start_frame, end=end,
-             xruns=np.array(rec.xrun_frames, dtype=np.int64), gaps=rec.gaps,
-             gap_frames=np.array(rec.gap_frames, dtype=np.int64))
+    np.savez(
+        out,
+        rec=rec.buf[: rec.pos],
+        first=rec.first_frame,
+        start=player.start_frame,
+        end=end,
+        xruns=np.array(rec.xrun_frames, dtype=np.int64),
+        gaps=rec.gaps,
+        gap_frames=np.array(rec.gap_frames, dtype=np.int64),
+    )
     return 0
 
 
@@ -498,8 +562,10 @@ def espeak_speech(rate: int = 16000, text: str | None = None) -> np.ndarray | No
     """Speech synthesised by espeak-ng at ``rate``, 0.5 peak (None if espeak-ng is missing)."""
     from streamsep.synth import espeak_speech as _espeak
 
-    text = text or ("The quick brown fox jumps over the lazy dog. Real time speech enhancement "
-                    "should never glitch, and the latency must stay constant over the session.")
+    text = text or (
+        "The quick brown fox jumps over the lazy dog. Real time speech enhancement "
+        "should never glitch, and the latency must stay constant over the session."
+    )
     return _espeak(text, rate, words_per_minute=150, peak=0.5)
 
 
@@ -513,7 +579,7 @@ def speech_like(rate: int = 16000, seconds: float = 6.0, seed: int = 0) -> np.nd
 def add_noise(x: np.ndarray, snr_db: float, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = rng.standard_normal(len(x)).astype(np.float32)
-    n *= np.sqrt(np.mean(x ** 2) / (np.mean(n ** 2) * 10 ** (snr_db / 10)))
+    n *= np.sqrt(np.mean(x**2) / (np.mean(n**2) * 10 ** (snr_db / 10)))
     return (x + n).astype(np.float32)
 
 
@@ -540,7 +606,7 @@ def real_speech(rate: int, seconds: float) -> np.ndarray | None:
 
 def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
     err = np.sum((ref - est) ** 2)
-    return float(10 * np.log10(np.sum(ref ** 2) / max(err, 1e-20)))
+    return float(10 * np.log10(np.sum(ref**2) / max(err, 1e-20)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Tests for streamsep.audio_io: file round trips, errors, atomic writes, block I/O, resampling."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -35,7 +36,7 @@ def _listing(d: Path) -> list[str]:
 
 # ------------------------------------------------------------------ round trips
 
-QUANT = {"PCM_16": 1.0 / 2 ** 15, "PCM_24": 1.0 / 2 ** 23, "FLOAT": 0.0}
+QUANT = {"PCM_16": 1.0 / 2**15, "PCM_24": 1.0 / 2**23, "FLOAT": 0.0}
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
@@ -107,11 +108,12 @@ def test_read_real_file_at_other_rate():
     assert (r8, r16) == (8000, 16000) and len(x16) == 2 * len(x8)
     back = resample(x16, 16000, 8000)
     # speech below 4 kHz survives the round trip nearly unchanged
-    err = np.sum((back - x8) ** 2) / np.sum(x8 ** 2)
+    err = np.sum((back - x8) ** 2) / np.sum(x8**2)
     assert err < 1e-3
 
 
 # ------------------------------------------------------------------ read errors
+
 
 def _assert_one_line(err: pytest.ExceptionInfo, *parts: str) -> None:
     msg = str(err.value)
@@ -165,6 +167,7 @@ def test_directory_and_nonfinite(tmp_path):
 
 # ------------------------------------------------------------------ atomic writes
 
+
 def test_unknown_extension(tmp_path):
     with pytest.raises(AudioFileError, match=r"a\.xyz: unsupported extension"):
         write_audio(tmp_path / "a.xyz", _tone(16000), 16000)
@@ -215,7 +218,7 @@ def test_atomic_stream_writer(tmp_path):
     path = tmp_path / "s.wav"
     with AtomicStreamWriter(path, 16000, subtype="FLOAT") as w:
         for i in range(0, len(x), 1000):
-            w.write(x[i:i + 1000])
+            w.write(x[i : i + 1000])
             assert not path.exists()  # nothing at the destination until the end
     assert w.frames == len(x)
     y, _ = read_audio(path)
@@ -238,6 +241,7 @@ def test_atomic_stream_writer(tmp_path):
 
 
 # ------------------------------------------------------------------ streaming reads
+
 
 def test_file_stream_reader_blocks(tmp_path):
     a, b = _tone(16000, 1.3, 300), _tone(16000, 1.3, 500)
@@ -272,6 +276,7 @@ def test_file_stream_reader_constant_memory(tmp_path):
 
 # ------------------------------------------------------------------ resampling helpers
 
+
 def test_resample_and_align():
     x = _tone(44100, 1.0)
     y = resample(x, 44100, 16000)
@@ -305,17 +310,17 @@ def test_streaming_resampler_delay_matches_impulse(in_rate, out_rate):
     outs, i = [], 0
     while i < n:  # irregular chunk sizes, as a device callback might deliver
         c = int(rng.integers(1, 1500))
-        outs.append(rs.process_fixed(x[i:i + c]))
+        outs.append(rs.process_fixed(x[i : i + c]))
         i += c
     y = np.concatenate(outs)
     assert len(y) == n * out_rate // in_rate
     assert rs.underruns == 0
     expected = p * out_rate // in_rate + rs.delay
     assert int(np.argmax(np.abs(y))) == expected
-    assert not y[:rs.delay].any()
+    assert not y[: rs.delay].any()
     # and the delayed stream is exactly soxr's one-shot resampling
     ref = resample(x, in_rate, out_rate)
-    np.testing.assert_allclose(y[rs.delay:], ref[:len(y) - rs.delay], atol=1e-6)
+    np.testing.assert_allclose(y[rs.delay :], ref[: len(y) - rs.delay], atol=1e-6)
 
 
 @pytest.mark.parametrize("in_rate,out_rate", [(8000, 16000), (44100, 16000)])
@@ -334,7 +339,7 @@ def test_streaming_resampler_delay_is_minimal(in_rate, out_rate):
 def test_streaming_resampler_variable_output_and_flush():
     x = _tone(48000, 1.0)
     rs = StreamingResampler(48000, 16000)
-    y = np.concatenate([rs.process(x[i:i + 480]) for i in range(0, len(x), 480)] + [rs.flush()])
+    y = np.concatenate([rs.process(x[i : i + 480]) for i in range(0, len(x), 480)] + [rs.flush()])
     np.testing.assert_allclose(y, resample(x, 48000, 16000), atol=1e-6)
     with pytest.raises(RuntimeError, match="mixed"):
         rs.process_fixed(x[:480])
@@ -347,7 +352,7 @@ def test_streaming_resampler_underrun_keeps_timing():
     rs = StreamingResampler(8000, 16000)
     rs.delay = 100  # far below the real worst case
     x = _tone(8000, 1.0)
-    y = np.concatenate([rs.process_fixed(x[i:i + 80]) for i in range(0, len(x), 80)])
+    y = np.concatenate([rs.process_fixed(x[i : i + 80]) for i in range(0, len(x), 80)])
     assert len(y) == 16000 and rs.underruns > 0
     ref = resample(x, 8000, 16000)
     # samples that did arrive in time sit exactly delay samples late

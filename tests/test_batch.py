@@ -2,6 +2,7 @@
 test starts itself; outputs equal ``process`` file by file; a killed worker or actor still finishes
 the job with no temporary file left; an interrupted run resumes with only the missing files; a
 corrupt file is reported and the rest done; inputs from a folder, a glob or a manifest."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,6 @@ from streamsep.enhance import FileOptions
 REPO = Path(__file__).resolve().parents[1]
 N_FILES = 24
 REPORT_FIELDS = {"input", "output", "status", "error", "seconds", "wall_seconds", "rtf", "model", "steps", "policy"}
-
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,9 @@ def test_batch_local_worker_killed_mid_run_still_completes(corpus, local_out, tm
             os.kill(rec["worker"], signal.SIGKILL)
 
     out = tmp_path / "out"
-    s = run_batch(corpus, out, EngineConfig(), FileOptions(), BatchOptions(workers=2, progress=False),
-                  on_record=kill_first)
+    s = run_batch(
+        corpus, out, EngineConfig(), FileOptions(), BatchOptions(workers=2, progress=False), on_record=kill_first
+    )
     assert killed and s.failed == 0 and s.ok == N_FILES, s.errors
     assert outputs(out) == outputs(local_out[0])
     assert no_temporaries(out) == []
@@ -140,10 +141,22 @@ def test_batch_local_worker_killed_mid_run_still_completes(corpus, local_out, tm
 def test_batch_interrupted_then_resumed_processes_only_the_missing_files(corpus, tmp_path):
     out, rep1, rep2 = tmp_path / "out", tmp_path / "r1.jsonl", tmp_path / "r2.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "streamsep.cli", "batch", str(corpus), str(out), "--workers", "1", "--quiet",
-           "--steps", "2"]
-    p = subprocess.Popen([*cmd, "--report", str(rep1)], env=env, cwd=str(REPO), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamsep.cli",
+        "batch",
+        str(corpus),
+        str(out),
+        "--workers",
+        "1",
+        "--quiet",
+        "--steps",
+        "2",
+    ]
+    p = subprocess.Popen(
+        [*cmd, "--report", str(rep1)], env=env, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and p.poll() is None:
         if rep1.exists() and len(rep1.read_text().splitlines()) >= 3:
@@ -158,13 +171,15 @@ def test_batch_interrupted_then_resumed_processes_only_the_missing_files(corpus,
     assert done_first <= present and len(present) < N_FILES
     assert no_temporaries(out) == []
     mtimes = {f: Path(f).stat().st_mtime_ns for f in present}
-    r = subprocess.run([*cmd, "--report", str(rep2)], env=env, cwd=str(REPO), capture_output=True, text=True,
-                       timeout=300, check=False)
+    r = subprocess.run(
+        [*cmd, "--report", str(rep2)], env=env, cwd=str(REPO), capture_output=True, text=True, timeout=300, check=False
+    )
     assert r.returncode == 0, r.stderr
     recs = list(iter_report(rep2))
     assert {x["output"] for x in recs if x["status"] == "skipped"} == present
-    assert {x["output"] for x in recs if x["status"] == "ok"} == {str(out / p.relative_to(corpus))
-                                                                 for p in corpus.rglob("*.wav")} - present
+    assert {x["output"] for x in recs if x["status"] == "ok"} == {
+        str(out / p.relative_to(corpus)) for p in corpus.rglob("*.wav")
+    } - present
     assert {f: Path(f).stat().st_mtime_ns for f in present} == mtimes
     assert len(list(out.rglob("*.wav"))) == N_FILES and no_temporaries(out) == []
 
@@ -180,8 +195,10 @@ def test_batch_timeout_records_the_slow_file_and_goes_on(corpus, tmp_path, capsy
     x = np.concatenate([sf.read(f, dtype="float32")[0] for f in sorted(corpus.rglob("*.wav"))])[: 60 * 8000]
     sf.write(src / "long.wav", x, 8000, subtype="PCM_16")
     rep = tmp_path / "r.jsonl"
-    rc, stdout, err = run(["batch", src, tmp_path / "out", "--workers", 1, "--steps", 4, "--timeout", 3,
-                           "--report", rep, "--quiet"], capsys)
+    rc, stdout, err = run(
+        ["batch", src, tmp_path / "out", "--workers", 1, "--steps", 4, "--timeout", 3, "--report", rep, "--quiet"],
+        capsys,
+    )
     assert rc == 1 and "2 ok, 0 skipped, 1 failed" in stdout, stdout + err
     recs = {Path(r["input"]).name: r for r in iter_report(rep)}
     assert recs["long.wav"]["status"] == "error" and recs["long.wav"]["error"] == "timed out after 3 s"
@@ -213,25 +230,31 @@ def test_batch_inputs_from_folder_glob_and_manifest(corpus, tmp_path):
     g = plan_batch(f"{corpus}/**/sp0*.wav", tmp_path / "o")
     assert g and all(Path(j.rel).parts[0] in ("a", "b") and Path(j.rel).name.startswith("sp0") for j in g)
     names = sorted(corpus.rglob("*.wav"))[:3]
-    (corpus.parent / "list.txt").write_text("# three files\n" + "\n".join(str(p.relative_to(corpus.parent))
-                                                                          for p in names) + "\n")
+    (corpus.parent / "list.txt").write_text(
+        "# three files\n" + "\n".join(str(p.relative_to(corpus.parent)) for p in names) + "\n"
+    )
     m = plan_batch(corpus.parent / "list.txt", tmp_path / "o", ext="flac")
     assert [j.input for j in m] == [corpus.parent / p.relative_to(corpus.parent) for p in names]
     assert all(j.output.suffix == ".flac" for j in m)
-    (corpus.parent / "list.csv").write_text("input,output\n" + "".join(f"{p},renamed/{i}.wav\n"
-                                                                       for i, p in enumerate(names)))
+    (corpus.parent / "list.csv").write_text(
+        "input,output\n" + "".join(f"{p},renamed/{i}.wav\n" for i, p in enumerate(names))
+    )
     c = plan_batch(corpus.parent / "list.csv", tmp_path / "o")
     assert [j.output for j in c] == [tmp_path / "o" / "renamed" / f"{i}.wav" for i in range(3)]
     with pytest.raises(BatchError, match="matches no file"):
         plan_batch(f"{corpus}/**/*.nothing", tmp_path / "o")
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--report", "{tmp}/missing/r.jsonl"], "does not exist"),
-    (["--ext", "xyz"], "unsupported extension"),
-    (["--ext", "flac", "--subtype", "FLOAT"], "FLOAT"),
-    (["--policy", "oracle-sisdr"], "reference"),
-], ids=["report-folder", "ext", "subtype", "oracle-policy"])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--report", "{tmp}/missing/r.jsonl"], "does not exist"),
+        (["--ext", "xyz"], "unsupported extension"),
+        (["--ext", "flac", "--subtype", "FLOAT"], "FLOAT"),
+        (["--policy", "oracle-sisdr"], "reference"),
+    ],
+    ids=["report-folder", "ext", "subtype", "oracle-policy"],
+)
 def test_batch_bad_arguments_refused_before_any_work(corpus, tmp_path, capsys, monkeypatch, argv, needle):
     from streamsep import batch
 
@@ -244,8 +267,9 @@ def test_batch_bad_arguments_refused_before_any_work(corpus, tmp_path, capsys, m
 def test_batch_ray_without_ray_names_the_extra(corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     rc, _, err = run(["batch", corpus, tmp_path / "out", "--engine", "ray"], capsys)
-    assert rc == 2 and err.strip() == ("streamsep: error: --engine ray needs Ray, an optional extra: "
-                                       "pip install 'streamsep[ray]'")
+    assert rc == 2 and err.strip() == (
+        "streamsep: error: --engine ray needs Ray, an optional extra: pip install 'streamsep[ray]'"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -258,8 +282,14 @@ def ray_cluster():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     temp = tempfile.mkdtemp(prefix="ssrt")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=temp,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     yield ray
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
@@ -267,8 +297,13 @@ def ray_cluster():
 
 def test_batch_ray_gives_the_same_bytes_as_local(ray_cluster, corpus, local_out, tmp_path):
     rep = tmp_path / "r.jsonl"
-    s = run_batch(corpus, tmp_path / "out", EngineConfig(), FileOptions(),
-                  BatchOptions(engine="ray", workers=2, report=rep, progress=False))
+    s = run_batch(
+        corpus,
+        tmp_path / "out",
+        EngineConfig(),
+        FileOptions(),
+        BatchOptions(engine="ray", workers=2, report=rep, progress=False),
+    )
     assert s.ok == N_FILES and s.failed == 0, s.errors
     assert outputs(tmp_path / "out") == outputs(local_out[0])
     recs = list(iter_report(rep))
@@ -286,8 +321,14 @@ def test_batch_ray_actor_killed_mid_run_still_completes(ray_cluster, corpus, loc
             killed.append(rec["worker"])
             os.kill(rec["worker"], signal.SIGKILL)
 
-    s = run_batch(corpus, tmp_path / "out", EngineConfig(), FileOptions(),
-                  BatchOptions(engine="ray", workers=2, progress=False), on_record=kill_first)
+    s = run_batch(
+        corpus,
+        tmp_path / "out",
+        EngineConfig(),
+        FileOptions(),
+        BatchOptions(engine="ray", workers=2, progress=False),
+        on_record=kill_first,
+    )
     assert killed and s.ok == N_FILES and s.failed == 0, s.errors
     assert outputs(tmp_path / "out") == outputs(local_out[0])
     assert no_temporaries(tmp_path / "out") == []

@@ -1,5 +1,6 @@
 """Model cards (strict validation, shape checks against the model) and model files (resolution,
 sha256 checks, ``pull`` over file:// URLs)."""
+
 from __future__ import annotations
 
 import copy
@@ -52,7 +53,10 @@ def test_shipped_cards_parse_and_are_registered():
     assert (g.sample_rate, g.frame, g.hop, g.n_fft, g.io, g.latency) == (16000, 512, 256, 512, "stft", 256)
     assert (d.sample_rate, d.frame, d.hop, d.io, d.latency) == (16000, 512, 128, "waveform", 384)
     assert g.licence == d.licence == "MIT"
-    for card, commit in ((g, "3862c44808dca492ea5a8a145d2dc2a1028d08c8"), (d, "1de1f15a8b5b7e1c44905618ff2ef70ca8277fbc")):
+    for card, commit in (
+        (g, "3862c44808dca492ea5a8a145d2dc2a1028d08c8"),
+        (d, "1de1f15a8b5b7e1c44905618ff2ef70ca8277fbc"),
+    ):
         for f in card.files:
             assert f.url.startswith("https://raw.githubusercontent.com/") and f"/{commit}/" in f.url
             assert len(f.sha256) == 64
@@ -116,8 +120,20 @@ def _mutations():
         d["stages"][0]["states"][0]["shape"] = [1, 2, "128", 2]
         return "stages[0].states[0].shape[2]"
 
-    return [unknown_top, unknown_nested, wrong_type, bool_is_not_int, missing, missing_nested, bad_enum,
-            bad_layout, bad_file, bad_latency, bad_sha, shape_type]
+    return [
+        unknown_top,
+        unknown_nested,
+        wrong_type,
+        bool_is_not_int,
+        missing,
+        missing_nested,
+        bad_enum,
+        bad_layout,
+        bad_file,
+        bad_latency,
+        bad_sha,
+        shape_type,
+    ]
 
 
 @pytest.mark.parametrize("mutate", _mutations(), ids=lambda f: f.__name__)

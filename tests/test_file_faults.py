@@ -15,6 +15,7 @@
 
 Generated audio only (numpy speech-like signal + noise, written in the test directory).
 """
+
 from __future__ import annotations
 
 import os
@@ -65,7 +66,7 @@ def good(tmp_path_factory, pair) -> dict[str, bytes]:
 
 # -- broken inputs ----------------------------------------------------------------------------------
 def _wav_field(b: bytes, offset: int, value: bytes) -> bytes:
-    return b[:offset] + value + b[offset + len(value):]
+    return b[:offset] + value + b[offset + len(value) :]
 
 
 BROKEN = {
@@ -75,14 +76,22 @@ BROKEN = {
     "corrupt fmt chunk": ("a.wav", lambda g: _wav_field(g["wav"], 20, b"\xff\xff"), "not a readable"),
     "zero channels": ("a.wav", lambda g: _wav_field(g["wav"], 22, b"\x00\x00"), "not a readable"),
     "zero rate": ("a.wav", lambda g: _wav_field(g["wav"], 24, b"\x00\x00\x00\x00"), "not a readable"),
-    "unsupported codec (WMA tag)": ("a.wav", lambda g: _wav_field(g["wav"], 20, struct.pack("<H", 0x0161)),
-                                    "not a readable"),
-    "RIFF + garbage": ("a.wav", lambda g: b"RIFF" + bytes(np.random.default_rng(0).integers(0, 256, 4000,
-                                                                                            dtype=np.uint8)),
-                       "not a readable"),
+    "unsupported codec (WMA tag)": (
+        "a.wav",
+        lambda g: _wav_field(g["wav"], 20, struct.pack("<H", 0x0161)),
+        "not a readable",
+    ),
+    "RIFF + garbage": (
+        "a.wav",
+        lambda g: b"RIFF" + bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)),
+        "not a readable",
+    ),
     "text file": ("a.wav", lambda g: b"this is not audio\n" * 200, "not a readable"),
-    "AAC in MP4 (unsupported)": ("a.m4a", lambda g: b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom"
-                                 + bytes(4000), "not a readable"),
+    "AAC in MP4 (unsupported)": (
+        "a.m4a",
+        lambda g: b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom" + bytes(4000),
+        "not a readable",
+    ),
     "truncated FLAC": ("a.flac", lambda g: g["flac"][: len(g["flac"]) // 2], "not a readable"),
     "FLAC with zeroed body": ("a.flac", lambda g: g["flac"][:200] + bytes(len(g["flac"]) - 200), "not a readable"),
     # libsndfile reports a cut Vorbis stream as malformed or as 0 frames, depending on where it ends
@@ -107,8 +116,12 @@ def _make_broken(d: Path, case: str, good: dict) -> Path:
     return p
 
 
-NEEDLES = {**{k: v[2] for k, v in BROKEN.items()}, "missing file": "not found", "directory": "directory",
-           "NaN samples": "non-finite sample"}
+NEEDLES = {
+    **{k: v[2] for k, v in BROKEN.items()},
+    "missing file": "not found",
+    "directory": "directory",
+    "NaN samples": "non-finite sample",
+}
 CASES = list(NEEDLES)
 
 
@@ -151,10 +164,10 @@ def test_truncated_wav_data_reads_whole_frames_present(tmp_path, capsys, good, p
     whole frame present, as libsndfile does; ``process`` writes output of that length."""
     b = good["wav"]
     p = tmp_path / "cut.wav"
-    p.write_bytes(b[: 44 + 2 * 12345 + 1])          # 12345 frames and half a sample
+    p.write_bytes(b[: 44 + 2 * 12345 + 1])  # 12345 frames and half a sample
     x, rate = read_audio(p)
     assert rate == RATE and len(x) == 12345
-    np.testing.assert_allclose(x, pair[0][:12345], atol=1.0 / 2 ** 15)
+    np.testing.assert_allclose(x, pair[0][:12345], atol=1.0 / 2**15)
     rc, _, err = run_cli(["process", p, tmp_path / "o.wav"], capsys)
     assert rc == 0, err
     assert sf.info(str(tmp_path / "o.wav")).frames == 12345
@@ -181,21 +194,22 @@ def _absurd_length(d: Path, ext: str) -> Path:
         b[18:26] = v.to_bytes(8, "big")
     else:
         k = b.find(b"Xing")
-        assert k >= 0 and int.from_bytes(b[k + 4:k + 8], "big") & 1, "encoder wrote no Xing frame count"
-        b[k + 8:k + 12] = (0x7FFFFFFF).to_bytes(4, "big")
+        assert k >= 0 and int.from_bytes(b[k + 4 : k + 8], "big") & 1, "encoder wrote no Xing frame count"
+        b[k + 8 : k + 12] = (0x7FFFFFFF).to_bytes(4, "big")
     p.write_bytes(bytes(b))
     assert sf.info(str(p)).frames > 1e10
     return p
 
 
-
-
-@pytest.mark.parametrize("ext,how", [
-    pytest.param("flac", "read"),
-    pytest.param("mp3", "read"),
-    pytest.param("flac", "stream"),
-    pytest.param("mp3", "stream"),
-])
+@pytest.mark.parametrize(
+    "ext,how",
+    [
+        pytest.param("flac", "read"),
+        pytest.param("mp3", "read"),
+        pytest.param("flac", "stream"),
+        pytest.param("mp3", "stream"),
+    ],
+)
 def test_header_claiming_absurd_length(tmp_path, ext, how):
     """An error naming the file, or only the samples the file really holds; never a MemoryError, never
     an endless stream."""
@@ -227,9 +241,17 @@ def test_huge_finite_float_samples_do_not_become_inf(tmp_path):
 # -- rates and sample formats -------------------------------------------------------------------------
 #: (container, subtype, quantisation step of the format)
 FORMATS = [
-    ("WAV", "PCM_U8", 1 / 2 ** 7), ("FLAC", "PCM_S8", 1 / 2 ** 7), ("WAV", "ULAW", 0.02), ("WAV", "ALAW", 0.02),
-    ("WAV", "PCM_16", 1 / 2 ** 15), ("FLAC", "PCM_24", 1 / 2 ** 23), ("WAV", "PCM_32", 1 / 2 ** 31),
-    ("WAV", "FLOAT", 0.0), ("WAV", "DOUBLE", 0.0), ("AIFF", "PCM_16", 1 / 2 ** 15), ("CAF", "FLOAT", 0.0),
+    ("WAV", "PCM_U8", 1 / 2**7),
+    ("FLAC", "PCM_S8", 1 / 2**7),
+    ("WAV", "ULAW", 0.02),
+    ("WAV", "ALAW", 0.02),
+    ("WAV", "PCM_16", 1 / 2**15),
+    ("FLAC", "PCM_24", 1 / 2**23),
+    ("WAV", "PCM_32", 1 / 2**31),
+    ("WAV", "FLOAT", 0.0),
+    ("WAV", "DOUBLE", 0.0),
+    ("AIFF", "PCM_16", 1 / 2**15),
+    ("CAF", "FLOAT", 0.0),
 ]
 EXT = {"WAV": "wav", "FLAC": "flac", "AIFF": "aiff", "CAF": "caf"}
 
@@ -244,12 +266,20 @@ def test_sample_formats_read_to_the_right_values(tmp_path, pair, fmt, subtype, q
     assert np.max(np.abs(y - x)) <= q * max(1.0, np.max(np.abs(x)) / 0.25) + 1e-7
 
 
-RATES = [(8000, "PCM_U8"), (11025, "ULAW"), (16000, "ALAW"), (22050, "PCM_24"), (44100, "PCM_32"),
-         (48000, "FLOAT"), (96000, "DOUBLE")]
+RATES = [
+    (8000, "PCM_U8"),
+    (11025, "ULAW"),
+    (16000, "ALAW"),
+    (22050, "PCM_24"),
+    (44100, "PCM_32"),
+    (48000, "FLOAT"),
+    (96000, "DOUBLE"),
+]
 
 
-RATE_CASES = [pytest.param(r, s, st, id=f"{r}-{s}-{'stream' if st else 'offline'}")
-              for r, s in RATES for st in (False, True)]
+RATE_CASES = [
+    pytest.param(r, s, st, id=f"{r}-{s}-{'stream' if st else 'offline'}") for r, s in RATES for st in (False, True)
+]
 
 
 @pytest.mark.parametrize("rate,subtype,stream", RATE_CASES)
@@ -310,8 +340,15 @@ def test_opposite_phase_stereo_cancels(tmp_path):
 # -- interrupted and failing runs ------------------------------------------------------------------------
 def _cli_proc(argv: list, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-m", "streamsep.cli", *map(str, argv)], cwd=str(REPO), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamsep.cli", *map(str, argv)],
+        cwd=str(REPO),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _long_file(path: Path, seconds: float, rate: int) -> None:
@@ -335,15 +372,16 @@ def long_input(tmp_path_factory) -> Path:
     return p
 
 
-
-
-@pytest.mark.parametrize("sig,stream", [
-    pytest.param(signal.SIGINT, False, id="INT-offline"),
-    pytest.param(signal.SIGINT, True, id="INT-stream"),
-    pytest.param(signal.SIGTERM, True, id="TERM-stream"),
-    pytest.param(signal.SIGKILL, True, id="KILL-stream"),
-    pytest.param(signal.SIGKILL, False, id="KILL-offline"),
-])
+@pytest.mark.parametrize(
+    "sig,stream",
+    [
+        pytest.param(signal.SIGINT, False, id="INT-offline"),
+        pytest.param(signal.SIGINT, True, id="INT-stream"),
+        pytest.param(signal.SIGTERM, True, id="TERM-stream"),
+        pytest.param(signal.SIGKILL, True, id="KILL-stream"),
+        pytest.param(signal.SIGKILL, False, id="KILL-offline"),
+    ],
+)
 def test_interrupted_process_leaves_no_output(tmp_path, long_input, sig, stream):
     """Interrupted mid-run: the destination is never created or changed, and no temporary file is
     left — after SIGKILL too (which nothing can handle) where the output is written to an anonymous
@@ -369,11 +407,10 @@ def test_interrupted_process_leaves_no_output(tmp_path, long_input, sig, stream)
 
 def _limit_file_size(limit: int):
     def pre() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a full disk: writes fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full disk: writes fail with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return pre
-
-
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["offline", "stream"])
@@ -384,8 +421,9 @@ def test_write_failure_one_line_no_output_no_temp(tmp_path, pair, stream):
     sf.write(p, pair[0], RATE, subtype="FLOAT")
     out = tmp_path / "o.wav"
     out.write_bytes(b"previous output")
-    proc = _cli_proc(["process", p, out, "--subtype", "FLOAT"] + (["--stream"] if stream else []),
-                     preexec_fn=_limit_file_size(16384))
+    proc = _cli_proc(
+        ["process", p, out, "--subtype", "FLOAT"] + (["--stream"] if stream else []), preexec_fn=_limit_file_size(16384)
+    )
     _, err = proc.communicate(timeout=120)
     lines = err.strip().splitlines()
     assert proc.returncode == 2, err

@@ -1,6 +1,7 @@
 """File mode (``streamsep process`` → :func:`streamsep.enhance.enhance_file`): the same samples with and
 without ``--stream`` for the engine policies, what is kept of the input (channels, rate, subtype,
 level), writing over the input, and every argument checked before any model loads."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ from conftest import shared
 from streamsep.cli import main
 
 NOIZEUS = ("data", "pairs", "noizeus", "noisy")
-
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,23 @@ def test_blend_frame_agrees_and_blend_time_stays_available(model, noizeus_file, 
     must still give the whole-file frame blend's samples."""
     outs = {}
     for name, extra in [("default", []), ("frame", ["--blend", "frame"]), ("time", ["--blend", "time"])]:
-        rc, _, err = run(["process", noizeus_file, tmp_path / f"{name}.wav", "--model", model, "--steps", 2,
-                          "--subtype", "FLOAT", "--threads", 1, *extra], capsys)
+        rc, _, err = run(
+            [
+                "process",
+                noizeus_file,
+                tmp_path / f"{name}.wav",
+                "--model",
+                model,
+                "--steps",
+                2,
+                "--subtype",
+                "FLOAT",
+                "--threads",
+                1,
+                *extra,
+            ],
+            capsys,
+        )
         assert rc == 0, err
         outs[name], _ = sf.read(tmp_path / f"{name}.wav", dtype="float32")
     assert np.max(np.abs(outs["default"] - outs["frame"])) <= 1e-5
@@ -143,8 +158,22 @@ def test_integer_output_that_would_clip_is_limited_or_clipped_with_a_warning(hot
     assert rc == 0, err
     ref, _ = sf.read(tmp_path / "f.wav", dtype="float32")
     rep = tmp_path / "r.json"
-    rc, _, err = run(["process", hot_float, tmp_path / "l.wav", "--model", "nsnet2", "--subtype", "PCM_16",
-                      "--json", rep, "--threads", 1], capsys)
+    rc, _, err = run(
+        [
+            "process",
+            hot_float,
+            tmp_path / "l.wav",
+            "--model",
+            "nsnet2",
+            "--subtype",
+            "PCM_16",
+            "--json",
+            rep,
+            "--threads",
+            1,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert "streamsep: warning:" in err and "scaled by" in err
     r = json.loads(rep.read_text())
@@ -152,13 +181,42 @@ def test_integer_output_that_would_clip_is_limited_or_clipped_with_a_warning(hot
     gain = 10 ** (r["gain_db"] / 20)
     assert r["gain_db"] < -1.0 and np.max(np.abs(y)) <= 10 ** (-0.1 / 20) + 1e-4
     np.testing.assert_allclose(y, ref * gain, atol=2 / 32768)  # the whole file scaled, nothing clipped
-    rc, _, err = run(["process", hot_float, tmp_path / "c.wav", "--model", "nsnet2", "--subtype", "PCM_16", "--clip", "clip",
-                      "--json", rep, "--threads", 1], capsys)
+    rc, _, err = run(
+        [
+            "process",
+            hot_float,
+            tmp_path / "c.wav",
+            "--model",
+            "nsnet2",
+            "--subtype",
+            "PCM_16",
+            "--clip",
+            "clip",
+            "--json",
+            rep,
+            "--threads",
+            1,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert "samples clipped" in err and json.loads(rep.read_text())["clipped_samples"] > 0
     # the same limiting when streamed (two passes through a hidden float file, none left behind)
-    rc, _, err = run(["process", hot_float, tmp_path / "s.wav", "--model", "nsnet2", "--subtype", "PCM_16", "--stream",
-                      "--threads", 1], capsys)
+    rc, _, err = run(
+        [
+            "process",
+            hot_float,
+            tmp_path / "s.wav",
+            "--model",
+            "nsnet2",
+            "--subtype",
+            "PCM_16",
+            "--stream",
+            "--threads",
+            1,
+        ],
+        capsys,
+    )
     assert rc == 0, err
     ys, _ = sf.read(tmp_path / "s.wav", dtype="float32")
     np.testing.assert_allclose(ys, y, atol=2 / 32768)
@@ -233,8 +291,14 @@ def test_enhance_file_api(noizeus_file, tmp_path):
 
     res = enhance_file(noizeus_file, tmp_path / "o.flac", EngineConfig(steps=1), FileOptions(dnsmos=True))
     # the default model (DeepFilterNet3, 48 kHz) on an 8 kHz file: resampled there and back
-    assert (res.model, res.steps, res.policy, res.rate, res.model_rate, res.channels) == ("dfn3", 1, "fixed", 8000,
-                                                                                         48000, 1)
+    assert (res.model, res.steps, res.policy, res.rate, res.model_rate, res.channels) == (
+        "dfn3",
+        1,
+        "fixed",
+        8000,
+        48000,
+        1,
+    )
     assert res.subtype == "PCM_16" and res.seconds == pytest.approx(2.816, abs=1e-3)
     assert 0 < res.rtf < 5 and res.per_step == []
     assert 1.0 <= res.dnsmos_before <= 5.0 and res.dnsmos_after > res.dnsmos_before  # measured here: 1.6 -> 2.4

@@ -16,6 +16,7 @@ tests/test_file_faults.py); the fuzz skips those inputs so that it keeps looking
 
 Examples are derandomised (reproducible in CI) and kept few and short (2 shared cores).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,9 +34,12 @@ from streamsep.engine import ConfigError, Engine, EngineConfig
 from streamsep.separators.registry import create
 
 BOUND = 4.0
-FUZZ = dict(deadline=None, database=None, derandomize=True,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                   HealthCheck.function_scoped_fixture])
+FUZZ = dict(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +94,16 @@ PARAM_VALUES = {
     "atten_db": st.one_of(st.none(), st.floats(0.0, 60.0)),
     "bypass": st.booleans(),
 }
-BAD_VALUES = [("steps", 17), ("steps", -1), ("candidates", 0), ("mix", 1.5), ("mix", float("nan")),
-              ("atten_db", -1.0), ("ratios", [2.0]), ("policy", "nope")]
+BAD_VALUES = [
+    ("steps", 17),
+    ("steps", -1),
+    ("candidates", 0),
+    ("mix", 1.5),
+    ("mix", float("nan")),
+    ("atten_db", -1.0),
+    ("ratios", [2.0]),
+    ("policy", "nope"),
+]
 
 
 @st.composite
@@ -134,10 +146,10 @@ def check_engine_script(sep, ops: list[tuple], block: int, max_steps: int) -> No
     assert all(sep.state_is_finite(s) for s in eng.chains.states)
     # whatever happened, the timeline is intact: bypass is the input delayed by exactly the latency
     eng.set_params(bypass=True)
-    eng.process(np.zeros(2 * block, np.float32))                    # the bypass ramp completes
+    eng.process(np.zeros(2 * block, np.float32))  # the bypass ramp completes
     z = (0.1 * np.random.default_rng(len(ops)).standard_normal(lat + 3 * block)).astype(np.float32)
-    y = np.concatenate([eng.process(z[i:i + 777]) for i in range(0, len(z), 777)])
-    np.testing.assert_allclose(y[lat:], z[:len(z) - lat], atol=1e-6)
+    y = np.concatenate([eng.process(z[i : i + 777]) for i in range(0, len(z), 777)])
+    np.testing.assert_allclose(y[lat:], z[: len(z) - lat], atol=1e-6)
 
 
 @settings(max_examples=60, **FUZZ)
@@ -155,8 +167,7 @@ def test_engine_fuzz_rnnoise(seps, ops, block_hops):
 
 
 @settings(max_examples=25, **FUZZ)
-@given(sizes=st.lists(st.integers(1, 9000), min_size=1, max_size=12),
-       rate=st.sampled_from([16000, 44100, 48000, 8000]))
+@given(sizes=st.lists(st.integers(1, 9000), min_size=1, max_size=12), rate=st.sampled_from([16000, 44100, 48000, 8000]))
 def test_engine_any_host_blocks_any_rate_constant_latency(seps, sizes, rate):
     """Random host block sizes (1 … 9000 samples, above the engine's nominal maximum) at device rates
     that need resampling: lengths kept, and impulses come out at the reported latency."""
@@ -167,7 +178,7 @@ def test_engine_any_host_blocks_any_rate_constant_latency(seps, sizes, rate):
     x[pos] = 0.9
     out, i, j = [], 0, 0
     while i < n:
-        b = x[i:i + sizes[j % len(sizes)]]
+        b = x[i : i + sizes[j % len(sizes)]]
         y = eng.process(b)
         assert len(y) == len(b)
         out.append(y)
@@ -175,7 +186,7 @@ def test_engine_any_host_blocks_any_rate_constant_latency(seps, sizes, rate):
     y = np.concatenate(out)
     for p in pos:
         if p + eng.latency + 50 <= n:
-            seg = np.abs(y[p + eng.latency - 50:p + eng.latency + 50])
+            seg = np.abs(y[p + eng.latency - 50 : p + eng.latency + 50])
             assert int(np.argmax(seg)) == 50, (p, int(np.argmax(seg)) - 50)
 
 
@@ -187,9 +198,15 @@ def seeds(tmp_path_factory) -> list[tuple[str, bytes]]:
     x = generated_pair(0.5, 5.0, seed=2)[0]
     stereo = np.stack([x, -0.5 * x], axis=1)
     out = []
-    for ext, data, kw in (("wav", stereo, {"subtype": "PCM_16"}), ("wav", x, {"subtype": "FLOAT"}),
-                          ("wav", x, {"subtype": "PCM_U8"}), ("flac", stereo, {}), ("ogg", x, {}),
-                          ("aiff", x, {"subtype": "PCM_24"}), ("mp3", x, {"format": "MP3"})):
+    for ext, data, kw in (
+        ("wav", stereo, {"subtype": "PCM_16"}),
+        ("wav", x, {"subtype": "FLOAT"}),
+        ("wav", x, {"subtype": "PCM_U8"}),
+        ("flac", stereo, {}),
+        ("ogg", x, {}),
+        ("aiff", x, {"subtype": "PCM_24"}),
+        ("mp3", x, {"format": "MP3"}),
+    ):
         p = d / f"s.{ext}"
         sf.write(p, data, 16000, **kw)
         out.append((ext, p.read_bytes()))
@@ -217,7 +234,7 @@ def mutate(b: bytes, ops: list[tuple]) -> bytes:
             b[i:i] = data
         elif kind == "header" and len(b) > 64:
             i = pos % 60
-            b[i:i + 4] = (data * 4)[:4]
+            b[i : i + 4] = (data * 4)[:4]
     return bytes(b)
 
 
@@ -261,17 +278,16 @@ def test_reader_fuzz_mutated_files(tmp_path, seeds, which, ops):
 
 # -- the soak benchmark's latency measurement ------------------------------------------------------------
 @settings(max_examples=25, **FUZZ)
-@given(lag=st.integers(0, 8000), start=st.integers(0, 50000), offset=st.integers(0, 200000),
-       gain=st.floats(0.05, 2.0))
+@given(lag=st.integers(0, 8000), start=st.integers(0, 50000), offset=st.integers(0, 200000), gain=st.floats(0.05, 2.0))
 def test_soak_latency_measurement_finds_the_exact_lag(lag, start, offset, gain):
     """``streamsep.soak.measured_lag`` recovers the delay of a looped, denoised-looking copy of the
     input to the sample (what the soak reports as latency at the start and the end)."""
     from soak import measured_lag
 
-    x = base_signal(16000)[: 11 * 1600]                      # the looped input (1.1 s)
-    y_from = start + offset + 8000 + 1024                     # JACK frame of the window's first sample
+    x = base_signal(16000)[: 11 * 1600]  # the looped input (1.1 s)
+    y_from = start + offset + 8000 + 1024  # JACK frame of the window's first sample
     n = 8000
-    idx = (y_from - lag - start + np.arange(n)) % len(x)      # input index heard at each output frame
+    idx = (y_from - lag - start + np.arange(n)) % len(x)  # input index heard at each output frame
     y = gain * x[idx]
     y = (np.convolve(y, [0.6, 0.3, 0.1])[:n]).astype(np.float32)  # a little smoothing, as a model would
     got, corr = measured_lag(y, y_from, x, start, 8000)
@@ -308,13 +324,23 @@ def test_soak_summary_counts_only_the_measurement():
         name, realtime, period = "s", True, 160
 
     def sample(t, xr, miss, rss):
-        return {"t": t, "rss_mb": rss, "xruns": xr, "deadline_misses": miss, "fallback_samples": 10 * miss,
-                "overruns": 0, "level_changes": 0, "latency_samples": 760, "latency_ms": 47.5, "resets": 0}
+        return {
+            "t": t,
+            "rss_mb": rss,
+            "xruns": xr,
+            "deadline_misses": miss,
+            "fallback_samples": 10 * miss,
+            "overruns": 0,
+            "level_changes": 0,
+            "latency_samples": 760,
+            "latency_ms": 47.5,
+            "resets": 0,
+        }
 
     samples = [sample(0.0, 2, 1, 500.0), sample(60.0, 2, 1, 500.5), sample(120.0, 2, 3, 501.0)]
     final = {"xruns": 2, "deadline_misses": 3, "fallback_samples": 30, "overruns": 0, "level_changes": 0}
     x = base_signal(16000)[:16000]
-    win = x[(9000 + np.arange(8000)) % len(x)]                # output = input, no delay
+    win = x[(9000 + np.arange(8000)) % len(x)]  # output = input, no delay
     rec = {"head": win, "head_from": 9000, "tail": win, "tail_from": 9000 + 7 * len(x), "start": 0, "gaps": 0}
     jlog = {"xruns": 0, "graph_errors": 0, "driver_late": 0, "late_clients": {}, "waiting_clients": {}}
     r = summarize(samples, final, rec, x, 2.0, "balanced", EngineConfig(), Srv(), "x", 1, (1.0, 1.0, 1.0), None, jlog)

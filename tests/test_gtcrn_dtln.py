@@ -1,5 +1,6 @@
 """GTCRN and DTLN through their model cards: parity with each model's own reference loop (plain
 onnxruntime, frame by frame, following the upstream scripts), latency, fork/select, SI-SDR gain."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,8 +43,9 @@ def gtcrn_reference(x: np.ndarray) -> np.ndarray:
     inter = np.zeros([2, 1, 33, 16], np.float32)
     outs = []
     for i in range(inputs.shape[2]):
-        out, conv, tra, inter = s.run([], {"mix": inputs[..., i:i + 1, :], "conv_cache": conv,
-                                           "tra_cache": tra, "inter_cache": inter})
+        out, conv, tra, inter = s.run(
+            [], {"mix": inputs[..., i : i + 1, :], "conv_cache": conv, "tra_cache": tra, "inter_cache": inter}
+        )
         outs.append(out)
     enh = torch.view_as_complex(torch.from_numpy(np.concatenate(outs, axis=2)[0]).contiguous())
     return torch.istft(enh, 512, 256, 512, win, length=len(x)).numpy()
@@ -63,7 +65,7 @@ def dtln_reference(x: np.ndarray) -> np.ndarray:
     out = np.zeros(len(audio), np.float32)
     for idx in range(len(audio) // 128):
         in_buffer[:-128] = in_buffer[128:]
-        in_buffer[-128:] = audio[idx * 128:(idx + 1) * 128]
+        in_buffer[-128:] = audio[idx * 128 : (idx + 1) * 128]
         fft = np.fft.rfft(in_buffer)
         mag, phase = np.abs(fft), np.angle(fft)
         mask, st1 = s1.run(None, {n1[0]: mag.reshape(1, 1, -1).astype(np.float32), n1[1]: st1})
@@ -72,8 +74,8 @@ def dtln_reference(x: np.ndarray) -> np.ndarray:
         out_buffer[:-128] = out_buffer[128:]
         out_buffer[-128:] = 0.0
         out_buffer += np.squeeze(out_block)
-        out[idx * 128:(idx + 1) * 128] = out_buffer[:128]
-    return out[384:384 + len(x)]
+        out[idx * 128 : (idx + 1) * 128] = out_buffer[:128]
+    return out[384 : 384 + len(x)]
 
 
 REFERENCE = {"gtcrn": gtcrn_reference, "dtln": dtln_reference}
@@ -100,7 +102,7 @@ def stream(sep, x: np.ndarray, sizes: list[int]) -> np.ndarray:
     state, out, i, k = sep.new_state(1), [], 0, 0
     while i < len(x):
         n = min(sizes[k % len(sizes)] * sep.hop, len(x) - i)
-        y, state = sep.process(x[None, i:i + n], state)
+        y, state = sep.process(x[None, i : i + n], state)
         out.append(y[0])
         i, k = i + n, k + 1
     return np.concatenate(out)
@@ -137,11 +139,11 @@ def test_fork_select_identity(model):
     state = sep.new_state(1)
     y1, state = sep.process(x[None, :half], state)
     forked = sep.fork(state, 3)
-    rest = x[half:half + 8 * h]
+    rest = x[half : half + 8 * h]
     block = np.stack([0.3 * rest, rest, np.flip(rest)])
     yc, forked = sep.process(block, forked)
     state = sep.select(forked, [1])
-    y3, state = sep.process(x[None, half + 8 * h:], state)
+    y3, state = sep.process(x[None, half + 8 * h :], state)
     y = np.concatenate([y1[0], yc[1], y3[0]])
     assert aligned_error(y, ref, sep.latency) < TOL
     assert np.abs(yc[0] - yc[1]).max() > 1e-3  # the candidates really differed
@@ -151,7 +153,7 @@ def test_batch_of_streams(model):
     """Two streams in one batch equal two separate runs (streams loop over the batch-1 graph)."""
     name, sep, x, ref = model
     n = 16 * sep.hop
-    pair = np.stack([x[:n], x[n:2 * n]])
+    pair = np.stack([x[:n], x[n : 2 * n]])
     y, _ = sep.process(pair, sep.new_state(2))
     y0, _ = sep.process(pair[:1], sep.new_state(1))
     y1, _ = sep.process(pair[1:], sep.new_state(1))
@@ -184,7 +186,7 @@ def test_improves_si_sdr_on_a_0db_pair(model):
     x, _ = sf.read(NOISY, dtype="float32")
     clean, _ = sf.read(CLEAN, dtype="float32")
     x = x[: len(x) // (8 * sep.hop) * 8 * sep.hop]
-    y = stream(sep, x, [8])[sep.latency:]
+    y = stream(sep, x, [8])[sep.latency :]
     before, after = si_sdr(x, clean), si_sdr(y, clean)
     assert abs(before) < 1.0
     assert after > before + 10.0, f"{name}: {before:.2f} → {after:.2f} dB"

@@ -3,6 +3,7 @@
 The host is fed from generated audio files in real time (``input_file=``, ``output_device="null"``),
 so no sound device is needed.  Speech comes from espeak-ng, mixed with generated noise at 0 dB SNR.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ from gui.spectrum import FLOOR_DB, spectrogram_db  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
-SENTENCES = ("The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
-             "It is easy to tell the depth of a well. These days a chicken leg is a rare dish.")
+SENTENCES = (
+    "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
+    "It is easy to tell the depth of a well. These days a chicken leg is a rare dish."
+)
 
 
 # -- generated audio ---------------------------------------------------------------------------
@@ -44,8 +47,12 @@ def _speech(tmp: Path) -> np.ndarray:
     """About 9 s of espeak-ng speech at 16 kHz (a harmonic, syllable-gated stand-in without it)."""
     if shutil.which("espeak-ng"):
         raw = tmp / "tts.wav"
-        subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), SENTENCES], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["espeak-ng", "-s", "150", "-w", str(raw), SENTENCES],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         from streamsep.audio_io import read_audio
 
         x, _ = read_audio(raw, rate=RATE)
@@ -54,7 +61,7 @@ def _speech(tmp: Path) -> np.ndarray:
         f0 = 120 + 20 * np.sin(2 * np.pi * 0.5 * t)
         phase = 2 * np.pi * np.cumsum(f0) / RATE
         x = sum(np.sin(k * phase) / k for k in range(1, 20))
-        x *= (np.sin(2 * np.pi * 4 * t) > 0)          # 4 syllables per second
+        x *= np.sin(2 * np.pi * 4 * t) > 0  # 4 syllables per second
     x = x.astype(np.float64)
     return 0.25 * x / np.max(np.abs(x))
 
@@ -64,9 +71,9 @@ def audio_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("gui_audio")
     speech = _speech(d)
     rng = np.random.default_rng(7)
-    noise = np.cumsum(rng.standard_normal(speech.size))     # brown-ish noise, then whitened a little
+    noise = np.cumsum(rng.standard_normal(speech.size))  # brown-ish noise, then whitened a little
     noise = noise - np.convolve(noise, np.ones(64) / 64, mode="same") + 0.3 * rng.standard_normal(speech.size)
-    noise *= np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2))   # 0 dB SNR
+    noise *= np.sqrt(np.mean(speech**2) / np.mean(noise**2))  # 0 dB SNR
     soundfile.write(d / "noisy.wav", (speech + noise).astype(np.float32), RATE, subtype="FLOAT")
     soundfile.write(d / "silence.wav", np.zeros(4 * RATE, np.float32), RATE, subtype="FLOAT")
     return d
@@ -107,11 +114,13 @@ def aligned(host, seconds: float = 1.0, search: int = 0) -> tuple[np.ndarray, np
     y = y[-n:]
 
     def seg(lag: int) -> np.ndarray:
-        return x[len(x) - lag - n:len(x) - lag]
+        return x[len(x) - lag - n : len(x) - lag]
 
     if search:
-        lat = max(range(max(0, lat - search), lat + search + 1),
-                  key=lambda lag: float(np.dot(seg(lag), y)) / (np.linalg.norm(seg(lag)) + 1e-12))
+        lat = max(
+            range(max(0, lat - search), lat + search + 1),
+            key=lambda lag: float(np.dot(seg(lag), y)) / (np.linalg.norm(seg(lag)) + 1e-12),
+        )
     return seg(lat), y
 
 
@@ -120,7 +129,9 @@ def delayed_copy(x: np.ndarray, y: np.ndarray) -> bool:
     return abs(rms_db(y) - rms_db(x)) < 0.5 and float(np.corrcoef(x, y)[0, 1]) > 0.99
 
 
-def clean_window(host, seconds: float = 1.0, timeout: float = 15.0, search: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def clean_window(
+    host, seconds: float = 1.0, timeout: float = 15.0, search: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """Aligned input/output of a ``seconds`` window that the engine fully processed.
 
     Parameter changes ramp in over a block, so the window starts 0.3 s after the call.  Windows
@@ -167,8 +178,7 @@ def rms_db(x: np.ndarray) -> float:
 def live(qapp, audio_dir, tmp_path_factory):
     """One window running the real host on the noisy file (low-latency preset, DNSMOS on)."""
     settings = tmp_path_factory.mktemp("cfg") / "gui.toml"
-    win = open_window(settings, preset="low-latency", input_file=str(audio_dir / "noisy.wav"),
-                      output_device="null")
+    win = open_window(settings, preset="low-latency", input_file=str(audio_dir / "noisy.wav"), output_device="null")
     wait_for(lambda: running(win), 30, "the live host to start")
     yield win
     win.close()
@@ -179,7 +189,7 @@ def test_ballistics_hold_and_release():
     b = Ballistics(floor=-60, release_db_s=30, hold_s=1.0)
     b.update(-6, -12, now=0.0)
     assert (b.peak, b.rms, b.hold) == (-6, -12, -6)
-    b.update(-120, -120, now=0.5)            # silence: bars fall at 30 dB/s, hold stays
+    b.update(-120, -120, now=0.5)  # silence: bars fall at 30 dB/s, hold stays
     assert b.peak == pytest.approx(-21) and b.rms == pytest.approx(-27) and b.hold == -6
     b.update(float("-inf"), -120, now=3.0)
     assert b.at_rest
@@ -198,7 +208,7 @@ def test_ballistics_never_show_out_above_in():
         b_in.update(p_in, p_in - 6, t)
         b_out.update(p_out, p_out - 6, t)
         assert b_out.peak <= b_in.peak and b_out.rms <= b_in.rms and b_out.hold <= b_in.hold + 1e-9, t
-    b = Ballistics(hold_s=1.5)                    # hold latches, then falls at the release rate
+    b = Ballistics(hold_s=1.5)  # hold latches, then falls at the release rate
     b.update(-5.0, -9, 10.0)
     b.update(-60, -60, 11.0)
     assert b.hold == -5.0
@@ -211,7 +221,7 @@ def test_spectrogram_reads_dbfs():
     s, f = spectrogram_db(0.5 * np.sin(2 * np.pi * 1000 * t), RATE, columns=50, hop_s=0.02)
     assert s.shape == (50, len(f)) and f[-1] == 8000
     assert f[np.argmax(s[-1])] == pytest.approx(1000, abs=RATE / 512)
-    assert s[-1].max() == pytest.approx(-6.0, abs=0.2)             # 0.5 amplitude = -6 dBFS
+    assert s[-1].max() == pytest.approx(-6.0, abs=0.2)  # 0.5 amplitude = -6 dBFS
     s, _ = spectrogram_db(np.zeros(100), RATE, columns=50, hop_s=0.02)
     assert np.all(s == FLOOR_DB)
 
@@ -234,10 +244,10 @@ class TestLiveWindow:
         host = live.controller.host
         from streamsep.live import LiveHost
 
-        assert type(host) is LiveHost                      # the library's host, not a stand-in
+        assert type(host) is LiveHost  # the library's host, not a stand-in
         assert host.engine.config.model == "nsnet2" and live.controls.isEnabled()
         assert live.tabs.tabText(2) == "Tune" and isinstance(live.tabs.widget(2), TunePanelSlot)
-        assert live.tune_panel is None                     # mounted on first visit only
+        assert live.tune_panel is None  # mounted on first visit only
         live.tabs.setCurrentIndex(2)
         from gui.tune_panel import TunePanel
 
@@ -245,24 +255,34 @@ class TestLiveWindow:
         live.tabs.setCurrentIndex(0)
 
     def test_meters_move_when_audio_plays(self, live):
-        wait_for(lambda: live.meters.input.ballistics.peak > -40 and live.meters.output.ballistics.peak > -50,
-                 10, "level meters to move")
-        wait_for(lambda: live.spectrogram.mean_db[0] > -90 and live.spectrogram.mean_db[1] > -100, 5,
-                 "spectrograms to fill")
-        img = live.spectrogram.grab().toImage()            # and they are painted (not a blank view)
+        wait_for(
+            lambda: live.meters.input.ballistics.peak > -40 and live.meters.output.ballistics.peak > -50,
+            10,
+            "level meters to move",
+        )
+        wait_for(
+            lambda: live.spectrogram.mean_db[0] > -90 and live.spectrogram.mean_db[1] > -100, 5, "spectrograms to fill"
+        )
+        img = live.spectrogram.grab().toImage()  # and they are painted (not a blank view)
         w, h = img.width(), img.height()
         assert len({img.pixel(x, y) for x in range(0, w, 7) for y in range(0, h, 7)}) > 50
         stats = live.controller.host.stats()
-        wait_for(lambda: card_value(live, "latency") == pytest.approx(stats["latency_ms"], abs=0.05), 3,
-                 "the latency read-out")
+        wait_for(
+            lambda: card_value(live, "latency") == pytest.approx(stats["latency_ms"], abs=0.05),
+            3,
+            "the latency read-out",
+        )
         wait_for(lambda: card_value(live, "rtf") > 0, 3, "the load read-out")
         wait_for(lambda: live.dnsmos.updates >= 1, 30, "a DNSMOS score")
         v = live.dnsmos.values
         assert all(1.0 <= v[k] <= 5.0 for k in ("ovrl", "sig", "bak")), v
-        wait_for(lambda: card_value(live, "dnsmos") == pytest.approx(live.dnsmos.values["ovrl"], abs=0.006), 3,
-                 "the quality card")
-        assert live.live_page.silent_hint == ""          # speech and noise: no silent-input hint
-        excess = []                                      # IN and OUT meter the same audio: OUT not above IN
+        wait_for(
+            lambda: card_value(live, "dnsmos") == pytest.approx(live.dnsmos.values["ovrl"], abs=0.006),
+            3,
+            "the quality card",
+        )
+        assert live.live_page.silent_hint == ""  # speech and noise: no silent-input hint
+        excess = []  # IN and OUT meter the same audio: OUT not above IN
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
             pump(0.034)
@@ -285,13 +305,13 @@ class TestLiveWindow:
 
         c.atten.setValue(2)
         wait_for(lambda: eng().atten_db == 2.0, 5, "atten_db = 2")
-        c.atten.setValue(0)                             # "unlimited"
+        c.atten.setValue(0)  # "unlimited"
         wait_for(lambda: eng().atten_db is None, 5, "atten_db = unlimited")
         c.mix.setValue(40)
         wait_for(lambda: eng().mix == 0.4, 5, "mix = 0.4")
         c.mix.setValue(100)
         wait_for(lambda: eng().mix == 1.0, 5, "mix = 1")
-        power = live.transport.power                    # the on/off switch: off = bypass
+        power = live.transport.power  # the on/off switch: off = bypass
         power.setChecked(False)
         wait_for(lambda: eng().bypass is True, 5, "bypass on")
         power.setChecked(True)
@@ -303,12 +323,12 @@ class TestLiveWindow:
 
         c.model.setCurrentIndex(c.model.findData("spectral"))
         wait_for(lambda: eng().model == "spectral" and host.stats()["model"] == "spectral", 20, "model = spectral")
-        assert live.config.model == "spectral" and eng().block == 800 and running(live)   # block kept
+        assert live.config.model == "spectral" and eng().block == 800 and running(live)  # block kept
 
         # presets: load a built-in one, save the current settings, reset discards edits
         c.preset.setCurrentIndex(c.preset.findData("quality"))
         wait_for(lambda: eng().model == "nsnet2" and eng().steps == 2 and eng().policy == "proxy", 20, "preset quality")
-        c.steps.setValue(1)                         # possibly while the new engine is still being built
+        c.steps.setValue(1)  # possibly while the new engine is still being built
         wait_for(lambda: c.isEnabled(), 20, "the rebuild to finish")
         assert live.config.steps == 1 and c.steps.value() == 1
         wait_for(lambda: eng().steps == 1, 5, "steps = 1")
@@ -322,41 +342,56 @@ class TestLiveWindow:
         for combo, attr in ((c.input_device, "input_device"), (c.output_device, "output_device")):
             old = live.controller.host
             live.message_bar.clear()
-            combo.setCurrentIndex(combo.findData(""))          # "System default"
-            wait_for(lambda old=old: live.controller.host is not old and
-                     (running(live) or live.message_bar.text().startswith("audio:")), 30, f"{attr} = default")
-            if live.controller.host is not None:              # a machine with sound devices
+            combo.setCurrentIndex(combo.findData(""))  # "System default"
+            wait_for(
+                lambda old=old: (
+                    live.controller.host is not old and (running(live) or live.message_bar.text().startswith("audio:"))
+                ),
+                30,
+                f"{attr} = default",
+            )
+            if live.controller.host is not None:  # a machine with sound devices
                 assert live.controller.host.input_file is None or attr == "output_device"
             else:
                 assert live.message_bar.level == "error" and "device" in live.message_bar.text()
             combo.setCurrentIndex(combo.findData(f"file:{wav}" if attr == "input_device" else "null"))
-            wait_for(lambda: running(live) and live.controller.host.input_file == wav
-                     and live.controller.host.output_device == "null", 30, "back to file → null")
+            wait_for(
+                lambda: (
+                    running(live)
+                    and live.controller.host.input_file == wav
+                    and live.controller.host.output_device == "null"
+                ),
+                30,
+                "back to file → null",
+            )
 
     def test_output_controls_change_the_sound(self, live):
         """Attenuation limit, wet/dry and bypass heard in the host's output (latency-aligned)."""
         c = live.controls
         c.preset.setCurrentIndex(c.preset.findData("low-latency"))
-        wait_for(lambda: live.controller.host.engine.config.steps == 0 and not live.transport.bypass, 20,
-                 "preset low-latency")
+        wait_for(
+            lambda: live.controller.host.engine.config.steps == 0 and not live.transport.bypass,
+            20,
+            "preset low-latency",
+        )
         host = live.controller.host
         try:
             c.atten.setValue(0)
             x, y = clean_window(host)
             suppressed = rms_db(x) - rms_db(y)
             assert suppressed > 3.0, f"NSNet2 removed only {suppressed:.1f} dB of 0 dB-SNR noise"
-            c.atten.setValue(2)                             # at most 2 dB of suppression
+            c.atten.setValue(2)  # at most 2 dB of suppression
             x, y = clean_window(host)
             assert rms_db(y) > rms_db(x) - 2.5
             c.atten.setValue(0)
-            c.mix.setValue(0)                               # fully dry: the output is the delayed input
+            c.mix.setValue(0)  # fully dry: the output is the delayed input
             x, y = clean_window(host)
             assert delayed_copy(x, y)
             c.mix.setValue(100)
-            live.transport.power.setChecked(False)         # switched off: the delayed input, same stream
+            live.transport.power.setChecked(False)  # switched off: the delayed input, same stream
             x, y = clean_window(host)
             assert delayed_copy(x, y) and live.controller.host is host
-        finally:                                            # a skip (overloaded machine) leaves no state behind
+        finally:  # a skip (overloaded machine) leaves no state behind
             c.atten.setValue(0)
             c.mix.setValue(100)
             live.transport.power.setChecked(True)
@@ -383,14 +418,14 @@ class TestLiveWindow:
         assert "wrong.toml" in live.message_bar.text() and "steps" in live.message_bar.text()
         assert not live.load_preset(str(tmp_path / "missing.toml"))
         assert "missing.toml" in live.message_bar.text()
-        assert running(live)                            # the engine kept running
+        assert running(live)  # the engine kept running
 
     def test_file_mode_process_and_export(self, live, audio_dir, tmp_path):
         fp = live.file_panel
         assert fp.open_file(audio_dir / "noisy.wav")
         wait_for(lambda: fp.y is not None and not fp.busy, 60, "file processing")
         assert fp.y.shape == fp.x.shape and fp.rate == RATE
-        assert rms_db(fp.y) < rms_db(fp.x) - 3.0       # noise removed
+        assert rms_db(fp.y) < rms_db(fp.x) - 3.0  # noise removed
         out = tmp_path / "out.wav"
         assert fp.export(out)
         y, rate = soundfile.read(out, dtype="float32")
@@ -430,7 +465,7 @@ class TestLiveWindow:
         s0 = host.stats()["seconds"]
         pump(0.5)
         assert live.controller.host is host and running(live) and host.stats()["seconds"] > s0
-        QTest.keyClick(live, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)      # Ctrl+B: back on
+        QTest.keyClick(live, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)  # Ctrl+B: back on
         wait_for(lambda: host.engine.config.bypass is False and t.power.isChecked(), 5, "bypass off (Ctrl+B)")
         assert live.controller.host is host
 
@@ -445,14 +480,14 @@ class TestLiveWindow:
 
         box = live.transport.virtual_mic
         assert live.virtual_mic_reason == virtual_mic.availability()
-        if live.virtual_mic_reason is None:          # a PipeWire desktop with a capable host
+        if live.virtual_mic_reason is None:  # a PipeWire desktop with a capable host
             assert box.isEnabled()
         else:
             assert not box.isEnabled() and box.toolTip() == live.virtual_mic_reason
 
     def test_stop_and_start(self, live):
         """Stop closes the devices (meters fall, no retries), Start opens them again."""
-        live.controls.set_devices(live.controls.devices()[0], "null")   # an earlier test chose "default"
+        live.controls.set_devices(live.controls.devices()[0], "null")  # an earlier test chose "default"
         host = live.controller.host
         t = live.transport
         stopped = []
@@ -471,8 +506,9 @@ class TestLiveWindow:
 
 # -- separate windows ---------------------------------------------------------------------------
 def test_meters_rest_at_silence(qapp, audio_dir, tmp_path):
-    win = open_window(tmp_path / "gui.toml", preset="balanced", input_file=str(audio_dir / "silence.wav"),
-                      output_device="null")
+    win = open_window(
+        tmp_path / "gui.toml", preset="balanced", input_file=str(audio_dir / "silence.wav"), output_device="null"
+    )
     try:
         wait_for(lambda: running(win) and win.controller.host.stats()["seconds"] > 1.0, 30, "the host to run")
         pump(1.0)
@@ -487,8 +523,9 @@ def test_meters_rest_at_silence(qapp, audio_dir, tmp_path):
 
 
 def test_missing_devices_show_a_message(qapp, tmp_path):
-    win = open_window(tmp_path / "gui.toml", preset="low-latency", input_device="no-such-microphone-42",
-                      output_device="null")
+    win = open_window(
+        tmp_path / "gui.toml", preset="low-latency", input_device="no-such-microphone-42", output_device="null"
+    )
     failures = []
     win.host_failed.connect(failures.append)
     try:
@@ -505,8 +542,14 @@ def test_missing_devices_show_a_message(qapp, tmp_path):
 def test_missing_audio_is_retried(qapp, tmp_path):
     """No audio device/server: a Retry button and an automatic retry every few seconds, which
     rescans the devices; Stop ends the retries."""
-    win = MainWindow(WindowOptions(settings_file=tmp_path / "gui.toml", preset="low-latency",
-                                   input_device="no-such-microphone-42", output_device="null"))
+    win = MainWindow(
+        WindowOptions(
+            settings_file=tmp_path / "gui.toml",
+            preset="low-latency",
+            input_device="no-such-microphone-42",
+            output_device="null",
+        )
+    )
     win.retry_s = 0.5
     failures = []
     win.host_failed.connect(failures.append)
@@ -520,9 +563,9 @@ def test_missing_audio_is_retried(qapp, tmp_path):
         wait_for(lambda: len(failures) >= 2, 30, "an automatic retry")
         assert win.start_attempts >= 2
         n = win.start_attempts
-        bar.action.click()                                   # "Retry now"
+        bar.action.click()  # "Retry now"
         wait_for(lambda: win.start_attempts > n and len(failures) >= 3, 30, "the manual retry")
-        win.transport.start_stop.click()                     # offers Start: press it, then Stop
+        win.transport.start_stop.click()  # offers Start: press it, then Stop
         wait_for(lambda: len(failures) >= 4, 30, "the start attempt")
         win.stop_audio()
         n = win.start_attempts
@@ -562,7 +605,7 @@ def test_settings_are_remembered_between_runs(qapp, audio_dir, tmp_path):
     s = GuiSettings.load(settings)
     assert s.preset == "balanced" and s.output_device == "null"
     assert (s.engine["steps"], s.engine["atten_db"], s.engine["policy"]) == (4, 12.0, "heuristic")
-    win = open_window(settings, input_file=str(audio_dir / "noisy.wav"))   # no preset: remembered values
+    win = open_window(settings, input_file=str(audio_dir / "noisy.wav"))  # no preset: remembered values
     try:
         wait_for(lambda: running(win), 30, "the host to start again")
         assert win.controls.steps.value() == 4 and win.controls.atten.value() == 12
@@ -583,10 +626,32 @@ def test_dnsmos_meter_shows_results(qapp):
 def test_screenshot_command(qapp, audio_dir, tmp_path):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
-    proc = subprocess.run([sys.executable, "-m", "gui.app", "--screenshot", str(out), "--after", "2",
-                           "--input-file", str(audio_dir / "noisy.wav"), "--preset", "balanced", "--no-dnsmos",
-                           "--size", "1100x700", "--colours", "256"],
-                          check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gui.app",
+            "--screenshot",
+            str(out),
+            "--after",
+            "2",
+            "--input-file",
+            str(audio_dir / "noisy.wav"),
+            "--preset",
+            "balanced",
+            "--no-dnsmos",
+            "--size",
+            "1100x700",
+            "--colours",
+            "256",
+        ],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     from PyQt6.QtGui import QImage
 
@@ -598,7 +663,7 @@ def test_screenshot_command(qapp, audio_dir, tmp_path):
     assert shown, proc.stderr
     wall, cpu = float(shown[0].split("after")[1].split()[0]), float(shown[0].split("(")[1].split()[0])
     assert "torch not imported" in shown[0] and cpu < 1.5 and wall < 8.0, shown[0]
-    assert not (tmp_path / "cfg" / "streamsep" / "gui.toml").exists()     # screenshot mode writes nothing
+    assert not (tmp_path / "cfg" / "streamsep" / "gui.toml").exists()  # screenshot mode writes nothing
 
 
 # -- meters, layout, adapters ----------------------------------------------------------------------
@@ -622,12 +687,12 @@ def test_meters_compare_the_same_audio():
     lag, n = 4000, 800
     x = np.concatenate([0.5 * rng.standard_normal(8000), 0.001 * rng.standard_normal(6000)]).astype(np.float32)
     y = np.zeros_like(x)
-    y[lag:] = 0.5 * x[:-lag]                          # the engine's output: half gain, `lag` samples late
-    end = 10000                                       # input has gone quiet, output still carries speech
+    y[lag:] = 0.5 * x[:-lag]  # the engine's output: half gain, `lag` samples late
+    end = 10000  # input has gone quiet, output still carries speech
     in_pk, in_rms, out_pk, out_rms = aligned_levels(x[:end], y[:end], n, lag)
     assert out_pk == pytest.approx(in_pk - 6.02, abs=0.01) and out_rms == pytest.approx(in_rms - 6.02, abs=0.01)
-    naive_in, naive_out = level_db(x[end - n:end])[0], level_db(y[end - n:end])[0]
-    assert naive_out > naive_in + 20                  # the bug this avoids
+    naive_in, naive_out = level_db(x[end - n : end])[0], level_db(y[end - n : end])[0]
+    assert naive_out > naive_in + 20  # the bug this avoids
     assert aligned_levels([], [], n, lag) == (FLOOR_DB,) * 4
 
 
@@ -636,7 +701,7 @@ def test_layout_at_1024x600_keeps_spectrograms_readable(qapp, tmp_path):
     try:
         win.resize(1024, 600)
         win.show()
-        for i in range(win.tabs.count()):             # no tab may force the window taller
+        for i in range(win.tabs.count()):  # no tab may force the window taller
             win.tabs.setCurrentIndex(i)
             pump(0.05)
             assert (win.width(), win.height()) == (1024, 600), win.tabs.tabText(i)
@@ -645,7 +710,7 @@ def test_layout_at_1024x600_keeps_spectrograms_readable(qapp, tmp_path):
         heights = [plot.getViewBox().sceneBoundingRect().height() for plot in win.spectrogram.plots]
         assert min(heights) >= 120, heights
         assert win.transport.power.isVisible() and win.transport.start_stop.isVisible()
-        assert win.transport.power.height() >= 30                       # the prominent switch
+        assert win.transport.power.height() >= 30  # the prominent switch
     finally:
         win.close()
 
@@ -656,15 +721,17 @@ def test_virtual_mic_adapter_and_setting(qapp, tmp_path, monkeypatch):
 
     assert virtual_mic.host_options("", "null") == {"output_device": "null"}
     assert virtual_mic.host_options(None) == {"output_device": None}
-    assert virtual_mic.host_options(virtual_mic.DEFAULT_NAME, "null") == {   # the mic replaces the output
-        "virtual_mic": "streamsep denoised microphone", "output_device": None}
+    assert virtual_mic.host_options(virtual_mic.DEFAULT_NAME, "null") == {  # the mic replaces the output
+        "virtual_mic": "streamsep denoised microphone",
+        "output_device": None,
+    }
     monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)
     monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))          # no pipewire-0 socket here
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no pipewire-0 socket here
     assert "PipeWire" in virtual_mic.availability()
     (tmp_path / "pipewire-0").touch()
 
-    class OldHost:                                                 # a host without the option
+    class OldHost:  # a host without the option
         def __init__(self, config, input_device=None, output_device=None, input_file=None): ...
 
     class NewHost(OldHost):
@@ -678,10 +745,11 @@ def test_virtual_mic_adapter_and_setting(qapp, tmp_path, monkeypatch):
     if shutil.which("pw-cli") or shutil.which("pactl"):
         assert "cannot publish" in virtual_mic.availability(OldHost)
         assert virtual_mic.availability(NewHost) is None
-    got = []                                  # the controller hands the setting to the host
+    got = []  # the controller hands the setting to the host
     ctl = HostController(host_factory=NewHost)
-    ctl.start_host(object(), None, "null", None, got.append, got.append,
-                   options=virtual_mic.host_options("my mic", "null"))
+    ctl.start_host(
+        object(), None, "null", None, got.append, got.append, options=virtual_mic.host_options("my mic", "null")
+    )
     wait_for(lambda: got, 5, "the fake host")
     assert got[0].virtual_mic == "my mic" and got[0].output_device is None
     ctl.shutdown()
@@ -697,7 +765,7 @@ def test_advanced_page_says_when_the_one_step_estimate_was_kept(qapp):
     page.redraw_ratios()
     assert page.ratio_plot.state() == "empty" and "Waiting" in page.ratio_note.text()
     for t in range(20):
-        page.ratio_plot.add(0.1 * t, [float("nan"), float("nan")])     # the policy kept the estimate
+        page.ratio_plot.add(0.1 * t, [float("nan"), float("nan")])  # the policy kept the estimate
     page.redraw_ratios()
     assert page.ratio_plot.state() == "kept" and "kept the one-step estimate" in page.ratio_note.text()
     page.ratio_plot.add(2.1, [0.3, float("nan")])
@@ -735,7 +803,7 @@ def test_tune_plot_is_dark_and_json_is_saved(qapp, tmp_path):
     assert to_hex(fig.get_facecolor()) == theme.PANEL and to_hex(ax.get_facecolor()) == theme.BASE
     assert [to_hex(line.get_color()) for line in ax.get_lines()] == [theme.TEXT, to_hex("tab:orange")]
     panel = TunePanel()
-    assert to_hex(panel.figure.get_facecolor()) == theme.PANEL          # dark before any sweep too
+    assert to_hex(panel.figure.get_facecolor()) == theme.PANEL  # dark before any sweep too
     panel.result = {"rtf": np.float32(0.5), "pesq": None, "rows": [np.int64(3)]}
     assert panel.save_json(tmp_path / "t.json")
     import json
@@ -750,10 +818,18 @@ def test_gui_imports_library_modules_only():
     bad = []
     for path in sorted((REPO / "gui").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            mods = names + ([f"streamsep.{a.name}" for a in node.names]
-                            if isinstance(node, ast.ImportFrom) and node.module == "streamsep" else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            mods = names + (
+                [f"streamsep.{a.name}" for a in node.names]
+                if isinstance(node, ast.ImportFrom) and node.module == "streamsep"
+                else []
+            )
             bad += [f"{path.name}: {m}" for m in mods if m == "streamsep.cli" or m.startswith("streamsep.cli.")]
     assert not bad, bad
 
@@ -782,10 +858,29 @@ def test_gui_virtual_mic_on_a_private_pipewire(tmp_path):
     GuiSettings(virtual_mic=virtual_mic.DEFAULT_NAME).save(settings)
     with PipeWire() as pw:
         env = dict(pw.env(), QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.environ.get("PYTHONPATH", str(REPO)))
-        app = subprocess.Popen([sys.executable, "-m", "gui.app", "--screenshot", str(tmp_path / "shot.png"),
-                                "--after", "6", "--input-file", str(speech), "--preset", "low-latency",
-                                "--no-dnsmos", "--settings", str(settings)],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        app = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gui.app",
+                "--screenshot",
+                str(tmp_path / "shot.png"),
+                "--after",
+                "6",
+                "--input-file",
+                str(speech),
+                "--preset",
+                "low-latency",
+                "--no-dnsmos",
+                "--settings",
+                str(settings),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             end = time.monotonic() + 60
             while "streamsep_mic" not in pw.sources() and app.poll() is None and time.monotonic() < end:
@@ -793,8 +888,9 @@ def test_gui_virtual_mic_on_a_private_pipewire(tmp_path):
             assert "streamsep_mic" in pw.sources(), (app.poll(), pw.sources())
             assert pw.nodes_named("streamsep_mic") == 1
             rec = tmp_path / "rec.wav"
-            recorder = subprocess.Popen(["pw-record", "--target", "streamsep_mic", "--rate", "48000",
-                                         "--channels", "1", str(rec)], env=pw.env())
+            recorder = subprocess.Popen(
+                ["pw-record", "--target", "streamsep_mic", "--rate", "48000", "--channels", "1", str(rec)], env=pw.env()
+            )
             time.sleep(2.5)
             recorder.terminate()
             recorder.wait(10)
@@ -804,6 +900,6 @@ def test_gui_virtual_mic_on_a_private_pipewire(tmp_path):
                 app.kill()
         assert app.returncode == 0, out[-2000:]
         y, _ = soundfile.read(rec)
-        assert len(y) > 48000 and rms_db(y) > -45, (len(y), rms_db(y))          # the voice, not silence
+        assert len(y) > 48000 and rms_db(y) > -45, (len(y), rms_db(y))  # the voice, not silence
         assert "streamsep_mic" not in pw.sources() and pw.nodes_named("streamsep_mic") == 0
         assert not pw.alive(), pw.alive()

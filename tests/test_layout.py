@@ -3,6 +3,7 @@
 ``streamsep --help``, every ``streamsep CMD --help`` and ``streamsep models`` must not import torch
 or onnxruntime (start-up stays fast; listing models opens no weights).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,12 @@ HEAVY = ("torch", "onnxruntime")
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                          cwd=ROOT)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
 
 
 def test_help_of_every_command_imports_neither_torch_nor_onnxruntime():

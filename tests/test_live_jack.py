@@ -13,6 +13,7 @@ What is asserted, on the recording (not on the host's word):
 The last group runs the host in-process on a file with no playback device (no JACK needed):
 parity, live parameter changes without clicks, engine swaps (``set_config``), the stats contract.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,6 +55,8 @@ NSNET2_TWO_STEPS_ARGS = ("--model", "nsnet2", "--steps", "2", "--ratios", "0.5,0
 RATE = 16000
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 _REASON = jack_missing_reason()
+
+
 def jack_only(f):
     """Marks a test as needing JACK (``-m jack`` selects them) and skips it without jackd."""
     return pytest.mark.jack(pytest.mark.skipif(_REASON is not None, reason=_REASON or "")(f))
@@ -82,7 +85,7 @@ class Session:
     stats: dict
     err: str
     rec: Recording
-    n: int              # played samples
+    n: int  # played samples
 
     def output(self, shift: int = 0, n: int | None = None) -> np.ndarray:
         """Recorded output aligned to the played signal by the reported latency (+ ``shift``)."""
@@ -99,8 +102,16 @@ def server():
         pytest.skip(_REASON)
     srv = JackServer(RATE, 160).start()
     probe = subprocess.run(
-        [sys.executable, "-c", "import sounddevice as sd; print(any('JACK' in a['name'] for a in sd.query_hostapis()))"],
-        env=srv.env(), capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sounddevice as sd; print(any('JACK' in a['name'] for a in sd.query_hostapis()))",
+        ],
+        env=srv.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if probe.stdout.strip() != "True":
         srv.stop()
         pytest.skip(f"PortAudio has no JACK host API here: {probe.stdout.strip()} {probe.stderr.strip()[-200:]}")
@@ -208,9 +219,9 @@ def assert_parity_outside_episodes(sess: Session, ref: np.ndarray, x: np.ndarray
     T = st["latency_samples"]
     full = sess.rec.aligned(sess.rec.start_frame, len(x) + T + 2000)
     for a in (RATE, len(x) - 4 * RATE):
-        if not ok[max(0, a - RATE):a + 4 * RATE].all():
+        if not ok[max(0, a - RATE) : a + 4 * RATE].all():
             continue
-        assert _lag(full[a:], x[a:a + 3 * RATE], T) == T, (f"latency changed near {a / RATE:.0f} s", info)
+        assert _lag(full[a:], x[a : a + 3 * RATE], T) == T, (f"latency changed near {a / RATE:.0f} s", info)
 
 
 # -- tests on JACK ----------------------------------------------------------------------------------
@@ -267,9 +278,9 @@ def test_impulse_latency_equals_reported(server, tmp_path):
     y = sess.output(0, len(x) + 400)
     ok = sess.rec.trusted(sess.rec.start_frame + sess.stats["latency_samples"], len(x) + 400)
     for p in pos:
-        if not ok[p - 200:p + 200].all():
+        if not ok[p - 200 : p + 200].all():
             continue  # JACK's clock jumped next to this impulse: the recording is off there
-        seg = np.abs(y[p - 200:p + 200])
+        seg = np.abs(y[p - 200 : p + 200])
         assert int(np.argmax(seg)) - 200 == 0, f"impulse at {p}: peak off by {int(np.argmax(seg)) - 200}"
 
 
@@ -301,9 +312,9 @@ def test_impulse_latency_48k_fir(server, tmp_path):
             ok = sess.rec.trusted(sess.rec.start_frame + st["latency_samples"], len(x) + 600)
             checked = 0
             for p in pos:
-                if not ok[p - 300:p + 300].all():
+                if not ok[p - 300 : p + 300].all():
                     continue  # JACK's clock jumped next to this impulse: the recording is off there
-                seg = np.abs(y[p - 300:p + 300])
+                seg = np.abs(y[p - 300 : p + 300])
                 assert int(np.argmax(seg)) - 300 == 0, f"{extra}: impulse at {p}: off by {int(np.argmax(seg)) - 300}"
                 checked += 1
             assert checked >= len(pos) // 2, checked
@@ -343,8 +354,18 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
     assert_no_missed_cycle(server, mark, sess)
     assert st["seconds"] >= 60.0
     episodes, disturbed = disturbed_seconds(st)
-    info = {k: st[k] for k in ("deadline_misses", "miss_times", "level_history", "fallback_samples",
-                               "worker_stalls", "stall_times", "misses_after_stall")}
+    info = {
+        k: st[k]
+        for k in (
+            "deadline_misses",
+            "miss_times",
+            "level_history",
+            "fallback_samples",
+            "worker_stalls",
+            "stall_times",
+            "misses_after_stall",
+        )
+    }
     # seen in full-suite runs of the fourth session: up to 11 episodes, once down to the dry path,
     # and 40 s of the minute below full work when the smoothed load passed the controller's 0.75
     # (stepping down under measured load is its job, so the time spent there is not bounded)
@@ -364,7 +385,7 @@ def dropouts(y: np.ndarray, min_len: int = 64, loud: float = 1e-3) -> list[tuple
     out = []
     for a, b in zip(starts, ends):
         if b - a >= min_len and a >= w and b + w <= len(y):
-            if np.sqrt(np.mean(y[a - w:a] ** 2)) > loud and np.sqrt(np.mean(y[b:b + w] ** 2)) > loud:
+            if np.sqrt(np.mean(y[a - w : a] ** 2)) > loud and np.sqrt(np.mean(y[b : b + w] ** 2)) > loud:
                 out.append((int(a), int(b - a)))
     return out
 
@@ -381,7 +402,7 @@ def _lag(y: np.ndarray, x: np.ndarray, around: int, radius: int = 80) -> int:
     """Lag (samples) in ``around ± radius`` at which ``y`` best matches ``x`` (normalised xcorr)."""
     best, arg = -1.0, None
     for lag in range(around - radius, around + radius + 1):
-        seg = y[lag:lag + len(x)]
+        seg = y[lag : lag + len(x)]
         c = float(np.dot(seg, x)) / (np.linalg.norm(seg) * np.linalg.norm(x) + 1e-12)
         if c > best:
             best, arg = c, lag
@@ -402,8 +423,21 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
         # bench rtf ≈ 1.7 on one core of this machine, so the host must shed load.  (16 × 4 at 16 kHz
         # stopped overloading with the second session's engine, and 16 × 32 at 16 kHz with the third
         # session's machine, rtf ≈ 0.65: the hog shares a core with no SCHED_FIFO worker)
-        sess = run_session(server, x, "--preset", "quality", "--model", "nsnet2-48k", "--engine-block", "480",
-                           "--steps", "16", "--candidates", "32", tmp=tmp_path)
+        sess = run_session(
+            server,
+            x,
+            "--preset",
+            "quality",
+            "--model",
+            "nsnet2-48k",
+            "--engine-block",
+            "480",
+            "--steps",
+            "16",
+            "--candidates",
+            "32",
+            tmp=tmp_path,
+        )
     finally:
         hog.kill()
         hog.wait()
@@ -426,24 +460,40 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     # never a silence burst: no dropout (a run of exact zeros inside audible output), except where
     # JACK itself skipped cycles (the VM did not run them: nobody played or recorded those frames)
     ok = sess.rec.trusted(sess.rec.start_frame + T, len(x))
-    holes = [(a, n) for a, n in dropouts(y[: len(x)]) if ok[a:a + n].any()]
+    holes = [(a, n) for a, n in dropouts(y[: len(x)]) if ok[a : a + n].any()]
     assert holes == [], (holes[:5], sess.rec.skipped(sess.rec.start_frame + T, len(x))[:5])
     # the delay found on the recording is the reported one, at the start and at the end
     full = sess.rec.aligned(sess.rec.start_frame, len(x) + T + 2000)
     for a in (2 * RATE, len(x) - 5 * RATE):
-        seg = x[a:a + 3 * RATE]
+        seg = x[a : a + 3 * RATE]
         assert _lag(full[a:], seg, T) == T, f"latency changed near {a / RATE:.0f} s"
 
 
 @jack_only
 def test_unknown_device_and_refused_rate(server, tmp_path):
-    for args, expect in ((["--input", "no-such-device"], "no-such-device"),
-                         (["--samplerate", "48000"], "48000 Hz")):
+    for args, expect in ((["--input", "no-such-device"], "no-such-device"), (["--samplerate", "48000"], "48000 Hz")):
         stats = tmp_path / "s.json"
-        p = subprocess.run([sys.executable, "-m", "streamsep.cli", "live", "--output", "system", "--duration", "2",
-                            "--stats", str(stats), *(["--input", "system"] if args[0] != "--input" else []), *args],
-                           env=server.env(), capture_output=True, text=True, timeout=120,
-                           cwd=str(Path(__file__).resolve().parents[1]))
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamsep.cli",
+                "live",
+                "--output",
+                "system",
+                "--duration",
+                "2",
+                "--stats",
+                str(stats),
+                *(["--input", "system"] if args[0] != "--input" else []),
+                *args,
+            ],
+            env=server.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=str(Path(__file__).resolve().parents[1]),
+        )
         assert p.returncode == 2, p.stderr
         line = [ln for ln in p.stderr.splitlines() if "error" in ln]
         assert line and expect in line[-1], p.stderr
@@ -477,10 +527,18 @@ def test_vanished_server_stops_cleanly_with_stats(tmp_path):
 
 @jack_only
 def test_list_devices_sees_jack(server):
-    p = subprocess.run([sys.executable, "-c",
-                        "import json; from streamsep.live import list_devices; print(json.dumps(list_devices()))"],
-                       env=server.env(), capture_output=True, text=True, timeout=60,
-                       cwd=str(Path(__file__).resolve().parents[1]))
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from streamsep.live import list_devices; print(json.dumps(list_devices()))",
+        ],
+        env=server.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
     devs = json.loads(p.stdout.strip().splitlines()[-1])
     jack_devs = [d for d in devs if "JACK" in d["hostapi"]]
     assert jack_devs, devs
@@ -496,13 +554,20 @@ def _links(client, port: str) -> set[str]:
 
 def _wait_port(client, name: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
     ok = wait_until(lambda: any(p.name == name for p in client.get_ports(name)) or proc.poll() is not None, timeout)
-    assert ok and proc.poll() is None, f"{name} did not appear (host exit {proc.poll()}): {proc.stderr.read()[-2000:] if proc.poll() is not None else ''}"
+    assert ok and proc.poll() is None, (
+        f"{name} did not appear (host exit {proc.poll()}): {proc.stderr.read()[-2000:] if proc.poll() is not None else ''}"
+    )
 
 
 def _live(srv: JackServer, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streamsep.cli", "live", "--preset", "low-latency", "--quiet", *args],
-                            cwd=str(Path(__file__).resolve().parents[1]), env=srv.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamsep.cli", "live", "--preset", "low-latency", "--quiet", *args],
+        cwd=str(Path(__file__).resolve().parents[1]),
+        env=srv.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _stop(proc: subprocess.Popen) -> tuple[int, str]:
@@ -534,13 +599,25 @@ def test_jack_name_taken_ports_with_null_output_and_links(server):
     k.set_process_callback(lambda frames: None)
     c.activate()
     k.activate()
-    first = _live(server, "--name", "ssx_host", "--input", "system", "--output", "null",
-                  "--connect-input", "ssx_src:voice", "--connect-output", "ssx_sink")
+    first = _live(
+        server,
+        "--name",
+        "ssx_host",
+        "--input",
+        "system",
+        "--output",
+        "null",
+        "--connect-input",
+        "ssx_src:voice",
+        "--connect-output",
+        "ssx_sink",
+    )
     try:
         _wait_port(c, "ssx_host:out_0", first)
-        assert wait_until(lambda: _links(c, "ssx_host:out_0") == {"ssx_sink:left", "ssx_sink:right"}, 10), \
-            _links(c, "ssx_host:out_0")
-        assert _links(c, "ssx_host:in_0") == {"ssx_src:voice"}        # not system:capture_1 any more
+        assert wait_until(lambda: _links(c, "ssx_host:out_0") == {"ssx_sink:left", "ssx_sink:right"}, 10), _links(
+            c, "ssx_host:out_0"
+        )
+        assert _links(c, "ssx_host:in_0") == {"ssx_src:voice"}  # not system:capture_1 any more
         assert {p.name for p in sink[0].connections} == {"ssx_host:out_0"} and src.connections
         second = _live(server, "--name", "ssx_host", "--input", "system", "--output", "null")
         second.wait(timeout=120)
@@ -567,8 +644,13 @@ def test_jack_stereo_output_device_gets_both_channels(server):
     host = _live(server, "--input", "system", "--output", "system")
     try:
         _wait_port(c, "streamsep:out_1", host)
-        assert wait_until(lambda: _links(c, "streamsep:out_0") | _links(c, "streamsep:out_1")
-                          >= {"system:playback_1", "system:playback_2"}, 10)
+        assert wait_until(
+            lambda: (
+                _links(c, "streamsep:out_0") | _links(c, "streamsep:out_1")
+                >= {"system:playback_1", "system:playback_2"}
+            ),
+            10,
+        )
     finally:
         code, err = _stop(host)
         c.close()
@@ -605,12 +687,26 @@ def test_file_host_parity_params_and_stats(speech_file, tmp_path):
     try:
         assert wait_until(lambda: host.stats()["seconds"] > 3.0, 30)
         st = host.stats()
-        keys = {"xruns", "deadline_misses", "steps_in_use", "candidates_in_use", "rtf", "latency_ms",
-                "input_peak_db", "output_peak_db", "input_rms_db", "output_rms_db", "ratios", "seconds",
-                "running", "error", "model"}
+        keys = {
+            "xruns",
+            "deadline_misses",
+            "steps_in_use",
+            "candidates_in_use",
+            "rtf",
+            "latency_ms",
+            "input_peak_db",
+            "output_peak_db",
+            "input_rms_db",
+            "output_rms_db",
+            "ratios",
+            "seconds",
+            "running",
+            "error",
+            "model",
+        }
         assert keys <= set(st) and st["running"] and st["model"] == "nsnet2"
         assert len(st["ratios"]) == 2 and st["input_peak_db"] > -40
-        host.set_params(mix=0.0)                         # live: fully dry after a ramp
+        host.set_params(mix=0.0)  # live: fully dry after a ramp
         assert wait_until(lambda: host.stats()["seconds"] > 5.0, 30)
         xi, yo, rate = host.monitor(2.0)
         assert rate == RATE and len(xi) == len(yo) == 2 * RATE
@@ -625,9 +721,9 @@ def test_file_host_parity_params_and_stats(speech_file, tmp_path):
     # before the change: exactly the offline engine (file playback has no clock jitter to hide)
     ref = enhance_array(np.concatenate([np.zeros(4000, np.float32), xin]), RATE, cfg)[4000:]
     a = 3 * RATE // 2
-    assert snr_db(ref[a - T:3 * RATE - T], y[a:3 * RATE]) > 60.0
+    assert snr_db(ref[a - T : 3 * RATE - T], y[a : 3 * RATE]) > 60.0
     # after the change: the delay-aligned input, and no click on the way (bounded sample steps)
-    assert np.allclose(y[-RATE:], xin[len(y) - RATE - T:len(y) - T], atol=1e-6)
+    assert np.allclose(y[-RATE:], xin[len(y) - RATE - T : len(y) - T], atol=1e-6)
     assert np.max(np.abs(np.diff(y))) < 1.5 * np.max(np.abs(np.diff(xin)))
     out = tmp_path / "stats.json"
     host.write_stats(out)
@@ -664,10 +760,10 @@ def test_set_config_swaps_engine_without_gap(speech_file):
     ref0 = enhance_array(np.concatenate([z, xin]), RATE, cfg)[4000:]
     ref1 = enhance_array(np.concatenate([z, xin]), RATE, new)[4000:]
     a = RATE // 2
-    assert snr_db(ref0[a - lat0:splice - lat0], y[a:splice]) > 60.0        # old engine, exact
-    b = splice + RATE // 2                                                   # new engine, settled
-    assert snr_db(ref1[b - lat1:len(y) - lat1], y[b:]) > 20.0
-    seg = y[splice - 800:splice + 800]                                       # the splice itself
+    assert snr_db(ref0[a - lat0 : splice - lat0], y[a:splice]) > 60.0  # old engine, exact
+    b = splice + RATE // 2  # new engine, settled
+    assert snr_db(ref1[b - lat1 : len(y) - lat1], y[b:]) > 20.0
+    seg = y[splice - 800 : splice + 800]  # the splice itself
     assert np.max(np.abs(np.diff(seg))) < 1.5 * np.max(np.abs(np.diff(xin))) + 1e-3
     runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], (seg == 0).astype(np.int8), [0]]))))
     assert (runs.max() if len(runs) else 0) < 16
@@ -689,8 +785,7 @@ def test_worker_stall_is_told_from_load(speech_file):
     from streamsep.live import LiveHost
 
     path, _ = speech_file
-    host = LiveHost(load_preset("low-latency"), input_file=str(path), output_device="null", adapt=False,
-                    margin_ms=20)
+    host = LiveHost(load_preset("low-latency"), input_file=str(path), output_device="null", adapt=False, margin_ms=20)
     host.start()
     try:
         assert wait_until(lambda: host.stats()["seconds"] > 1.0, 30)
@@ -710,7 +805,7 @@ def test_worker_stall_is_told_from_load(speech_file):
     finally:
         host.stop()
     assert fired and st["error"] is None
-    new = st["stall_times"][len(before["stall_times"]):]
+    new = st["stall_times"][len(before["stall_times"]) :]
     assert any(lost >= 50.0 for _, lost in new), (new, before["stall_times"])
     caused = st["deadline_misses"] - before["deadline_misses"]
     assert caused >= 1, st["miss_times"]

@@ -92,13 +92,25 @@ def test_budget_48k_and_dfn3_numbers():
     from streamsep.presets import load_preset
 
     b = latency_budget(load_preset("low-latency"), 48000)
-    assert (b.model_ms, b.buffer_ms, b.resampler_ms, b.host_ms, b.total_ms, b.total_samples) == \
-        (10.0, 0.0, 5.0, 20.0, 35.0, 1680), b
+    assert (b.model_ms, b.buffer_ms, b.resampler_ms, b.host_ms, b.total_ms, b.total_samples) == (
+        10.0,
+        0.0,
+        5.0,
+        20.0,
+        35.0,
+        1680,
+    ), b
     assert budget_from_numbers(16000, 160, 160, 48000) == b
     assert budget_from_numbers(16000, 160, 160, 16000) == latency_budget(load_preset("low-latency"), 16000)
     d = budget_from_numbers(48000, 1440, 480, 48000)
-    assert (d.model_ms, d.buffer_ms, d.resampler_ms, d.host_ms, d.total_ms, d.total_samples) == \
-        (30.0, 0.0, 0.0, 20.0, 50.0, 2400), d
+    assert (d.model_ms, d.buffer_ms, d.resampler_ms, d.host_ms, d.total_ms, d.total_samples) == (
+        30.0,
+        0.0,
+        0.0,
+        20.0,
+        50.0,
+        2400,
+    ), d
     # PipeWire's power-of-two quantum (256 frames at 48 kHz): block buffering comes back, still ≤ 40 ms
     q = latency_budget(load_preset("low-latency"), 48000, period=256)
     assert 0 < q.buffer_ms < 10.0 and q.total_ms <= 40.0, q

@@ -1,4 +1,5 @@
 """Tests for streamsep.metrics on real speech (NOIZEUS 8 kHz, leventure 16 kHz from ../shared)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -42,6 +43,7 @@ def _dnsmos_available() -> None:
 
 # ------------------------------------------------------------------ SI-SDR
 
+
 @pytest.mark.parametrize("sentence,noise", CASES)
 def test_si_sdr_tracks_snr(sentence, noise):
     clean, noisy, _ = _noizeus(sentence, noise)
@@ -69,6 +71,7 @@ def test_si_sdr_properties():
 
 
 # ------------------------------------------------------------------ PESQ and STOI
+
 
 @pytest.mark.parametrize("sentence,noise", CASES[:2])
 def test_pesq_and_stoi_order_with_snr(sentence, noise):
@@ -98,13 +101,16 @@ def test_pesq_and_stoi_undefined_cases_return_nan():
 def test_pesq_on_16k_pairs():
     clean_path = _need(LEVENTURE / "clean" / "lev_spk1_74a0b637.wav")
     clean, rate = read_audio(clean_path)
-    noisy = {snr: read_audio(next((LEVENTURE / "noisy").glob(
-        f"lev_spk1_74a0b637_*_fan_noise_level1_snr{snr}dB.wav")))[0] for snr in ("-5", "+0", "+5", "+10")}
+    noisy = {
+        snr: read_audio(next((LEVENTURE / "noisy").glob(f"lev_spk1_74a0b637_*_fan_noise_level1_snr{snr}dB.wav")))[0]
+        for snr in ("-5", "+0", "+5", "+10")
+    }
     p = [pesq_wb(n, clean, rate) for n in noisy.values()]
     assert p == sorted(p), p
 
 
 # ------------------------------------------------------------------ DNSMOS
+
 
 def test_dnsmos_clean_beats_noisy():
     _dnsmos_available()
@@ -143,8 +149,7 @@ def test_dnsmos_matches_speechmos(monkeypatch):
     _dnsmos_available()
     ref = _speechmos_reference(monkeypatch)
     # 17.5 s at 16 kHz: 8 hops, of which the reference keeps 0–6 (float rounding drops hop 7)
-    x, rate = read_audio(next(_need(LEVENTURE / "noisy").glob(
-        "lev_spk1_74a0b637_*_keyboard_loud_snr+0dB.wav")))
+    x, rate = read_audio(next(_need(LEVENTURE / "noisy").glob("lev_spk1_74a0b637_*_keyboard_loud_snr+0dB.wav")))
     x = x[: int(17.5 * rate)]
     ours = DNSMOS()
     windows = ours.window_scores(x, rate)
@@ -181,6 +186,7 @@ def test_dnsmos_shared_session_from_threads():
 
 # ------------------------------------------------------------------ evaluate
 
+
 def test_evaluate_keys_and_values():
     _dnsmos_available()
     clean, noisy, rate = _noizeus("sp12", "street")
@@ -198,6 +204,7 @@ def test_evaluate_keys_and_values():
 
 # ------------------------------------------------------------------ generated speech (no ../shared)
 
+
 @pytest.fixture(scope="module")
 def synthetic_speech(tmp_path_factory) -> tuple[np.ndarray, int]:
     """A sentence spoken by espeak-ng (22.05 kHz, read at 16 kHz), so these checks run without ../shared."""
@@ -207,9 +214,11 @@ def synthetic_speech(tmp_path_factory) -> tuple[np.ndarray, int]:
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
     path = tmp_path_factory.mktemp("tts") / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(path),
-                    "The quick brown fox jumps over the lazy dog near the bank of the river."],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-w", str(path), "The quick brown fox jumps over the lazy dog near the bank of the river."],
+        check=True,
+        capture_output=True,
+    )
     return read_audio(path, rate=16000)
 
 

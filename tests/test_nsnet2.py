@@ -1,6 +1,7 @@
 """NSNet2 in PyTorch against onnxruntime on the same ONNX file (16 and 48 kHz), the stateful
 onnxruntime backend against both, streaming parity, latency, fork/select and denoising on real and
 generated audio."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_matches_onnxruntime_48k_real(torch48):
     """Real speech (resampled to 48 kHz) plus a real full-band 48 kHz noise recording."""
     x, _ = leventure_pair(1, 3.0, rate=48000)
     noise = read(shared("data", "noise", "freesound_573577.wav"), 48000)[: len(x)]
-    noise *= 0.5 * np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2))
+    noise *= 0.5 * np.sqrt(np.mean(x**2) / np.mean(noise**2))
     g, y = gain_difference(torch48, x + noise)
     assert g < TOL, f"max gain difference {g:.2e}"
     assert y < 1e-5
@@ -96,7 +97,7 @@ def test_stateful_onnxruntime_streams_like_the_whole_file_graph(nsnet2, nsnet2_4
     whole = onnx_gains(sep, feat.numpy().astype(np.float32))
     state, parts, t = sep.new_model_state(1), [], 0
     for frames in [1, 6, 13, 1, 40, 2, 1000]:
-        g, state = sep.gains(feat[:, t:t + frames], state)
+        g, state = sep.gains(feat[:, t : t + frames], state)
         parts.append(g.numpy())
         t += frames
     got = np.concatenate(parts, axis=1)
@@ -148,7 +149,7 @@ def test_streaming_equals_whole(nsnet2, gen_pair):
     whole, _ = nsnet2.process(x[None], nsnet2.new_state(1))
     state, parts, i = nsnet2.new_state(1), [], 0
     for hops in [1, 7, 3, 50, 1, 2, 86]:
-        y, state = nsnet2.process(x[None, i:i + hops * 160], state)
+        y, state = nsnet2.process(x[None, i : i + hops * 160], state)
         parts.append(y)
         i += hops * 160
     assert i == len(x)
@@ -166,7 +167,7 @@ def test_latency_is_exact(nsnet2, speech):
 
 def test_fork_select_continue_identically(nsnet2, gen_pair):
     x = gen_pair[0][: 160 * 60]
-    a, b = x[None, : 160 * 30], x[None, 160 * 30:]
+    a, b = x[None, : 160 * 30], x[None, 160 * 30 :]
     _, st = nsnet2.process(a, nsnet2.new_state(1))
     ref, _ = nsnet2.process(b, st)
     forked = nsnet2.fork(st, 3)
@@ -189,12 +190,12 @@ def test_denoises_real_pairs(nsnet2):
         x, s = leventure_pair(index, 4.0)
         n = len(x) // 160 * 160 + 160
         y, _ = nsnet2.process(np.pad(x, (0, n + 160 - len(x)))[None], nsnet2.new_state(1))
-        y = y[0, 160:160 + len(x)]
+        y = y[0, 160 : 160 + len(x)]
         assert si_sdr(y, s) > si_sdr(x, s) + 3.0
 
 
 def test_denoises_generated(nsnet2, gen_pair):
     x, s = gen_pair
     y, _ = nsnet2.process(np.pad(x, (0, 320))[None], nsnet2.new_state(1))
-    y = y[0, 160:160 + len(x)]
+    y = y[0, 160 : 160 + len(x)]
     assert si_sdr(y, s) > si_sdr(x, s) + 2.0

@@ -1,6 +1,7 @@
 """Multi-step semantics of the offline refiner: oracle selection never lowers its metric from step
 k−1 to k (the previous estimate is always a candidate), per-step results are recorded, per-block
 oracles work, and policies that need a clean reference fail clearly without one."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ GRID = {round(float(r), 6) for r in DEFAULT_GRID}
 def sdr(est: np.ndarray, ref: np.ndarray) -> float:
     """Plain signal-to-distortion ratio 10·log10(‖s‖² / ‖y − s‖²) in dB."""
     e, r = est.astype(np.float64), ref.astype(np.float64)
-    return float(10 * np.log10(np.sum(r ** 2) / np.sum((e - r) ** 2)))
+    return float(10 * np.log10(np.sum(r**2) / np.sum((e - r) ** 2)))
 
 
 def check_records(res, steps: int) -> None:
@@ -102,8 +103,8 @@ def test_oracle_block_scope_never_lowers_block_sisdr(nsnet2, real):
             assert len(res.ratios[k]) == math.ceil(len(x) / B)
             a, b = res.estimates[k - 1], res.estimates[k]
             for i in range(0, len(s) - B + 1, B):
-                if np.sum(s[i:i + B] ** 2) > 1e-6:
-                    assert si_sdr(b[i:i + B], s[i:i + B]) >= si_sdr(a[i:i + B], s[i:i + B]) - 0.1, (k, i)
+                if np.sum(s[i : i + B] ** 2) > 1e-6:
+                    assert si_sdr(b[i : i + B], s[i : i + B]) >= si_sdr(a[i : i + B], s[i : i + B]) - 0.1, (k, i)
 
 
 @pytest.mark.parametrize("real", [True, False], ids=["real", "generated"])
@@ -131,8 +132,9 @@ def test_oracle_block_engine_policy(nsnet2, real):
 @pytest.mark.parametrize("policy", ["fixed", "heuristic", "proxy"])
 def test_engine_policies_record_every_step(nsnet2, gen_pair, policy):
     x, s = gen_pair
-    res = refine_signal(nsnet2, x, 3, policy, 3, None, config=EngineConfig(steps=3, candidates=3, policy=policy,
-                                                                            block=800))
+    res = refine_signal(
+        nsnet2, x, 3, policy, 3, None, config=EngineConfig(steps=3, candidates=3, policy=policy, block=800)
+    )
     assert len(res.estimates) == 4 and len(res.ratios) == 4 and res.ratios[0] is None
     assert all(len(r) == math.ceil((len(x) + nsnet2.latency) / 800) for r in res.ratios[1:])
     assert all(e.shape == x.shape and np.isfinite(e).all() for e in res.estimates)

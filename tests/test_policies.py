@@ -1,6 +1,7 @@
 """Reference-free policies: the floor-match default keeps in speech and removes only leaked impulsive
 noise in pauses; noise-gated acts in noise blocks; `streamsep proxies` measures agreement with the oracle;
 waveform keep-previous stays aligned."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ from streamsep.policies import (
 
 def noise_frames(rng, frames: int = 20, bins: int = 161) -> torch.Tensor:
     """Complex white-noise STFT frames (1, T, F)."""
-    return torch.complex(torch.as_tensor(rng.standard_normal((1, frames, bins)), dtype=torch.float32),
-                         torch.as_tensor(rng.standard_normal((1, frames, bins)), dtype=torch.float32))
+    return torch.complex(
+        torch.as_tensor(rng.standard_normal((1, frames, bins)), dtype=torch.float32),
+        torch.as_tensor(rng.standard_normal((1, frames, bins)), dtype=torch.float32),
+    )
 
 
 def test_default_proxy_is_floor_match_and_keeps_when_speech_present(nsnet2):
@@ -164,7 +167,7 @@ def test_default_proxy_removes_a_real_door_knock_and_touches_nothing_else(nsnet2
     outside = np.ones(n, bool)
     for b in acted:  # engine block b covers model samples [b·3200, (b+1)·3200) before the latency
         lo = max(0, b * 3200 - eng.model_latency - 3200)
-        outside[lo:(b + 1) * 3200 - eng.model_latency + 3200] = False
+        outside[lo : (b + 1) * 3200 - eng.model_latency + 3200] = False
     assert outside.sum() > 0.8 * n
     assert np.max(np.abs(yk[outside] - y0[outside])) < 1e-6
     assert np.max(np.abs(yk[~outside] - y0[~outside])) > 1e-4  # and it did change something
@@ -191,7 +194,8 @@ def test_precheck_skips_the_candidates_of_kept_blocks_and_changes_no_decision(ns
     d = shared("data", "pairs", "leventure")
     x = read(d / "noisy" / "lev_spk2_bd0b83b4_00055_2_door_knock_snr-5dB.wav")
     (y_lazy, r_lazy, p_lazy), (y_full, r_full, p_full) = _lazy_and_full(
-        EngineConfig(steps=2, policy="proxy", candidates=4, block=3200), nsnet2, x)
+        EngineConfig(steps=2, policy="proxy", candidates=4, block=3200), nsnet2, x
+    )
     assert any(not np.isnan(r) for rr in r_full for r in rr), "the proxy never acted: nothing compared"
     np.testing.assert_array_equal(np.array(r_lazy), np.array(r_full))  # NaN = kept, equal as NaN
     np.testing.assert_allclose(y_lazy, y_full, atol=1e-5)
@@ -209,7 +213,8 @@ def test_precheck_keeps_waveform_models_aligned():
     x, _ = leventure_pair(0, seconds=4.0)
     x48 = soxr.resample(x, 16000, 48000).astype(np.float32)
     (y_lazy, r_lazy, p_lazy), (y_full, r_full, p_full) = _lazy_and_full(
-        EngineConfig(model="rnnoise", steps=2, policy="proxy", candidates=4, block=4800), create("rnnoise"), x48)
+        EngineConfig(model="rnnoise", steps=2, policy="proxy", candidates=4, block=4800), create("rnnoise"), x48
+    )
     np.testing.assert_array_equal(np.array(r_lazy), np.array(r_full))
     np.testing.assert_allclose(y_lazy, y_full, atol=1e-5)
     assert p_lazy < p_full
@@ -223,8 +228,9 @@ def test_default_proxy_does_not_lower_si_sdr_or_pesq_on_real_pairs(nsnet2):
     for i in range(3):
         x, s = leventure_pair(i, seconds=4.0)
         one = Engine(EngineConfig(steps=0), separator=nsnet2).run_offline(x)[0]
-        prox = Engine(EngineConfig(steps=2, policy="proxy", candidates=4, block=3200),
-                      separator=nsnet2).run_offline(x)[0]
+        prox = Engine(EngineConfig(steps=2, policy="proxy", candidates=4, block=3200), separator=nsnet2).run_offline(x)[
+            0
+        ]
         assert si_sdr(prox, s) >= si_sdr(one, s) - 0.05
         assert pesq_wb(prox, s, 16000) >= pesq_wb(one, s, 16000) - 0.01
 
@@ -232,8 +238,9 @@ def test_default_proxy_does_not_lower_si_sdr_or_pesq_on_real_pairs(nsnet2):
 def test_every_proxy_runs_in_the_engine(nsnet2, gen_pair):
     x, _ = gen_pair
     for name in PROXIES:
-        y = Engine(EngineConfig(steps=1, policy="proxy", proxy=name, candidates=3, block=800),
-                   separator=nsnet2).run_offline(x)[0]
+        y = Engine(
+            EngineConfig(steps=1, policy="proxy", proxy=name, candidates=3, block=800), separator=nsnet2
+        ).run_offline(x)[0]
         assert np.isfinite(y).all() and len(y) == len(x)
 
 
@@ -247,8 +254,9 @@ def test_waveform_keep_previous_is_aligned():
 
     x48 = soxr.resample(x, 16000, 48000).astype(np.float32)
     one = Engine(EngineConfig(model="rnnoise", steps=0), separator=sep).run_offline(x48)[0]
-    eng = Engine(EngineConfig(model="rnnoise", steps=1, policy="proxy", proxy="energy", candidates=2,
-                              block=4800), separator=sep)
+    eng = Engine(
+        EngineConfig(model="rnnoise", steps=1, policy="proxy", proxy="energy", candidates=2, block=4800), separator=sep
+    )
     eng.policy = ProxyPolicy("energy", margin=1e9)  # never leaves the previous estimate
     kept = eng.run_offline(x48)[0]
     np.testing.assert_allclose(kept, one, atol=1e-6)

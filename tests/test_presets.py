@@ -1,5 +1,6 @@
 """Presets: the built-ins load and build engines; unknown keys, wrong types and out-of-range values
 raise PresetError naming the key; save/load round trip."""
+
 from __future__ import annotations
 
 import pytest
@@ -52,25 +53,28 @@ def write(tmp_path, text: str):
     return p
 
 
-@pytest.mark.parametrize("text,key", [
-    ('stepz = 2\n', "stepz"),
-    ('model = "nsnet2"\ncolour = "blue"\n', "colour"),
-    ('steps = "3"\n', "steps"),
-    ('steps = 2.5\n', "steps"),
-    ('steps = true\n', "steps"),
-    ('mix = "loud"\n', "mix"),
-    ('bypass = 1\n', "bypass"),
-    ('ratios = [0.5, "x"]\n', "ratios"),
-    ('ratios = 0.5\n', "ratios"),
-    ('steps = 99\n', "steps"),
-    ('steps = -1\n', "steps"),
-    ('mix = 1.5\n', "mix"),
-    ('atten_db = -6.0\n', "atten_db"),
-    ('candidates = 0\n', "candidates"),
-    ('ratios = [0.5, 1.5]\n', "ratios"),
-    ('policy = "oracle-sisdr"\n', "policy"),
-    ('resample_quality = "ultra"\n', "resample_quality"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("stepz = 2\n", "stepz"),
+        ('model = "nsnet2"\ncolour = "blue"\n', "colour"),
+        ('steps = "3"\n', "steps"),
+        ("steps = 2.5\n", "steps"),
+        ("steps = true\n", "steps"),
+        ('mix = "loud"\n', "mix"),
+        ("bypass = 1\n", "bypass"),
+        ('ratios = [0.5, "x"]\n', "ratios"),
+        ("ratios = 0.5\n", "ratios"),
+        ("steps = 99\n", "steps"),
+        ("steps = -1\n", "steps"),
+        ("mix = 1.5\n", "mix"),
+        ("atten_db = -6.0\n", "atten_db"),
+        ("candidates = 0\n", "candidates"),
+        ("ratios = [0.5, 1.5]\n", "ratios"),
+        ('policy = "oracle-sisdr"\n', "policy"),
+        ('resample_quality = "ultra"\n', "resample_quality"),
+    ],
+)
 def test_bad_preset_names_the_key(tmp_path, text, key):
     p = write(tmp_path, text)
     with pytest.raises(PresetError) as err:
@@ -96,12 +100,24 @@ def test_config_from_dict_keeps_base_and_ignores_description():
     assert isinstance(config_from_dict({"mix": 1}).mix, float)
 
 
-@pytest.mark.parametrize("cfg", [
-    EngineConfig(),
-    EngineConfig(steps=3, candidates=5, policy="proxy", proxy="residual-flatness", block=800, mix=0.75,
-                 atten_db=12.0, bypass=True, resample_quality="HQ"),
-    EngineConfig(model="rnnoise", steps=1, policy="fixed", ratios=[0.3], block=960),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        EngineConfig(),
+        EngineConfig(
+            steps=3,
+            candidates=5,
+            policy="proxy",
+            proxy="residual-flatness",
+            block=800,
+            mix=0.75,
+            atten_db=12.0,
+            bypass=True,
+            resample_quality="HQ",
+        ),
+        EngineConfig(model="rnnoise", steps=1, policy="fixed", ratios=[0.3], block=960),
+    ],
+)
 def test_save_load_round_trip(tmp_path, cfg):
     p = save_preset(cfg, tmp_path / "sub" / "mine.toml", description="round trip")
     assert p.is_file()

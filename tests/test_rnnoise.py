@@ -1,4 +1,5 @@
 """RNNoise separator: parity with pyrnnoise's own loop, latency, fork/select, enhancement on real data."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,7 @@ def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
     """Scale-invariant SDR in dB."""
     est, ref = est.astype(np.float64), ref.astype(np.float64)
     target = np.dot(est, ref) / np.dot(ref, ref) * ref
-    return float(10 * np.log10(np.sum(target ** 2) / np.sum((est - target) ** 2)))
+    return float(10 * np.log10(np.sum(target**2) / np.sum((est - target) ** 2)))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def sep() -> RNNoise:
 def run_blocks(sep: RNNoise, x: np.ndarray, state: RNNoiseState, block: int) -> tuple[np.ndarray, RNNoiseState]:
     out = []
     for i in range(0, x.shape[-1], block):
-        y, state = sep.process(x[:, i:i + block], state)
+        y, state = sep.process(x[:, i : i + block], state)
         out.append(y)
     return np.concatenate(out, axis=-1), state
 
@@ -76,7 +77,7 @@ def test_matches_pyrnnoise_loop(sep: RNNoise, pair48k) -> None:
     try:
         ref, vads = [], []
         for i in range(0, len(q), FRAME):
-            out, p = process_mono_frame(st, q[i:i + FRAME])
+            out, p = process_mono_frame(st, q[i : i + FRAME])
             ref.append(out)
             vads.append(p)
     finally:
@@ -117,7 +118,7 @@ def test_latency_speech_xcorr(sep: RNNoise, pair48k) -> None:
     y, _ = sep.process(x, sep.new_state(1))
     lags = np.arange(0, 3 * FRAME)
     n = x.shape[-1] - lags[-1]
-    r = np.array([np.dot(y[0, d:d + n], x[0, :n]) for d in lags])
+    r = np.array([np.dot(y[0, d : d + n], x[0, :n]) for d in lags])
     k = int(np.argmax(r))
     a, b, c = r[k - 1], r[k], r[k + 1]
     peak = lags[k] + 0.5 * (a - c) / (a - 2 * b + c)
@@ -137,8 +138,8 @@ def test_enhances_fan_noise(sep: RNNoise, pair48k) -> None:
 
 def test_fork_continues_bit_identically(sep: RNNoise, pair48k) -> None:
     noisy, _ = pair48k
-    a, b = noisy[: 100 * FRAME], noisy[100 * FRAME: 200 * FRAME]
-    x2 = np.stack([a, noisy[200 * FRAME: 300 * FRAME]])  # two different streams
+    a, b = noisy[: 100 * FRAME], noisy[100 * FRAME : 200 * FRAME]
+    x2 = np.stack([a, noisy[200 * FRAME : 300 * FRAME]])  # two different streams
     _, s = sep.process(x2, sep.new_state(2))
     before = s.raw.copy()
 
@@ -159,7 +160,7 @@ def test_fork_continues_bit_identically(sep: RNNoise, pair48k) -> None:
 
 def test_select_duplicates_are_independent(sep: RNNoise, pair48k) -> None:
     noisy, _ = pair48k
-    x2 = np.stack([noisy[: 50 * FRAME], noisy[50 * FRAME: 100 * FRAME]])
+    x2 = np.stack([noisy[: 50 * FRAME], noisy[50 * FRAME : 100 * FRAME]])
     _, s = sep.process(x2, sep.new_state(2))
     sel = sep.select(s, [1, 1, 0])
     assert isinstance(sel, RNNoiseState) and sel.raw.shape[0] == 3
@@ -167,7 +168,7 @@ def test_select_duplicates_are_independent(sep: RNNoise, pair48k) -> None:
     np.testing.assert_array_equal(sel.raw[2], s.raw[0])
     np.testing.assert_array_equal(sel.vad, s.vad[[1, 1, 0]])
     # different inputs on the duplicated rows: their states must diverge (no shared memory)
-    nxt = noisy[100 * FRAME: 120 * FRAME]
+    nxt = noisy[100 * FRAME : 120 * FRAME]
     y, s2 = sep.process(np.stack([nxt, 0.1 * nxt, nxt]), sel)
     assert not np.array_equal(s2.raw[0], s2.raw[1])
     y_single, _ = sep.process(nxt[None], sep.select(s, [1]))

@@ -1,4 +1,5 @@
 """Spectral suppressor: enhancement on real stationary noise, streaming parity, fork/select, gain floor."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,7 @@ def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
     """Scale-invariant SDR in dB."""
     est, ref = est.astype(np.float64), ref.astype(np.float64)
     target = np.dot(est, ref) / np.dot(ref, ref) * ref
-    return float(10 * np.log10(np.sum(target ** 2) / np.sum((est - target) ** 2)))
+    return float(10 * np.log10(np.sum(target**2) / np.sum((est - target) ** 2)))
 
 
 def need(path: Path) -> Path:
@@ -39,7 +40,7 @@ def enhance(sep: SpectralSuppressor, noisy: np.ndarray) -> np.ndarray:
     """Whole-signal processing, latency removed; returns the estimate aligned with noisy[:len]."""
     L = (len(noisy) // sep.hop) * sep.hop
     y, _ = sep.process(noisy[None, :L], sep.new_state(1))
-    return y[0, sep.latency:]
+    return y[0, sep.latency :]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_streaming_equals_one_block(sep: SpectralSuppressor) -> None:
     y_one, s_one = sep.process(x, sep.new_state(1))
     state, parts = sep.new_state(1), []
     for i in range(0, x.shape[-1], sep.hop):
-        y, state = sep.process(x[:, i:i + sep.hop], state)
+        y, state = sep.process(x[:, i : i + sep.hop], state)
         parts.append(y)
     np.testing.assert_allclose(np.concatenate(parts, axis=-1), y_one, atol=1e-5, rtol=0)
     for a, b in zip(state.model.tensors, s_one.model.tensors):
@@ -96,9 +97,13 @@ def test_fork_and_select(sep: SpectralSuppressor) -> None:
     rng = np.random.default_rng(0)
     t = np.arange(200 * sep.hop) / sep.sample_rate
     speechlike = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
-    x = np.stack([speechlike + 0.05 * rng.standard_normal(t.size).astype(np.float32),
-                  0.1 * rng.standard_normal(t.size).astype(np.float32)])
-    first, second = x[:, : 100 * sep.hop], x[:, 100 * sep.hop:]
+    x = np.stack(
+        [
+            speechlike + 0.05 * rng.standard_normal(t.size).astype(np.float32),
+            0.1 * rng.standard_normal(t.size).astype(np.float32),
+        ]
+    )
+    first, second = x[:, : 100 * sep.hop], x[:, 100 * sep.hop :]
     _, s = sep.process(first, sep.new_state(2))
     y_ref, _ = sep.process(second, s)
     f = sep.fork(s, 3)
@@ -115,9 +120,10 @@ def test_fork_and_select(sep: SpectralSuppressor) -> None:
 def test_gain_floor_and_range() -> None:
     sep = SpectralSuppressor(floor_db=-10.0)
     rng = np.random.default_rng(1)
-    frames = torch.tensor(rng.standard_normal((2, 80, sep.n_bins)) + 1j * rng.standard_normal((2, 80, sep.n_bins)),
-                          dtype=torch.complex64)
-    g, _ = sep.gains(frames.real ** 2 + frames.imag ** 2, sep.new_model_state(2))
+    frames = torch.tensor(
+        rng.standard_normal((2, 80, sep.n_bins)) + 1j * rng.standard_normal((2, 80, sep.n_bins)), dtype=torch.complex64
+    )
+    g, _ = sep.gains(frames.real**2 + frames.imag**2, sep.new_model_state(2))
     floor = 10 ** (-10 / 20)
     assert float(g.min()) >= floor - 1e-6 and float(g.max()) <= 1.0
     assert float((g <= floor + 1e-6).float().mean()) > 0.5  # stationary noise alone sits on the floor

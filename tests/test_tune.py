@@ -1,5 +1,6 @@
 """``streamsep tune``: grid collapsing, Pareto front, budget recommendation, JSON/PNG/preset outputs,
 exit status 2 on bad input; sweeps on generated audio and on short excerpts of real recordings."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ def non_dominated(rows: list[dict], i: int) -> bool:
     for j, b in enumerate(rows):
         if j == i:
             continue
-        if (b["quality"] >= a["quality"] and b["rtf"] <= a["rtf"] and b["latency_ms"] <= a["latency_ms"]
-                and (b["quality"] > a["quality"] or b["rtf"] < a["rtf"] or b["latency_ms"] < a["latency_ms"])):
+        if (
+            b["quality"] >= a["quality"]
+            and b["rtf"] <= a["rtf"]
+            and b["latency_ms"] <= a["latency_ms"]
+            and (b["quality"] > a["quality"] or b["rtf"] < a["rtf"] or b["latency_ms"] < a["latency_ms"])
+        ):
             return False
     return True
 
@@ -43,8 +48,19 @@ def check_result(res: dict, budget: float, with_reference: bool) -> None:
     rows = res["configs"]
     assert rows, "no configuration ran"
     for r in rows:
-        for key in ("steps", "candidates", "policy", "block", "engine_block", "rtf", "rtf_p95", "cpu_rtf",
-                    "latency_ms", "dnsmos_ovrl", "quality"):
+        for key in (
+            "steps",
+            "candidates",
+            "policy",
+            "block",
+            "engine_block",
+            "rtf",
+            "rtf_p95",
+            "cpu_rtf",
+            "latency_ms",
+            "dnsmos_ovrl",
+            "quality",
+        ):
             assert key in r, key
         assert r["rtf"] > 0 and r["latency_ms"] > 0
         assert 1.0 <= r["dnsmos_ovrl"] <= 5.0
@@ -96,11 +112,11 @@ def test_grid_collapses_duplicate_and_invalid_combinations():
 
 def test_pareto_and_recommendation_on_known_rows():
     rows = [
-        {"quality": 2.0, "rtf": 0.10, "latency_ms": 20.0},   # 0 front (cheapest)
-        {"quality": 2.5, "rtf": 0.40, "latency_ms": 20.0},   # 1 front
-        {"quality": 2.4, "rtf": 0.45, "latency_ms": 20.0},   # 2 dominated by 1
+        {"quality": 2.0, "rtf": 0.10, "latency_ms": 20.0},  # 0 front (cheapest)
+        {"quality": 2.5, "rtf": 0.40, "latency_ms": 20.0},  # 1 front
+        {"quality": 2.4, "rtf": 0.45, "latency_ms": 20.0},  # 2 dominated by 1
         {"quality": 2.505, "rtf": 0.30, "latency_ms": 60.0},  # 3 front (better q, lower rtf, more latency)
-        {"quality": 3.0, "rtf": 0.90, "latency_ms": 60.0},   # 4 front, over budget
+        {"quality": 3.0, "rtf": 0.90, "latency_ms": 60.0},  # 4 front, over budget
         {"quality": None, "rtf": 0.05, "latency_ms": 10.0},  # 5 no score: never on the front
     ]
     assert tune.pareto_front(rows) == [0, 1, 3, 4]
@@ -129,12 +145,26 @@ def test_preset_target_names_and_paths(tmp_path, monkeypatch):
 def test_sweep_generated_audio_with_reference(noisy_pair, tmp_path):
     noisy, clean = noisy_pair
     calls = []
-    res = tune.sweep(noisy, RATE, clean, model="nsnet2", steps=[0, 1], candidates=[1, 2],
-                     policies=["fixed", "proxy"], blocks=[160], budget_rtf=50.0, threads=1,
-                     progress=lambda d, t: calls.append((d, t)))
+    res = tune.sweep(
+        noisy,
+        RATE,
+        clean,
+        model="nsnet2",
+        steps=[0, 1],
+        candidates=[1, 2],
+        policies=["fixed", "proxy"],
+        blocks=[160],
+        budget_rtf=50.0,
+        threads=1,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
-    assert [(r["steps"], r["candidates"], r["policy"]) for r in res["configs"]] == \
-        [(0, 1, "fixed"), (1, 1, "fixed"), (1, 1, "proxy"), (1, 2, "proxy")]
+    assert [(r["steps"], r["candidates"], r["policy"]) for r in res["configs"]] == [
+        (0, 1, "fixed"),
+        (1, 1, "fixed"),
+        (1, 1, "proxy"),
+        (1, 2, "proxy"),
+    ]
     check_result(res, 50.0, with_reference=True)
     assert res["recommended"] is not None  # budget 50 fits everything
     one_step = res["configs"][0]
@@ -148,16 +178,40 @@ def test_sweep_generated_audio_with_reference(noisy_pair, tmp_path):
 def test_sweep_can_be_cancelled(noisy_pair):
     noisy, _ = noisy_pair
     with pytest.raises(tune.TuneCancelled):
-        tune.sweep(noisy, RATE, model="spectral", steps=[0, 1], policies=["fixed"], blocks=[160],
-                   cancelled=lambda: True)
+        tune.sweep(
+            noisy, RATE, model="spectral", steps=[0, 1], policies=["fixed"], blocks=[160], cancelled=lambda: True
+        )
 
 
 def test_cli_writes_json_plot_and_preset(wavs, tmp_path, capsys):
     noisy, clean = wavs
     out_json, out_png, out_toml = tmp_path / "t.json", tmp_path / "t.png", tmp_path / "p" / "mine.toml"
-    rc = main(["tune", str(noisy), "--reference", str(clean), "--model", "spectral", "--steps", "0,1",
-               "--candidates", "1,3", "--policy", "heuristic,proxy", "--block", "320", "--budget-rtf", "50",
-               "--json", str(out_json), "--plot", str(out_png), "--save-preset", str(out_toml)])
+    rc = main(
+        [
+            "tune",
+            str(noisy),
+            "--reference",
+            str(clean),
+            "--model",
+            "spectral",
+            "--steps",
+            "0,1",
+            "--candidates",
+            "1,3",
+            "--policy",
+            "heuristic,proxy",
+            "--block",
+            "320",
+            "--budget-rtf",
+            "50",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+            "--save-preset",
+            str(out_toml),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "recommended" in text and "pesq" in text
@@ -167,15 +221,38 @@ def test_cli_writes_json_plot_and_preset(wavs, tmp_path, capsys):
     assert out_png.read_bytes()[:8] == PNG_MAGIC
     cfg = load_preset(out_toml)
     row = res["configs"][res["recommended"]]
-    assert (cfg.model, cfg.steps, cfg.candidates, cfg.policy, cfg.block) == \
-        ("spectral", row["steps"], row["candidates"], row["policy"], row["engine_block"])
+    assert (cfg.model, cfg.steps, cfg.candidates, cfg.policy, cfg.block) == (
+        "spectral",
+        row["steps"],
+        row["candidates"],
+        row["policy"],
+        row["engine_block"],
+    )
 
 
 def test_cli_budget_too_small_recommends_nothing(wavs, tmp_path, capsys):
     noisy, _ = wavs
     out_json = tmp_path / "t.json"
-    rc = main(["tune", str(noisy), "--model", "spectral", "--steps", "0", "--policy", "fixed", "--block", "160",
-               "--budget-rtf", "1e-9", "--json", str(out_json), "--save-preset", str(tmp_path / "x.toml")])
+    rc = main(
+        [
+            "tune",
+            str(noisy),
+            "--model",
+            "spectral",
+            "--steps",
+            "0",
+            "--policy",
+            "fixed",
+            "--block",
+            "160",
+            "--budget-rtf",
+            "1e-9",
+            "--json",
+            str(out_json),
+            "--save-preset",
+            str(tmp_path / "x.toml"),
+        ]
+    )
     assert rc == 2
     assert "nothing saved" in capsys.readouterr().err
     res = json.loads(out_json.read_text())
@@ -183,16 +260,19 @@ def test_cli_budget_too_small_recommends_nothing(wavs, tmp_path, capsys):
     assert not (tmp_path / "x.toml").exists()
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--steps", "1,two"], "--steps"),
-    (["--candidates", "0"], "--candidates"),
-    (["--policy", "fixed,oracle-sisdr"], "--policy"),
-    (["--block", "0"], "--block"),
-    (["--budget-rtf", "0"], "--budget-rtf"),
-    (["--model", "no-such-model"], "no-such-model"),
-    (["--save-preset", "a/b"], "--save-preset"),
-    (["--model", "spectral", "--model-path", "/nonexistent"], "--model-path"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--steps", "1,two"], "--steps"),
+        (["--candidates", "0"], "--candidates"),
+        (["--policy", "fixed,oracle-sisdr"], "--policy"),
+        (["--block", "0"], "--block"),
+        (["--budget-rtf", "0"], "--budget-rtf"),
+        (["--model", "no-such-model"], "no-such-model"),
+        (["--save-preset", "a/b"], "--save-preset"),
+        (["--model", "spectral", "--model-path", "/nonexistent"], "--model-path"),
+    ],
+)
 def test_cli_bad_options_exit_2(wavs, capsys, extra, needle):
     noisy, _ = wavs
     assert main(["tune", str(noisy), "--steps", "0", "--policy", "fixed", "--block", "160", *extra]) == 2
@@ -216,8 +296,18 @@ def test_sweep_on_real_pair_with_reference():
     noisy, _ = read_audio(lev / "noisy" / "lev_spk1_74a0b637_00002_1_fan_noise_level1_snr+0dB.wav", rate=RATE)
     clean, _ = read_audio(lev / "clean" / "lev_spk1_74a0b637.wav", rate=RATE)
     seg = slice(2 * RATE, 5 * RATE)  # 3 s with speech
-    res = tune.sweep(noisy[seg], RATE, clean[seg], model="nsnet2", steps=[0, 1], candidates=[2],
-                     policies=["fixed", "proxy"], blocks=[160, 800], budget_rtf=50.0, threads=1)
+    res = tune.sweep(
+        noisy[seg],
+        RATE,
+        clean[seg],
+        model="nsnet2",
+        steps=[0, 1],
+        candidates=[2],
+        policies=["fixed", "proxy"],
+        blocks=[160, 800],
+        budget_rtf=50.0,
+        threads=1,
+    )
     check_result(res, 50.0, with_reference=True)
     assert len(res["configs"]) == 6
     k0 = [r for r in res["configs"] if r["steps"] == 0]
@@ -236,8 +326,27 @@ def test_cli_on_real_noisy_only_clip(tmp_path, capsys):
     short = tmp_path / "cafe3s.wav"
     sf.write(short, x[: 3 * rate], rate)
     out_json = tmp_path / "t.json"
-    assert main(["tune", str(short), "--model", "nsnet2", "--steps", "0,1", "--policy", "heuristic",
-                 "--block", "160", "--budget-rtf", "50", "--json", str(out_json)]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                str(short),
+                "--model",
+                "nsnet2",
+                "--steps",
+                "0,1",
+                "--policy",
+                "heuristic",
+                "--block",
+                "160",
+                "--budget-rtf",
+                "50",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out_json.read_text())
     check_result(res, 50.0, with_reference=False)
     assert res["configs"][0]["dnsmos_ovrl"] > res["input"]["dnsmos_ovrl"]
@@ -295,7 +404,7 @@ def test_panel_live_input(panel, qtbot, noisy_pair):
     panel.live_radio.setChecked(True)
     assert not panel.run()  # no live host yet
     assert panel.messages[-1][0] == "error" and "no live host" in panel.messages[-1][1]
-    panel.host_slot[0] = _FakeHost(noisy_pair[0][: RATE])  # 1 s: too short
+    panel.host_slot[0] = _FakeHost(noisy_pair[0][:RATE])  # 1 s: too short
     assert not panel.run() and "only 1.0 s" in panel.messages[-1][1]
     panel.host_slot[0] = _FakeHost(noisy_pair[0])
     with qtbot.waitSignal(panel.sweep_finished, timeout=60000) as blocker:

@@ -1,5 +1,6 @@
 """Windowed (``onnx-window``, ``torchscript-window``) and ``torchscript-stream`` adapters, tested
 with small real models built here, whose exact outputs are known."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,9 +28,15 @@ def sha(path: Path) -> str:
 
 def card_file(tmp_path: Path, weights: Path, **fields) -> Path:
     """Write a card for ``weights``; ``fields`` are top-level keys (``model`` without ``file``)."""
-    data = {"name": "test-model", "sample_rate": 16000, "licence": "MIT", "source": "https://example.org/x",
-            "io": "waveform", **fields,
-            "files": [{"name": weights.name, "url": weights.as_uri(), "sha256": sha(weights)}]}
+    data = {
+        "name": "test-model",
+        "sample_rate": 16000,
+        "licence": "MIT",
+        "source": "https://example.org/x",
+        "io": "waveform",
+        **fields,
+        "files": [{"name": weights.name, "url": weights.as_uri(), "sha256": sha(weights)}],
+    }
     data["model"] = {**data.get("model", {}), "file": weights.name}
     path = tmp_path / f"{weights.stem}-{len(list(tmp_path.glob('*.toml')))}.toml"
     path.write_text(tomli_w.dumps(data))
@@ -41,7 +48,7 @@ def run(sep, x: np.ndarray, hops: list[int]) -> np.ndarray:
     state, out, i, k = sep.new_state(x.shape[0]), [], 0, 0
     while i < x.shape[1]:
         n = min(hops[k % len(hops)] * sep.hop, x.shape[1] - i)
-        y, state = sep.process(x[:, i:i + n], state)
+        y, state = sep.process(x[:, i : i + n], state)
         out.append(y)
         i, k = i + n, k + 1
     return np.concatenate(out, axis=1)
@@ -90,7 +97,7 @@ class FirStream(nn.Module):
     def forward(self, x: torch.Tensor, hist: torch.Tensor, energy: torch.Tensor):
         buf = torch.cat([hist, x], dim=1)
         y = F.conv1d(buf.unsqueeze(1), self.h).squeeze(1)
-        return y, buf[:, buf.shape[1] - (self.k - 1):], energy + (x * x).sum(dim=1).reshape(1, -1, 1)
+        return y, buf[:, buf.shape[1] - (self.k - 1) :], energy + (x * x).sum(dim=1).reshape(1, -1, 1)
 
 
 def script(module: nn.Module, path: Path) -> Path:
@@ -102,8 +109,9 @@ def onnx_gain(path: Path, n: int, shape: list, g: float = 2.0) -> Path:
     x = helper.make_tensor_value_info("audio", TensorProto.FLOAT, shape)
     y = helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, shape)
     gain = helper.make_tensor("g", TensorProto.FLOAT, [], [g])
-    graph = helper.make_graph([helper.make_node("Mul", ["audio", "g"], ["enhanced"])], "gain", [x], [y],
-                              initializer=[gain])
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["audio", "g"], ["enhanced"])], "gain", [x], [y], initializer=[gain]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -116,8 +124,9 @@ def onnx_gain(path: Path, n: int, shape: list, g: float = 2.0) -> Path:
 @pytest.mark.parametrize("frame,hop", [(512, 128), (512, 160), (320, 160)])
 def test_window_gain_is_exact(tmp_path, signal, window, frame, hop):
     model = script(Gain(0.5), tmp_path / "gain.pt")
-    path = card_file(tmp_path, model, format="torchscript-window", frame=frame, hop=hop, window=window,
-                     latency=frame - hop)
+    path = card_file(
+        tmp_path, model, format="torchscript-window", frame=frame, hop=hop, window=window, latency=frame - hop
+    )
     sep = registry.create(str(path), model_path=model)
     assert isinstance(sep, WindowedSeparator) and sep.latency == frame - hop
     x = signal[:, : signal.shape[1] // hop * hop]
@@ -130,8 +139,9 @@ def test_window_gain_is_exact(tmp_path, signal, window, frame, hop):
 def test_window_lookahead_latency_by_impulse(tmp_path, window):
     d = 32
     model = script(Delay(d), tmp_path / "delay.pt")
-    path = card_file(tmp_path, model, format="torchscript-window", frame=512, hop=128, window=window,
-                     lookahead=d, latency=384 + d)
+    path = card_file(
+        tmp_path, model, format="torchscript-window", frame=512, hop=128, window=window, lookahead=d, latency=384 + d
+    )
     sep = load_card_file(path)(model_path=model)
     assert sep.latency == 416
     x = np.zeros((1, 128 * 30), np.float32)
@@ -145,12 +155,13 @@ def test_window_lookahead_latency_by_impulse(tmp_path, window):
 
 def test_window_batch_and_fork_select(tmp_path, signal):
     model = script(Gain(-1.5), tmp_path / "gain.pt")
-    sep = load_card_file(card_file(tmp_path, model, format="torchscript-window", frame=512, hop=128,
-                                   window="sqrt-hann", latency=384))(model_path=model)
+    sep = load_card_file(
+        card_file(tmp_path, model, format="torchscript-window", frame=512, hop=128, window="sqrt-hann", latency=384)
+    )(model_path=model)
     x = signal[:, : 40 * 128]
     together = run(sep, x, [5])
     for b in range(3):
-        np.testing.assert_allclose(together[b], run(sep, x[b:b + 1], [2])[0], atol=1e-6)
+        np.testing.assert_allclose(together[b], run(sep, x[b : b + 1], [2])[0], atol=1e-6)
     # fork stream 0 into 2 candidates, keep the one fed the true input
     state = sep.new_state(1)
     y1, state = sep.process(x[:1, :1280], state)
@@ -163,8 +174,9 @@ def test_window_batch_and_fork_select(tmp_path, signal):
 def test_bad_torchscript_file(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a zip archive at all")
-    factory = load_card_file(card_file(tmp_path, junk, format="torchscript-window", frame=256, hop=128,
-                                       window="rect", latency=128))
+    factory = load_card_file(
+        card_file(tmp_path, junk, format="torchscript-window", frame=256, hop=128, window="rect", latency=128)
+    )
     with pytest.raises(CardError, match="junk.pt is not a loadable TorchScript module"):
         factory(model_path=junk)
 
@@ -173,8 +185,16 @@ def test_bad_torchscript_file(tmp_path):
 @pytest.mark.parametrize("shape,layout,batched", [(["batch", 512], "BN", True), ([1, 1, 512], "B1N", False)])
 def test_onnx_window_gain(tmp_path, signal, shape, layout, batched):
     model = onnx_gain(tmp_path / "gain.onnx", 512, shape)
-    path = card_file(tmp_path, model, format="onnx-window", frame=512, hop=128, window="sqrt-hann", latency=384,
-                     model={"input": "audio", "output": "enhanced", "layout": layout})
+    path = card_file(
+        tmp_path,
+        model,
+        format="onnx-window",
+        frame=512,
+        hop=128,
+        window="sqrt-hann",
+        latency=384,
+        model={"input": "audio", "output": "enhanced", "layout": layout},
+    )
     sep = registry.create(str(path), model_path=model)
     assert sep.runner.batched is batched
     x = signal[:, : 40 * 128]
@@ -184,9 +204,19 @@ def test_onnx_window_gain(tmp_path, signal, shape, layout, batched):
 
 def test_onnx_window_card_lying_about_frame(tmp_path):
     model = onnx_gain(tmp_path / "gain.onnx", 512, ["batch", 512])
-    path = card_file(tmp_path, model, format="onnx-window", frame=256, hop=128, window="rect", latency=128,
-                     model={"input": "audio", "output": "enhanced"})
-    with pytest.raises(CardError, match=r"tensor 'audio' of gain.onnx has shape \['batch', 512\], the card says \[1, 256\]"):
+    path = card_file(
+        tmp_path,
+        model,
+        format="onnx-window",
+        frame=256,
+        hop=128,
+        window="rect",
+        latency=128,
+        model={"input": "audio", "output": "enhanced"},
+    )
+    with pytest.raises(
+        CardError, match=r"tensor 'audio' of gain.onnx has shape \['batch', 512\], the card says \[1, 256\]"
+    ):
         load_card_file(path)(model_path=model)
 
 
@@ -196,9 +226,20 @@ TAPS = [0.0, 0.0, 0.0, 1.0, 0.5]  # a 3-sample delay plus an echo: latency 3
 
 def fir_card(tmp_path: Path) -> tuple[Path, Path]:
     model = script(FirStream(TAPS), tmp_path / "fir.pt")
-    path = card_file(tmp_path, model, format="torchscript-stream", frame=64, hop=64, latency=3,
-                     model={"states": [{"name": "hist", "shape": [1, 4], "batch_axis": 0},
-                                       {"name": "energy", "shape": [1, 1, 1], "batch_axis": 1}]})
+    path = card_file(
+        tmp_path,
+        model,
+        format="torchscript-stream",
+        frame=64,
+        hop=64,
+        latency=3,
+        model={
+            "states": [
+                {"name": "hist", "shape": [1, 4], "batch_axis": 0},
+                {"name": "energy", "shape": [1, 1, 1], "batch_axis": 1},
+            ]
+        },
+    )
     return model, path
 
 
@@ -239,16 +280,42 @@ def test_torchscript_stream_card_checks(tmp_path):
     with pytest.raises(CardError, match="'frame' must equal 'hop'"):
         load_card_file(card_file(tmp_path, model, format="torchscript-stream", frame=128, hop=64, latency=3))
     with pytest.raises(CardError, match=r"model.states\[0\].batch_axis"):
-        load_card_file(card_file(tmp_path, model, format="torchscript-stream", frame=64, hop=64, latency=3,
-                                 model={"states": [{"shape": [2, 4], "batch_axis": 0}]}))
+        load_card_file(
+            card_file(
+                tmp_path,
+                model,
+                format="torchscript-stream",
+                frame=64,
+                hop=64,
+                latency=3,
+                model={"states": [{"shape": [2, 4], "batch_axis": 0}]},
+            )
+        )
     # cards that do not fit the module are caught by a dry run at load time
-    forgets = load_card_file(card_file(tmp_path, model, format="torchscript-stream", frame=64, hop=64, latency=3,
-                                       model={"states": [{"shape": [1, 4], "batch_axis": 0}]}))
+    forgets = load_card_file(
+        card_file(
+            tmp_path,
+            model,
+            format="torchscript-stream",
+            frame=64,
+            hop=64,
+            latency=3,
+            model={"states": [{"shape": [1, 4], "batch_axis": 0}]},
+        )
+    )
     with pytest.raises(CardError, match="fir.pt does not run as the card describes it"):
         forgets(model_path=model)
-    wrong = load_card_file(card_file(tmp_path, model, format="torchscript-stream", frame=64, hop=64, latency=3,
-                                     model={"states": [{"shape": [1, 6], "batch_axis": 0},
-                                                       {"shape": [1, 1, 1], "batch_axis": 1}]}))
+    wrong = load_card_file(
+        card_file(
+            tmp_path,
+            model,
+            format="torchscript-stream",
+            frame=64,
+            hop=64,
+            latency=3,
+            model={"states": [{"shape": [1, 6], "batch_axis": 0}, {"shape": [1, 1, 1], "batch_axis": 1}]},
+        )
+    )
     with pytest.raises(CardError, match=r"fir.pt: forward returned a block of shape \(1, 66\) for input \(1, 64\)"):
         wrong(model_path=model)
 
@@ -260,7 +327,8 @@ def test_torchscript_window_shape_mismatch(tmp_path):
             return x[:, :100]
 
     model = script(Crop(), tmp_path / "crop.pt")
-    factory = load_card_file(card_file(tmp_path, model, format="torchscript-window", frame=256, hop=128,
-                                       window="rect", latency=128))
+    factory = load_card_file(
+        card_file(tmp_path, model, format="torchscript-window", frame=256, hop=128, window="rect", latency=128)
+    )
     with pytest.raises(CardError, match=r"crop.pt returned shape \(1, 100\) for input \(1, 256\)"):
         factory(model_path=model)

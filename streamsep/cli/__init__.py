@@ -10,6 +10,7 @@ tune, proxies), :mod:`.info` (demo, models, presets, devices) — each with its 
 typed config → library call) and ``add_X_parser``; :mod:`.parser` puts them together.
 Importing this package loads neither torch nor onnxruntime.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,6 +28,7 @@ def _terminate_as_interrupt() -> None:
     import threading
 
     if threading.current_thread() is threading.main_thread():
+
         def _raise(signum, frame):
             raise KeyboardInterrupt
 

@@ -1,4 +1,5 @@
 """``python -m streamsep.cli``."""
+
 import sys
 
 from streamsep.cli import main

@@ -1,4 +1,5 @@
 """What is there: ``models``, ``presets``, ``devices``, and the ``demo`` that shows the product on its own clip."""
+
 from __future__ import annotations
 
 from streamsep.cli.options import (
@@ -29,8 +30,10 @@ def cmd_models(args) -> int:
             continue
         dom = "frame" if i["frame_domain"] else "waveform"
         note = f" (not installed: run `streamsep models pull {name}`)" if i["missing"] else ""
-        print(f"{name:<14} {i['sample_rate']:>6} {i['hop']:>5} {i['latency']:>8} {i['latency_ms']:>6.1f}  {dom:<8} "
-              f"{i['description']}{note}")
+        print(
+            f"{name:<14} {i['sample_rate']:>6} {i['hop']:>5} {i['latency']:>8} {i['latency_ms']:>6.1f}  {dom:<8} "
+            f"{i['description']}{note}"
+        )
     return 0
 
 
@@ -41,7 +44,9 @@ def cmd_presets(args) -> int:
 
     for name, path in builtin_presets().items():
         c = load_preset(path)
-        print(f"{name:<12} model={c.model} steps={c.steps} candidates={c.candidates} policy={c.policy} block={c.block}  ({path})")
+        print(
+            f"{name:<12} model={c.model} steps={c.steps} candidates={c.candidates} policy={c.policy} block={c.block}  ({path})"
+        )
         for rate in (16000, 48000):
             try:
                 b = latency_budget(c, rate)
@@ -49,8 +54,10 @@ def cmd_presets(args) -> int:
                 print(f"{'':<12} live latency at {rate // 1000} kHz: unavailable ({str(exc).splitlines()[0]})")
                 continue
             buf = f" + buffering {b.buffer_ms:g}" if b.buffer_ms else ""
-            print(f"{'':<12} live latency at {rate // 1000} kHz, 10 ms periods: {b.total_ms:g} ms = model {b.model_ms:g}"
-                  f"{buf} + resampler {b.resampler_ms:g} + host {b.host_ms:g}")
+            print(
+                f"{'':<12} live latency at {rate // 1000} kHz, 10 ms periods: {b.total_ms:g} ms = model {b.model_ms:g}"
+                f"{buf} + resampler {b.resampler_ms:g} + host {b.host_ms:g}"
+            )
     return 0
 
 
@@ -63,8 +70,10 @@ def cmd_devices(args) -> int:
     if not devs:
         print("no audio devices found")
     for d in devs:
-        print(f"{d['index']:>3}  {d['name']:<40} in={d['max_input_channels']} out={d['max_output_channels']} "
-              f"rate={d['default_samplerate']:.0f}" + (f"  [{d.get('hostapi', '')}]" if d.get("hostapi") else ""))
+        print(
+            f"{d['index']:>3}  {d['name']:<40} in={d['max_input_channels']} out={d['max_output_channels']} "
+            f"rate={d['default_samplerate']:.0f}" + (f"  [{d.get('hostapi', '')}]" if d.get("hostapi") else "")
+        )
     return 0
 
 
@@ -76,7 +85,9 @@ def cmd_demo(args) -> int:
 
 def add_demo_parser(sub) -> None:
     """The ``demo`` subcommand."""
-    d = sub.add_parser("demo", help="make a noisy demo clip, denoise it in one step and in several, print what happened")
+    d = sub.add_parser(
+        "demo", help="make a noisy demo clip, denoise it in one step and in several, print what happened"
+    )
     d.add_argument("--out", default="streamsep-demo", help="directory for the demo files")
     d.add_argument("--steps", type=int, default=2)
     d.set_defaults(func=cmd_demo)

@@ -1,4 +1,5 @@
 """``streamsep live`` (a microphone, to speakers, JACK ports or a virtual microphone) and ``streamsep gui``."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,12 @@ def cmd_gui(args, rest: list[str]) -> int:
 
 def add_live_parser(sub) -> None:
     """The ``live`` subcommand."""
-    li = sub.add_parser("live", help="denoise a live microphone: to an output device, JACK ports or a virtual mic",
-                        epilog=LIVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    li = sub.add_parser(
+        "live",
+        help="denoise a live microphone: to an output device, JACK ports or a virtual mic",
+        epilog=LIVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_live_arguments(li)
     li.set_defaults(func=cmd_live)
 

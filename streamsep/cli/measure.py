@@ -1,5 +1,6 @@
 """The measurement commands: ``eval`` (steps × metrics on clean/noisy pairs), ``bench`` (real-time factor
 and latency), ``tune`` (quality against load) and ``proxies`` (how often a proxy agrees with the oracle)."""
+
 from __future__ import annotations
 
 import argparse
@@ -53,19 +54,34 @@ def cmd_eval(args) -> int:
         # live policies run through the engine: the same code (and blending domain) as live
         engine_cfg = replace(cfg, policy=policy, block=cfg.block or ms_block(args.block_ms, sep.hop, sr))
     rows = []
-    for noisy, clean in tqdm(pairs, desc=f"eval {sep.name} {policy} K={cfg.steps}", unit="file", file=sys.stderr,
-                             disable=args.quiet):
+    for noisy, clean in tqdm(
+        pairs, desc=f"eval {sep.name} {policy} K={cfg.steps}", unit="file", file=sys.stderr, disable=args.quiet
+    ):
         xm, sm = read_pair(noisy, clean, sr)
-        res = refine_signal(sep, xm, cfg.steps, policy, search_candidates(args, cfg, policy), sm, args.scope, args.block_ms,
-                            args.blend, cfg.ratios, config=engine_cfg)
+        res = refine_signal(
+            sep,
+            xm,
+            cfg.steps,
+            policy,
+            search_candidates(args, cfg, policy),
+            sm,
+            args.scope,
+            args.block_ms,
+            args.blend,
+            cfg.ratios,
+            config=engine_cfg,
+        )
         mets = step_metrics(res.estimates, sr, sm, which)
         noisy_m = step_metrics([xm], sr, sm, which)[0]
         for k, m in enumerate(mets):
             mean_r, kept = summarize_ratio(res.ratios[k]) if k else (None, None)
-            rows.append({"file": noisy.name, "clean": clean.name, "step": k, "ratio": mean_r,
-                         "kept_fraction": kept, **m})
+            rows.append(
+                {"file": noisy.name, "clean": clean.name, "step": k, "ratio": mean_r, "kept_fraction": kept, **m}
+            )
         rows.append({"file": noisy.name, "clean": clean.name, "step": -1, **noisy_m})
-    keys = [k for k in ("si_sdr", "pesq", "stoi", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak") if any(k in r for r in rows)]
+    keys = [
+        k for k in ("si_sdr", "pesq", "stoi", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak") if any(k in r for r in rows)
+    ]
     per_step = []
     for k in [-1] + list(range(cfg.steps + 1)):
         sub = [r for r in rows if r["step"] == k]
@@ -81,7 +97,9 @@ def cmd_eval(args) -> int:
         per_step.append(entry)
     noisy_entry, per_step = per_step[0], per_step[1:]
     header = f"{'step':>5} " + " ".join(f"{k:>12}" for k in keys) + f" {'ratio':>7} {'kept':>6}"
-    print(f"{sep.name}  policy={policy}  K={cfg.steps}  C={search_candidates(args, cfg, policy)}  files={len(pairs)}  ({args.directory})")
+    print(
+        f"{sep.name}  policy={policy}  K={cfg.steps}  C={search_candidates(args, cfg, policy)}  files={len(pairs)}  ({args.directory})"
+    )
     print(header)
     fmt = lambda v: f"{v:12.3f}" if v is not None else f"{'-':>12}"
     print(f"{'noisy':>5} " + " ".join(fmt(noisy_entry.get(k)) for k in keys))
@@ -90,10 +108,22 @@ def cmd_eval(args) -> int:
         kf = f"{e['kept_fraction']:6.2f}" if e.get("kept_fraction") is not None else f"{'-':>6}"
         print(f"{e['step']:>5} " + " ".join(fmt(e.get(k)) for k in keys) + f" {r} {kf}")
     if args.json:
-        write_json(args.json, {"model": sep.name, "policy": policy, "steps": cfg.steps,
-                               "candidates": search_candidates(args, cfg, policy), "scope": args.scope, "blend": args.blend,
-                               "directory": str(args.directory), "files": len(pairs), "noisy": noisy_entry,
-                               "per_step": per_step, "rows": rows})
+        write_json(
+            args.json,
+            {
+                "model": sep.name,
+                "policy": policy,
+                "steps": cfg.steps,
+                "candidates": search_candidates(args, cfg, policy),
+                "scope": args.scope,
+                "blend": args.blend,
+                "directory": str(args.directory),
+                "files": len(pairs),
+                "noisy": noisy_entry,
+                "per_step": per_step,
+                "rows": rows,
+            },
+        )
     return 0
 
 
@@ -138,7 +168,9 @@ def cmd_proxies(args) -> int:
     print(f"{sep.name}: {len(pairs)} files, decision block {block} samples, steps {cfg.steps or 3}")
     print(f"{'selector':<28} {'agreement':>9} {'keep rate':>9} {'gain dB':>8} {'decisions':>9}")
     for name, row in res.items():
-        print(f"{name:<28} {row['agreement']:9.3f} {row['keep_rate']:9.3f} {row['mean_gain_db']:+8.3f} {row['decisions']:9d}")
+        print(
+            f"{name:<28} {row['agreement']:9.3f} {row['keep_rate']:9.3f} {row['mean_gain_db']:+8.3f} {row['decisions']:9d}"
+        )
     if args.json:
         write_json(args.json, {"model": sep.name, "files": len(pairs), "block": block, "selectors": res})
     return 0
@@ -157,8 +189,12 @@ def add_eval_parser(sub) -> None:
     ev.add_argument("--blend", choices=BLENDS, default="time")
     ev.add_argument("--metrics", default="si_sdr,pesq,stoi,dnsmos")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    ev.add_argument("--dnsmos-windows", type=int, default=2,
-                    help="score at most N evenly spread 9.01 s DNSMOS windows per clip (0 = all, as speechmos)")
+    ev.add_argument(
+        "--dnsmos-windows",
+        type=int,
+        default=2,
+        help="score at most N evenly spread 9.01 s DNSMOS windows per clip (0 = all, as speechmos)",
+    )
     ev.set_defaults(func=cmd_eval)
 
 
@@ -174,12 +210,19 @@ def add_bench_parser(sub) -> None:
     be.add_argument("--device", choices=DEVICES, default="cpu")
     be.add_argument("--threads", type=int, default=1)
     be.add_argument("--seconds", type=float, default=10.0, help="audio seconds per configuration")
-    be.add_argument("--repeat", type=int, default=3, help="time each configuration N times, report the best "
-                    "(the reference is measured N times too, interleaved)")
+    be.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="time each configuration N times, report the best (the reference is measured N times too, interleaved)",
+    )
     be.add_argument("--input", help="audio file to stream (default: a generated noisy speech-like clip)")
-    be.add_argument("--all-candidates", action="store_true",
-                    help="run every candidate of every searching step, even where the policy keeps the "
-                    "previous estimate without them (the worst-case cost of a block)")
+    be.add_argument(
+        "--all-candidates",
+        action="store_true",
+        help="run every candidate of every searching step, even where the policy keeps the "
+        "previous estimate without them (the worst-case cost of a block)",
+    )
     be.add_argument("--json", help="write {machine, configs} here")
     be.set_defaults(func=cmd_bench)
 

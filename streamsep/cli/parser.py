@@ -1,5 +1,6 @@
 """The ``streamsep`` argument parser: one subcommand per command, in the order ``--help`` lists them;
 each command module adds its own (``add_X_parser``)."""
+
 from __future__ import annotations
 
 import argparse

@@ -40,15 +40,24 @@ def host_margin(period: int, block_host: int, rate: int, margin_ms: float = DEFA
     return int(period + math.ceil(0.75 * block_host) + round(margin_ms * rate / 1000))
 
 
-def _budget(rate: int, period: int, model_s: float, buffer_s: float, engine_samples: int, block_host: int,
-            margin_ms: float) -> LatencyBudget:
+def _budget(
+    rate: int, period: int, model_s: float, buffer_s: float, engine_samples: int, block_host: int, margin_ms: float
+) -> LatencyBudget:
     P = host_margin(period, block_host, rate, margin_ms)
     total = engine_samples + P
     total_ms, host_ms = 1000.0 * total / rate, 1000.0 * P / rate
     model_ms, buffer_ms = 1000.0 * model_s, 1000.0 * buffer_s
     resampler_ms = round(total_ms - host_ms - model_ms - buffer_ms, 2) + 0.0  # no "-0.0"
-    return LatencyBudget(rate, period, round(model_ms, 2), resampler_ms, round(host_ms, 2), round(total_ms, 2),
-                         int(total), round(buffer_ms, 2))
+    return LatencyBudget(
+        rate,
+        period,
+        round(model_ms, 2),
+        resampler_ms,
+        round(host_ms, 2),
+        round(total_ms, 2),
+        int(total),
+        round(buffer_ms, 2),
+    )
 
 
 def latency_budget(
@@ -65,7 +74,12 @@ def latency_budget(
 
 
 def budget_from_numbers(
-    model_rate: int, latency: int, block: int, rate: int, period: int | None = None, margin_ms: float = DEFAULT_MARGIN_MS
+    model_rate: int,
+    latency: int,
+    block: int,
+    rate: int,
+    period: int | None = None,
+    margin_ms: float = DEFAULT_MARGIN_MS,
 ) -> LatencyBudget:
     """The budget of a model known by its numbers only: its ``latency`` and decision ``block`` in
     samples at ``model_rate``, run at device ``rate`` with ``period``-sample callbacks (default

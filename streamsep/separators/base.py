@@ -18,6 +18,7 @@ arrays with the batch on a known axis get fork/select for free from :class:`Tens
 
 Units: sample rate in Hz; ``hop``, ``latency`` and block lengths in samples at ``sample_rate``.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -1,6 +1,7 @@
 """Separators built from model cards: :func:`build` opens a card's model in the matching runner
 (ONNX streaming, windowed ONNX/TorchScript, TorchScript streaming); :class:`CardFactory` is what the
 registry hands out for a card."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ def build(card: Card, device: str = "cpu", model_path: str | Path | None = None,
     if card.format == "onnx-window":
         from streamsep.separators import onnx_stream, windowed
 
-        return windowed.WindowedSeparator(card, onnx_stream.OnnxWindowRunner(card, files, device=device, **kwargs),
-                                         device=device)
+        return windowed.WindowedSeparator(
+            card, onnx_stream.OnnxWindowRunner(card, files, device=device, **kwargs), device=device
+        )
     from streamsep.separators import torchscript, windowed
 
     if card.format == "torchscript-window":

@@ -30,6 +30,7 @@ next frame; ``shape``: the model's tensor shape).  Window formats give ``[model]
 ONNX also ``input``, ``output``, ``layout`` (default ``BN``)); ``torchscript-stream`` gives
 ``[model]`` with ``file`` and ``[[model.states]]`` (``shape`` for one stream, ``batch_axis``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -65,19 +66,41 @@ class CardError(ValueError):
 _FILE = {"name": (str, True), "url": (str, True), "sha256": (str, True)}
 _ONNX_STATE = {"input": (str, True), "output": (str, True), "shape": ([int], True)}
 _STAGE = {
-    "file": (str, True), "input": (str, True), "output": (str, True), "layout": (str, True),
-    "output_layout": (str, False), "feed": (str, True), "returns": (str, True),
+    "file": (str, True),
+    "input": (str, True),
+    "output": (str, True),
+    "layout": (str, True),
+    "output_layout": (str, False),
+    "feed": (str, True),
+    "returns": (str, True),
     "states": ([_ONNX_STATE], False),
 }
 _TS_STATE = {"name": (str, False), "shape": ([int], True), "batch_axis": (int, True)}
-_MODEL = {"file": (str, True), "input": (str, False), "output": (str, False), "layout": (str, False),
-          "states": ([_TS_STATE], False)}
+_MODEL = {
+    "file": (str, True),
+    "input": (str, False),
+    "output": (str, False),
+    "layout": (str, False),
+    "states": ([_TS_STATE], False),
+}
 _TOP = {
-    "name": (str, True), "format": (str, True), "description": (str, False), "sample_rate": (int, True),
-    "frame": (int, True), "hop": (int, True), "io": (str, True), "latency": (int, True),
-    "lookahead": (int, False), "n_fft": (int, False), "win_length": (int, False), "window": (str, False),
-    "licence": (str, True), "source": (str, True), "files": ([_FILE], True),
-    "stages": ([_STAGE], False), "model": (_MODEL, False),
+    "name": (str, True),
+    "format": (str, True),
+    "description": (str, False),
+    "sample_rate": (int, True),
+    "frame": (int, True),
+    "hop": (int, True),
+    "io": (str, True),
+    "latency": (int, True),
+    "lookahead": (int, False),
+    "n_fft": (int, False),
+    "win_length": (int, False),
+    "window": (str, False),
+    "licence": (str, True),
+    "source": (str, True),
+    "files": ([_FILE], True),
+    "stages": ([_STAGE], False),
+    "model": (_MODEL, False),
 }
 
 
@@ -328,8 +351,9 @@ def _parse_stages(d: dict, file_names: set[str], err: _Err) -> tuple[Stage, ...]
         _check_layout(s["layout"], s["feed"], f"{w}.layout", err)
         _check_layout(out_layout, s["returns"], f"{w}.output_layout" if "output_layout" in s else f"{w}.layout", err)
         states = _parse_onnx_states(s, w, err)
-        stages.append(Stage(s["file"], s["input"], s["output"], s["layout"], out_layout, s["feed"],
-                            s["returns"], states))
+        stages.append(
+            Stage(s["file"], s["input"], s["output"], s["layout"], out_layout, s["feed"], s["returns"], states)
+        )
     return tuple(stages)
 
 
@@ -397,10 +421,25 @@ def parse_card(data: dict, path: Path) -> Card:
         model = _parse_model(d, file_names, err)
 
     return Card(
-        path=path, name=d["name"], format=fmt, description=d.get("description", f"{d['name']} ({fmt} model card)"),
-        sample_rate=d["sample_rate"], frame=frame, hop=hop, io=io, latency=latency, lookahead=lookahead,
-        n_fft=n_fft, win_length=win_length, window=window, licence=d["licence"], source=d["source"],
-        files=files, stages=stages, model=model, raw=data,
+        path=path,
+        name=d["name"],
+        format=fmt,
+        description=d.get("description", f"{d['name']} ({fmt} model card)"),
+        sample_rate=d["sample_rate"],
+        frame=frame,
+        hop=hop,
+        io=io,
+        latency=latency,
+        lookahead=lookahead,
+        n_fft=n_fft,
+        win_length=win_length,
+        window=window,
+        licence=d["licence"],
+        source=d["source"],
+        files=files,
+        stages=stages,
+        model=model,
+        raw=data,
     )
 
 
@@ -453,8 +492,9 @@ def find_card(name: str | Path) -> Card:
         return load_card(s)
     cards = _builtin_cards()
     if s not in cards:
-        raise ModelFileError(f"no model card named '{s}' (cards: {', '.join(sorted(cards)) or 'none'}; "
-                             f"or give the path of a .toml card)")
+        raise ModelFileError(
+            f"no model card named '{s}' (cards: {', '.join(sorted(cards)) or 'none'}; or give the path of a .toml card)"
+        )
     return cards[s]
 
 

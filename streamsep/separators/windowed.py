@@ -11,6 +11,7 @@ the windows overlap-add to one, i.e. ``hop/frame`` when ``hop`` divides ``frame`
 Latency: ``frame − hop`` samples from the framing plus the model's own ``lookahead``; the
 separator reports the card's ``latency``, which the card loader has checked equals that sum.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,7 +41,7 @@ def frame_block(prev: np.ndarray, x: np.ndarray, frame: int, hop: int) -> tuple[
     n = x.shape[1] // hop
     idx = np.arange(n)[:, None] * hop + np.arange(frame)[None, :]
     keep = frame - hop
-    return buf[:, idx], np.ascontiguousarray(buf[:, buf.shape[1] - keep:]) if keep else buf[:, :0]
+    return buf[:, idx], np.ascontiguousarray(buf[:, buf.shape[1] - keep :]) if keep else buf[:, :0]
 
 
 def overlap_add(frames: np.ndarray, tail: np.ndarray, hop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,14 +53,16 @@ def overlap_add(frames: np.ndarray, tail: np.ndarray, hop: int) -> tuple[np.ndar
     acc = np.zeros((B, (n - 1) * hop + frame), dtype=np.float32)
     acc[:, : tail.shape[1]] += tail
     for i in range(n):
-        acc[:, i * hop: i * hop + frame] += frames[:, i]
-    return acc[:, : n * hop], np.ascontiguousarray(acc[:, n * hop:])
+        acc[:, i * hop : i * hop + frame] += frames[:, i]
+    return acc[:, : n * hop], np.ascontiguousarray(acc[:, n * hop :])
 
 
 class WindowedSeparator(Separator):
     """A stateless windowed model behind ``process()``; ``runner`` maps (M, frame) → (M, frame)."""
 
-    def __init__(self, card: Card, runner: Callable[[np.ndarray], np.ndarray], device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, card: Card, runner: Callable[[np.ndarray], np.ndarray], device: str | torch.device = "cpu"
+    ) -> None:
         super().__init__(device)
         self.card, self.runner = card, runner
         self.name, self.description = card.name, card.description
