@@ -21,6 +21,7 @@ from cliutil import run
 from conftest import shared
 
 from streamsep.batch import BatchError, BatchOptions, iter_report, plan_batch, run_batch
+from streamsep.catalogue import DEFAULT_MODEL
 from streamsep.cli import main
 from streamsep.engine import EngineConfig
 from streamsep.enhance import FileOptions
@@ -81,7 +82,7 @@ def test_batch_report_has_one_line_per_file_with_the_fields(corpus, local_out):
     assert len(records) == N_FILES and all(r["status"] == "ok" for r in records)
     for r in records:
         assert REPORT_FIELDS <= set(r), set(r)
-        assert (r["model"], r["steps"], r["policy"], r["error"]) == ("nsnet2", 0, "fixed", None)
+        assert (r["model"], r["steps"], r["policy"], r["error"]) == (DEFAULT_MODEL, 0, "fixed", None)
         assert r["seconds"] == pytest.approx(sf.info(r["input"]).duration) and r["rtf"] > 0 and r["wall_seconds"] > 0
     assert len({r["worker"] for r in records}) == 2  # both workers did files
 

@@ -389,7 +389,7 @@ def test_interrupted_process_leaves_no_output(tmp_path, long_input, sig, stream)
     out = tmp_path / "o.wav"
     out.write_bytes(b"previous output")
     # sixteen refinement steps: the run lasts well beyond the 4 s wait even on a fast, idle machine
-    # (with four, the second session's faster engine finished a 240 s file in about 4 s: a race)
+    # (with four, a faster engine finished a 240 s file in about 4 s: a race)
     p = _cli_proc(["process", long_input, out, "--model", "nsnet2", "--steps", "16"] + (["--stream"] if stream else []))
     time.sleep(4.0)
     assert p.poll() is None, "the run ended before it could be interrupted"

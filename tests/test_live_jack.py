@@ -338,8 +338,8 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
     """60 s of real noisy speech at the balanced preset: the host never misses a JACK cycle, the
     latency is the reported one over the whole minute (windowed parity with the offline engine).
 
-    On an idle desktop there is no deadline miss either (second and third sessions: none in 60 s,
-    none in a 30-minute soak).  On the fourth session's VM chunks sometimes took 4x their compute
+    On an idle desktop there is no deadline miss either (earlier measurements: none in 60 s,
+    none in a 30-minute soak).  On a slower day of the same VM chunks sometimes took 4x their compute
     (docs/lab/2026-12-01-live-tests-vm-jitter.md) and a minute showed up to 11 miss or step-down
     episodes; each is absorbed as the controller is designed to (a few ms of delay-aligned dry output,
     a step down, a climb back), so the test bounds them (:func:`disturbed_seconds`) and checks parity with the offline
@@ -366,7 +366,7 @@ def test_balanced_60s_real_speech_no_xrun_no_miss(server, tmp_path):
             "misses_after_stall",
         )
     }
-    # seen in full-suite runs of the fourth session: up to 11 episodes, once down to the dry path,
+    # seen in full-suite runs on a slow day of this VM: up to 11 episodes, once down to the dry path,
     # and 40 s of the minute below full work when the smoothed load passed the controller's 0.75
     # (stepping down under measured load is its job, so the time spent there is not bounded)
     assert episodes <= 20 and st["fallback_samples"] <= 0.01 * len(x), (disturbed, info)
@@ -421,8 +421,8 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     try:
         # 16 steps × 32 candidates of the 48 kHz NSNet2 on 10 ms blocks: ~500 model passes per block,
         # bench rtf ≈ 1.7 on one core of this machine, so the host must shed load.  (16 × 4 at 16 kHz
-        # stopped overloading with the second session's engine, and 16 × 32 at 16 kHz with the third
-        # session's machine, rtf ≈ 0.65: the hog shares a core with no SCHED_FIFO worker)
+        # stopped overloading once the engine got faster, and 16 × 32 at 16 kHz on a faster
+        # day of this machine, rtf ≈ 0.65: the hog shares a core with no SCHED_FIFO worker)
         sess = run_session(
             server,
             x,
@@ -448,8 +448,8 @@ def test_overload_absorbed_by_reducing_steps(server, tmp_path):
     assert_no_missed_cycle(server, mark, sess)
     assert st["level_changes"] >= 1 and st["level_history"], st
     # candidates go first; how far, and whether steps must go too, depends on how fast this machine is
-    # (idle 2-core dev machine, third session: 32 → 1 candidates, then 16 → 6 steps, 18 level changes)
-    # (fourth session, a slower day of the same VM: once all the way down to the plain model)
+    # (idle 2-core dev machine: 32 → 1 candidates, then 16 → 6 steps, 18 level changes)
+    # (a slower day of the same VM: once all the way down to the plain model)
     assert st["candidates_in_use"] < 32 and 0 <= st["steps_in_use"] <= 16, st
     if st["steps_in_use"] < 16:
         assert st["candidates_in_use"] == 1, st

@@ -207,7 +207,7 @@ class NSNet2Ort:
 
     :meth:`enhance` runs one pass on spectra (:func:`spectral_onnx`: features, network and gain in
     one call — the engine's hot path); calling the object maps features to gains like
-    :class:`NSNet2Net` (a second session of the plain stateful graph, made on first use).
+    :class:`NSNet2Net` (a second onnxruntime session of the plain stateful graph, made on first use).
     Threads: ``$STREAMSEP_ORT_THREADS`` (set by ``--threads``), else one; thread pools never spin
     (spinning workers starve the audio and inference threads on small machines).
     """
