@@ -118,17 +118,23 @@ class PipeWire:
         out = self.pactl("list", "short", "sources").stdout
         return [ln.split("\t")[1] for ln in out.splitlines() if "\t" in ln]
 
+    def objects(self) -> list[dict]:
+        """The graph's objects as ``pw-dump`` sees them.  A dump taken while the graph changes holds
+        more than one JSON array: later arrays update objects by id, and ``"info": null`` removes one."""
+        return parse_pw_dump(self.run("pw-dump").stdout)
+
+    def node_props(self, name: str) -> list[dict]:
+        """The properties of every graph node whose ``node.name`` is ``name``."""
+        return [
+            o["info"]["props"]
+            for o in self.objects()
+            if o.get("type") == "PipeWire:Interface:Node"
+            and ((o.get("info") or {}).get("props") or {}).get("node.name") == name
+        ]
+
     def nodes_named(self, name: str) -> int:
         """How many graph nodes have ``node.name`` = ``name`` (pw-dump, the graph's own view)."""
-        import json
-
-        dump = json.loads(self.run("pw-dump").stdout or "[]")
-        return sum(
-            1
-            for o in dump
-            if o.get("type") == "PipeWire:Interface:Node"
-            and (o.get("info", {}).get("props", {}) or {}).get("node.name") == name
-        )
+        return len(self.node_props(name))
 
     def stop(self) -> None:
         """Stop the daemons (SIGTERM, then SIGKILL) and remove the private directory."""
@@ -149,3 +155,26 @@ class PipeWire:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def parse_pw_dump(text: str) -> list[dict]:
+    """Objects of a ``pw-dump`` output: one JSON array, or several when the graph changed during the
+    dump (each later array updates objects by ``id``; ``"info": null`` means the object was removed)."""
+    import json
+
+    decoder, pos, objects = json.JSONDecoder(), 0, {}
+    text = text or "[]"
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        chunk, pos = decoder.raw_decode(text, pos)
+        for o in chunk:
+            if "type" not in o and o.get("info") is None:
+                objects.pop(o.get("id"), None)
+            elif o.get("id") in objects and "type" not in o:
+                objects[o["id"]].update(o)
+            else:
+                objects[o.get("id")] = o
+    return list(objects.values())

@@ -120,13 +120,7 @@ class Host:
 
 
 def node_props(pw: PipeWire, name: str) -> list[dict]:
-    dump = json.loads(pw.run("pw-dump").stdout or "[]")
-    return [
-        o["info"]["props"]
-        for o in dump
-        if o.get("type") == "PipeWire:Interface:Node"
-        and (o.get("info", {}).get("props", {}) or {}).get("node.name") == name
-    ]
+    return pw.node_props(name)
 
 
 def record(pw: PipeWire, path: Path, seconds: float) -> np.ndarray:
