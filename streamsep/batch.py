@@ -46,6 +46,7 @@ from streamsep.batch_jobs import (  # noqa: F401  (re-exported: the batch API in
     remove_stale_parts,
     run_job,
 )
+from streamsep.catalogue import INTRUSIVE_METRICS
 from streamsep.enhance import FileOptions
 
 # ------------------------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def _check_options(config, fopts: FileOptions, bopts: BatchOptions, out: Path) -
         raise BatchError(f"workers must be a positive integer, got {bopts.workers}")
     if bopts.retries < 0:
         raise BatchError(f"retries must be >= 0, got {bopts.retries}")
-    if fopts.reference or any(m in ("si_sdr", "pesq", "stoi") for m in fopts.metrics):
+    if fopts.reference or any(m in INTRUSIVE_METRICS for m in fopts.metrics):
         raise BatchError(
             "batch has no clean references: intrusive metrics (si_sdr, pesq, stoi) and oracle "
             "policies are for `streamsep process --reference`"

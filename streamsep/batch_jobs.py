@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamsep.catalogue import BATCH_ENGINES
 from streamsep.enhance import FileOptions
 
 #: extensions libsndfile reads (folder scans pick these up)
@@ -63,7 +64,7 @@ ONE_THREAD_ENV = {
     "VECLIB_MAXIMUM_THREADS": "1",
     "STREAMSEP_ORT_THREADS": "1",
 }
-ENGINES = ("local", "ray")
+ENGINES = BATCH_ENGINES
 
 
 class BatchError(ValueError):

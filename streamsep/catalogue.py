@@ -21,6 +21,10 @@ BLENDS: tuple[str, ...] = ("time", "frame")
 SCOPES: tuple[str, ...] = ("utterance", "block")
 #: integer output that would clip: scale the file to -0.1 dBFS (``limit``) or hard-clip (``clip``)
 CLIP_MODES: tuple[str, ...] = ("limit", "clip")
+#: where ``streamsep batch`` runs its files: a local process pool or a Ray cluster
+BATCH_ENGINES: tuple[str, ...] = ("local", "ray")
+#: metrics that compare with a clean reference (``dnsmos`` is the blind one)
+INTRUSIVE_METRICS: tuple[str, ...] = ("si_sdr", "pesq", "stoi")
 #: policies that need a clean reference signal
 NEEDS_REFERENCE: tuple[str, ...] = ("oracle-sisdr", "oracle-pesq", BLOCK_ORACLE)
 

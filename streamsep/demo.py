@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streamsep.catalogue import INTRUSIVE_METRICS
 from streamsep.synth import RATE, coloured_noise, espeak_speech, mix_at_snr, synthetic_speech
 
 __all__ = ["coloured_noise", "espeak_speech", "mix_at_snr", "run_demo", "synthetic_speech"]
@@ -34,10 +35,10 @@ def run_demo(out: str | Path = "streamsep-demo", steps: int = 2) -> int:
     write_audio(out / "clean.wav", clean, RATE)
     write_audio(out / "noisy.wav", noisy, RATE)
     print(f"demo: {len(clean) / RATE:.1f} s of {source} + fan/hum noise at 5 dB SNR, model {sep.name}")
-    m = evaluate(noisy, RATE, clean, which=("si_sdr", "pesq", "stoi"))
+    m = evaluate(noisy, RATE, clean, which=INTRUSIVE_METRICS)
     print(f"  noisy      SI-SDR {m['si_sdr']:6.2f} dB  PESQ {m['pesq']:.2f}  STOI {m['stoi']:.3f}")
     for k, y in enumerate(res.estimates):
-        m = evaluate(y, RATE, clean, which=("si_sdr", "pesq", "stoi"))
+        m = evaluate(y, RATE, clean, which=INTRUSIVE_METRICS)
         r = res.ratios[k]
         what = "one-step" if k == 0 else (f"ratio {r:.1f}" if r == r else "kept previous")
         write_audio(out / f"enhanced_step{k}.wav", y, RATE)

@@ -49,6 +49,7 @@ from streamsep.catalogue import (
     BLOCK_ORACLE,
     CLIP_MODES,
     ENGINE_POLICIES,
+    INTRUSIVE_METRICS,
     NEEDS_REFERENCE,
     ORACLE_POLICIES,
     SCOPES,
@@ -68,7 +69,6 @@ __all__ = [
 
 #: policies that only the offline search refiner runs (whole signals, no streaming)
 OFFLINE_POLICIES = ORACLE_POLICIES + (BLOCK_ORACLE,)
-INTRUSIVE_METRICS = ("si_sdr", "pesq", "stoi")
 LIMIT_PEAK = 10 ** (-0.1 / 20)  #: peak (linear) that ``clip="limit"`` scales an overshooting file to (-0.1 dBFS)
 DEFAULT_HOST_BLOCK_S = 1.0  #: host block (seconds) of the streamed path when ``stream`` is not asked for
 PROGRESS_MIN_S = 60.0  #: files at least this long (seconds of audio) get a progress bar

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from streamsep.audio_io import align, resample
+from streamsep.catalogue import INTRUSIVE_METRICS
 
 __all__ = ["si_sdr", "pesq_wb", "stoi", "DNSMOS", "DNSMOSUnavailable", "dnsmos", "evaluate", "METRICS"]
 
 #: metric names accepted by :func:`evaluate`
-METRICS = ("si_sdr", "pesq", "stoi", "dnsmos")
+METRICS = INTRUSIVE_METRICS + ("dnsmos",)
 PESQ_RATE = 16000
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from streamsep.catalogue import (
     ALL_POLICIES,
+    BATCH_ENGINES,
     BLENDS,
     CLIP_MODES,
     ENGINE_POLICIES,
@@ -141,7 +142,7 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     b = p.add_argument_group("batch")
     b.add_argument(
         "--engine",
-        choices=["local", "ray"],
+        choices=BATCH_ENGINES,
         default="local",
         help="local = a process pool on this machine (default); ray = Ray actors (extra [ray])",
     )
